@@ -1,0 +1,5 @@
+"""sipflow: turn packet captures into SIP call flows."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

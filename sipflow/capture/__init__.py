@@ -1,0 +1,1 @@
+"""Reading captures: the only part of sipflow that opens files."""

@@ -1,0 +1,101 @@
+"""The neutral types the capture layer hands to everything above it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import NamedTuple
+
+
+class Transport(str, Enum):
+    """The transport a SIP message travelled on (the Via transport names of RFC 3261 §18)."""
+
+    UDP = "UDP"
+    TCP = "TCP"
+    SCTP = "SCTP"
+    TLS = "TLS"
+    WS = "WS"
+    WSS = "WSS"
+
+
+class Endpoint(NamedTuple):
+    """An IP address and a port, as seen on the wire."""
+
+    host: str
+    """IPv4 dotted quad or compressed IPv6 text (``2001:db8::1``)."""
+    port: int
+
+    def __str__(self) -> str:
+        if ":" in self.host:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Packet:
+    """One SIP-bearing payload unit.
+
+    For UDP, one datagram payload (after IP reassembly). For TCP (and other streams), one
+    message framed out of the reassembled byte stream (RFC 3261 §18.3), so a segment carrying
+    two messages yields two packets and a message spread over three segments yields one.
+    """
+
+    frame: int
+    """1-based number of the frame (in its file) that completed this payload."""
+    frames: tuple[int, ...]
+    """Every frame that carried a part of the payload, in order (``frame`` is among them)."""
+    timestamp: float
+    """Capture time of ``frame``, seconds since the Unix epoch."""
+    src: Endpoint
+    dst: Endpoint
+    transport: Transport
+    payload: bytes
+    truncated: bool = False
+    """True when the payload was cut short (snaplen, capture ended inside a TCP message)."""
+    file: str = ""
+    """Path of the capture file the packet came from, as given by the caller."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaptureWarning:
+    """A problem inside a readable capture: reported, skipped, and the run goes on."""
+
+    file: str
+    message: str
+    frame: int | None = None
+    offset: int | None = None
+    """Byte offset in the file, where the problem is tied to a place in it."""
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.frame is not None:
+            where.append(f"frame {self.frame}")
+        if self.offset is not None:
+            where.append(f"byte offset {self.offset}")
+        return f"{', '.join(where)}: {self.message}"
+
+
+@dataclass(slots=True)
+class CaptureStats:
+    """Counters a reader keeps while it streams a file (mutable: the reader fills it in)."""
+
+    frames: int = 0
+    """Records read from the file."""
+    sip_packets: int = 0
+    """Packets handed up as SIP candidates."""
+    non_sip: dict[str, int] = field(default_factory=dict)
+    """Frames that carried no SIP, by kind (``RTP``, ``TLS``, ``DNS``, ``other UDP``, ``ARP``...)."""
+    unsupported: dict[str, int] = field(default_factory=dict)
+    """Frames that could not be decoded, by reason (e.g. ``link type 147``)."""
+    truncated: bool = False
+    """The file ended inside a record, or a corrupt record stopped reading (partial result)."""
+
+    def count_non_sip(self, kind: str, n: int = 1) -> None:
+        self.non_sip[kind] = self.non_sip.get(kind, 0) + n
+
+    def count_unsupported(self, reason: str, n: int = 1) -> None:
+        self.unsupported[reason] = self.unsupported.get(reason, 0) + n
+
+    @property
+    def non_sip_packets(self) -> int:
+        return sum(self.non_sip.values())

@@ -1,0 +1,1 @@
+"""SIP parsing, sans-I/O: bytes in, frozen objects out."""

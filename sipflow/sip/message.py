@@ -1,0 +1,237 @@
+"""SIP message objects (RFC 3261 §7, §20): frozen values built by ``sipflow.sip.parse``.
+
+Headers keep their order and raw case; lookups accept long or compact names in any case.
+The fields the protocol model needs (Call-ID, CSeq, From/To tags, Via) are parsed eagerly;
+everything else is parsed on request from ``headers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+# RFC 3261 §7.3.3 compact forms, plus those of later RFCs that the issue lists.
+COMPACT_FORMS: dict[str, str] = {
+    "i": "call-id",
+    "m": "contact",
+    "e": "content-encoding",
+    "l": "content-length",
+    "c": "content-type",
+    "f": "from",
+    "s": "subject",
+    "k": "supported",
+    "t": "to",
+    "v": "via",
+    "o": "event",  # RFC 6665
+    "r": "refer-to",  # RFC 3515
+    "u": "allow-events",  # RFC 6665
+    "x": "session-expires",  # RFC 4028
+    "y": "identity",  # RFC 8224
+    "b": "referred-by",  # RFC 3892
+    "a": "accept-contact",  # RFC 3841
+    "j": "reject-contact",  # RFC 3841
+    "d": "request-disposition",  # RFC 3841
+    "n": "identity-info",  # RFC 4474
+}
+
+
+def canonical_name(name: str) -> str:
+    """The lookup key of a header name: lower case, compact forms expanded."""
+    low = name.strip().lower()
+    return COMPACT_FORMS.get(low, low)
+
+
+@dataclass(frozen=True, slots=True)
+class Headers:
+    """The header fields of a message, in order, with their raw names and values.
+
+    Folded lines are already unfolded (RFC 3261 §7.3.1); a header repeated on several lines
+    appears several times.
+    """
+
+    fields: tuple[tuple[str, str], ...]
+    """``(raw name, raw value)`` pairs in wire order."""
+
+    def get(self, name: str) -> str | None:
+        """The value of the first field called ``name`` (long or compact, any case)."""
+        key = canonical_name(name)
+        for raw_name, value in self.fields:
+            if canonical_name(raw_name) == key:
+                return value
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        """The values of every field called ``name``, one per header line."""
+        key = canonical_name(name)
+        return [value for raw_name, value in self.fields if canonical_name(raw_name) == key]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.fields)
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Uri:
+    """A SIP/SIPS/tel or other URI (RFC 3261 §19.1). Unknown schemes keep only ``raw``."""
+
+    raw: str
+    scheme: str
+    """Lower-cased scheme (``sip``, ``sips``, ``tel``...)."""
+    user: str | None = None
+    host: str | None = None
+    """Host without brackets for IPv6 references."""
+    port: int | None = None
+    params: tuple[tuple[str, str | None], ...] = ()
+    """URI parameters; names lower-cased, values as written."""
+
+    def param(self, name: str) -> str | None:
+        low = name.lower()
+        for key, value in self.params:
+            if key == low:
+                return value if value is not None else ""
+        return None
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NameAddr:
+    """A From/To/Contact/Route value: ``"Display" <uri>;params`` or a bare addr-spec (§20.10)."""
+
+    display_name: str | None
+    """Display name with quotes removed and escapes resolved, or None."""
+    uri: Uri
+    params: tuple[tuple[str, str | None], ...] = ()
+    """Header parameters (outside the angle brackets); names lower-cased."""
+
+    def param(self, name: str) -> str | None:
+        low = name.lower()
+        for key, value in self.params:
+            if key == low:
+                return value if value is not None else ""
+        return None
+
+    @property
+    def tag(self) -> str | None:
+        """The ``tag`` parameter (RFC 3261 §19.3), or None."""
+        return self.param("tag")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Via:
+    """One Via value (RFC 3261 §20.42): ``SIP/2.0/UDP host:port;branch=...``."""
+
+    protocol: str
+    """``SIP/2.0`` normally."""
+    transport: str
+    """Upper-cased transport token (UDP, TCP, TLS, SCTP, WS, WSS or an extension)."""
+    host: str
+    port: int | None
+    params: tuple[tuple[str, str | None], ...] = ()
+
+    def param(self, name: str) -> str | None:
+        low = name.lower()
+        for key, value in self.params:
+            if key == low:
+                return value if value is not None else ""
+        return None
+
+    @property
+    def branch(self) -> str | None:
+        return self.param("branch")
+
+    @property
+    def sent_by(self) -> str:
+        """``host[:port]`` as written, the sent-by of RFC 3261 §17.2.3 (host lower-cased)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host.lower() if self.port is None else f"{host.lower()}:{self.port}"
+
+    @property
+    def rfc3261_branch(self) -> bool:
+        """True when the branch carries the magic cookie and something after it (§8.1.1.7)."""
+        b = self.branch
+        return b is not None and b.startswith("z9hG4bK") and len(b) > len("z9hG4bK")
+
+
+@dataclass(frozen=True, slots=True)
+class CSeq:
+    """The CSeq header (RFC 3261 §20.16)."""
+
+    seq: int
+    method: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _MessageBase:
+    headers: Headers
+    body: bytes
+    raw: bytes
+    """The whole message as received (start line, headers, body)."""
+    call_id: str | None
+    cseq: CSeq | None
+    from_: NameAddr | None
+    to: NameAddr | None
+    vias: tuple[Via, ...]
+    """Every Via value in order, comma-separated values split; ``vias[0]`` is the top one."""
+    content_length: int | None
+    """The Content-Length header value, or None where absent."""
+    defects: tuple[str, ...] = field(default=())
+    """Problems found while parsing that did not stop it (one short sentence each):
+    Content-Length disagreeing with the body, a missing mandatory header, a bad Via..."""
+
+    @property
+    def top_via(self) -> Via | None:
+        return self.vias[0] if self.vias else None
+
+    @property
+    def content_type(self) -> str | None:
+        """Media type of the body, lower-cased, parameters dropped."""
+        value = self.headers.get("content-type")
+        if value is None:
+            return None
+        return value.split(";", 1)[0].strip().lower()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SipRequest(_MessageBase):
+    """A request (RFC 3261 §7.1)."""
+
+    method: str
+    """As written (methods are case-sensitive, §7.1)."""
+    uri: str
+    """The Request-URI as written."""
+    version: str = "SIP/2.0"
+
+    @property
+    def is_request(self) -> bool:
+        return True
+
+    @property
+    def first_line(self) -> str:
+        return f"{self.method} {self.uri} {self.version}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SipResponse(_MessageBase):
+    """A response (RFC 3261 §7.2)."""
+
+    status: int
+    reason: str
+    version: str = "SIP/2.0"
+
+    @property
+    def is_request(self) -> bool:
+        return False
+
+    @property
+    def first_line(self) -> str:
+        return f"{self.version} {self.status} {self.reason}".rstrip()
+
+
+SipMessage = SipRequest | SipResponse
