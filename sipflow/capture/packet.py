@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import NamedTuple
 
 
-class Transport(str, Enum):
+class Transport(StrEnum):
     """The transport a SIP message travelled on (the Via transport names of RFC 3261 §18)."""
 
     UDP = "UDP"

@@ -1,0 +1,5 @@
+"""``python -m sipflow``."""
+
+from sipflow.cli import main
+
+main()

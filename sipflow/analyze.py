@@ -1,0 +1,97 @@
+"""The pipeline as one function: ``analyze(paths) -> Analysis``.
+
+files ──► capture.CaptureReader ──► Packet ──► sip.parse_message ──► model.Tracker ──► calls
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+
+from sipflow.capture.packet import Packet
+from sipflow.capture.reader import CaptureReader
+from sipflow.errors import ParseError
+from sipflow.model.analysis import Analysis, Summary
+from sipflow.model.call import CallKind, build_call
+from sipflow.model.tracker import Tracker
+from sipflow.sip.parse import parse_message
+
+Progress = Callable[[int, int], None]
+"""Called now and then with (bytes read so far, bytes in all files)."""
+
+_PROGRESS_EVERY = 4096
+
+
+def _merged(readers: Sequence[CaptureReader]) -> Iterator[Packet]:
+    if len(readers) == 1:
+        return iter(readers[0])
+    return heapq.merge(*readers, key=lambda p: p.timestamp)
+
+
+def analyze(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    progress: Progress | None = None,
+) -> Analysis:
+    """Read every capture in ``paths`` (merged by time) and build calls from their SIP.
+
+    Raises ``CaptureError`` for a file that cannot be opened or is not a capture. Damage
+    inside a file (a truncated last record, a bad packet) is reported in ``warnings`` and
+    everything readable is analysed.
+    """
+    names = tuple(os.fspath(p) for p in paths)
+    tracker = Tracker()
+    feed, feed_malformed = tracker.feed, tracker.feed_malformed
+    with ExitStack() as stack:
+        readers = [stack.enter_context(CaptureReader(name)) for name in names]
+        total = sum(r.size for r in readers)
+        for count, packet in enumerate(_merged(readers), start=1):
+            try:
+                sip = parse_message(packet.payload)
+            except ParseError as exc:
+                feed_malformed(packet, exc.reason)
+            else:
+                feed(packet, sip)
+            if progress is not None and count % _PROGRESS_EVERY == 0:
+                progress(sum(r.position for r in readers), total)
+        if progress is not None:
+            progress(total, total)
+    model = tracker.finish()
+    ordered = sorted(model.legs, key=lambda leg: leg.messages[0].index)
+    calls = tuple(build_call(i, (leg,)) for i, leg in enumerate(ordered, start=1))
+    warnings = tuple(w for r in readers for w in r.warnings)
+    non_sip: dict[str, int] = {}
+    unsupported: dict[str, int] = {}
+    for r in readers:
+        for k, v in r.stats.non_sip.items():
+            non_sip[k] = non_sip.get(k, 0) + v
+        for k, v in r.stats.unsupported.items():
+            unsupported[k] = unsupported.get(k, 0) + v
+    times = [m.timestamp for m in model.messages]
+    summary = Summary(
+        files=names,
+        packets=sum(r.stats.frames for r in readers),
+        sip_messages=len(model.messages),
+        malformed=len(model.malformed),
+        non_sip_packets=sum(non_sip.values()),
+        non_sip=non_sip,
+        unsupported=unsupported,
+        retransmissions=sum(1 for m in model.messages if m.retransmission),
+        calls=sum(1 for c in calls if c.kind is CallKind.CALL),
+        items=len(calls),
+        partial=any(r.stats.truncated for r in readers),
+        first_time=min(times) if times else None,
+        last_time=max(times) if times else None,
+    )
+    return Analysis(
+        files=names,
+        summary=summary,
+        calls=calls,
+        messages=model.messages,
+        malformed=model.malformed,
+        transactions=model.transactions,
+        dialogs=model.dialogs,
+        warnings=warnings,
+    )

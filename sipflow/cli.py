@@ -1,0 +1,252 @@
+"""The ``sipflow`` command: a thin shell over ``sipflow.analyze`` and the renderers.
+
+Nothing imports this module. It turns ``SipflowError`` into a one-line message on stderr
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, TimeRemainingColumn
+from rich.progress import Progress as Bar
+
+from sipflow import __version__
+from sipflow.analyze import Progress, analyze
+from sipflow.errors import SipflowError
+from sipflow.model.analysis import Analysis
+from sipflow.model.call import Call, CallState
+from sipflow.render import csv as csv_render
+from sipflow.render import json as json_render
+from sipflow.render.ladder import build_ladder
+from sipflow.render.terminal import LadderView, calls_table, ladder_lines
+from sipflow.render.text import clean
+
+EXIT_BAD_INPUT = 2
+MAX_WARNINGS_SHOWN = 20
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def _progress() -> Iterator[Progress | None]:
+    """A progress bar on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Bar(
+        "reading", BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=_stderr(), transient=True
+    ) as bar:
+        task = bar.add_task("reading", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _load(files: Sequence[str]) -> Analysis:
+    try:
+        with _progress() as progress:
+            analysis = analyze(files, progress=progress)
+    except SipflowError as exc:
+        click.echo(f"sipflow: error: {clean(str(exc))}", err=True)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    warnings = analysis.warnings
+    for warning in warnings[:MAX_WARNINGS_SHOWN]:
+        click.echo(f"sipflow: warning: {clean(str(warning))}", err=True)
+    if len(warnings) > MAX_WARNINGS_SHOWN:
+        click.echo(f"sipflow: warning: … and {len(warnings) - MAX_WARNINGS_SHOWN} more", err=True)
+    return analysis
+
+
+def summary_line(analysis: Analysis, shown: int, noun: str = "calls") -> str:
+    s = analysis.summary
+    parts = [
+        f"{shown} {noun} shown",
+        f"{s.calls} calls, {s.items} Call-IDs",
+        f"{s.sip_messages} SIP messages",
+    ]
+    if s.retransmissions:
+        parts.append(f"{s.retransmissions} retransmissions")
+    parts.append(f"{s.malformed} malformed")
+    if s.non_sip_packets:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.non_sip.items(), key=lambda kv: -kv[1]))
+        parts.append(f"{s.non_sip_packets} non-SIP packets ({kinds})")
+    if s.unsupported:
+        parts.append("not decoded: " + ", ".join(f"{k} {v}" for k, v in sorted(s.unsupported.items())))
+    if s.partial:
+        parts.append("PARTIAL: a file could not be read to its end")
+    return f"{s.packets} packets read; " + "; ".join(parts)
+
+
+def _malformed_lines(analysis: Analysis) -> list[str]:
+    return [
+        f"malformed: {clean(m.file)} frame {m.frame} {m.src} -> {m.dst}: {clean(m.reason, 200)}"
+        for m in analysis.malformed
+    ]
+
+
+def _filters(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--call-id", "call_id", metavar="ID", help="Only the call with this Call-ID (any leg)."),
+        click.option("--from", "from_", metavar="TEXT", help="From URI, user or display name contains TEXT."),
+        click.option("--to", "to", metavar="TEXT", help="To URI, user or display name contains TEXT."),
+        click.option(
+            "--state",
+            multiple=True,
+            type=click.Choice([s.value for s in CallState]),
+            help="Only calls in this state (repeatable).",
+        ),
+        click.option(
+            "--all",
+            "all_kinds",
+            is_flag=True,
+            help="Include registrations, subscriptions, OPTIONS, MESSAGE and other Call-IDs.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="sipflow")
+def main() -> None:
+    """Turn packet captures (pcap, pcapng, gzip'd) into SIP call flows.
+
+    \b
+    Example:
+      sipflow calls capture.pcap
+      sipflow ladder capture.pcap --call 1
+    """
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format (json: schema 1, see README).",
+)
+@_filters
+def calls(
+    files: tuple[str, ...],
+    fmt: str,
+    call_id: str | None,
+    from_: str | None,
+    to: str | None,
+    state: tuple[str, ...],
+    all_kinds: bool,
+) -> None:
+    """List the calls in FILE... (merged by time): start, From, To, state, final status,
+    post-dial delay, setup time, duration, messages, retransmissions and Call-ID.
+
+    \b
+    Example:
+      sipflow calls samples/proxy-call.pcap
+      sipflow calls a.pcap --state rejected --format json
+    """
+    analysis = _load(files)
+    selected = analysis.select(all_kinds=all_kinds, call_id=call_id, from_=from_, to=to, state=state)
+    if fmt == "json":
+        click.echo(json_render.dumps(analysis, selected))
+        return
+    if fmt == "csv":
+        click.echo(csv_render.dumps(selected), nl=False)
+        return
+    console = Console(highlight=False)
+    console.print(calls_table(selected, show_kind=all_kinds))
+    for line in _malformed_lines(analysis):
+        console.print(line, markup=False, highlight=False)
+    console.print(summary_line(analysis, len(selected)), markup=False, style="dim")
+
+
+def _parse_alias(values: tuple[str, ...]) -> dict[str, str]:
+    aliases = {}
+    for value in values:
+        address, sep, name = value.partition("=")
+        if not sep or not address or not name:
+            raise click.BadParameter(
+                f"{value!r}: expected ADDRESS=NAME, e.g. 10.0.0.5=proxy", param_hint="--alias"
+            )
+        aliases[address.strip()] = name.strip()
+    return aliases
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--call", "index", type=int, metavar="N", help="Only call number N (the # of `sipflow calls`).")
+@_filters
+@click.option(
+    "--alias", multiple=True, metavar="ADDR=NAME", help="Name a column: IP or IP:port (repeatable)."
+)
+@click.option("--by-host", is_flag=True, help="One column per IP address instead of per IP:port.")
+@click.option("--plain", is_flag=True, help="ASCII without colour (stable, for golden files and CI logs).")
+@click.option("--full", is_flag=True, help="Show each message's full text under its arrow.")
+@click.option("--width", type=click.IntRange(40, 1000), help="Line width (default: terminal width, or 80).")
+@click.option("--pager/--no-pager", default=None, help="Page long output (default: on a terminal).")
+def ladder(
+    files: tuple[str, ...],
+    index: int | None,
+    call_id: str | None,
+    from_: str | None,
+    to: str | None,
+    state: tuple[str, ...],
+    all_kinds: bool,
+    alias: tuple[str, ...],
+    by_host: bool,
+    plain: bool,
+    full: bool,
+    width: int | None,
+    pager: bool | None,
+) -> None:
+    """Draw the ladder (sequence) diagram of calls in FILE...: one column per endpoint,
+    one arrow per message with time and delta, retransmissions marked, SDP summarised.
+
+    \b
+    Example:
+      sipflow ladder samples/proxy-call.pcap --call 1
+      sipflow ladder a.pcap --call-id 1-2345@10.0.0.1 --alias 10.0.0.5=proxy --plain
+    """
+    aliases = _parse_alias(alias)
+    analysis = _load(files)
+    selected: list[Call] = analysis.select(
+        all_kinds=all_kinds, call_id=call_id, from_=from_, to=to, state=state, index=index
+    )
+    if not selected:
+        click.echo("sipflow: no call matches", err=True)
+        raise SystemExit(1)
+    if plain:
+        w = width or 80
+        lines: list[str] = []
+        for call in selected:
+            layout = build_ladder(call, aliases=aliases, by_host=by_host)
+            lines.extend(t.plain for t in ladder_lines(layout, width=w, plain=True, full=full))
+            lines.append("")
+        click.echo("\n".join(lines).rstrip("\n"))
+        return
+    console = Console(highlight=False, width=width)
+    use_pager = pager if pager is not None else console.is_terminal
+    views = [LadderView(build_ladder(c, aliases=aliases, by_host=by_host), full=full) for c in selected]
+    if use_pager:
+        with console.pager(styles=True):
+            for view in views:
+                console.print(view)
+    else:
+        for view in views:
+            console.print(view)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

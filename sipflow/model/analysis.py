@@ -1,0 +1,97 @@
+"""The result of an analysis: every call, message and transaction, and a summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sipflow.capture.packet import CaptureWarning
+from sipflow.model.call import Call, CallKind, CallState
+from sipflow.model.dialog import Dialog
+from sipflow.model.message import Malformed, Message
+from sipflow.model.transaction import Transaction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Summary:
+    """Counts over the whole analysis."""
+
+    files: tuple[str, ...]
+    packets: int
+    """Frames read from the files."""
+    sip_messages: int
+    """SIP messages parsed (retransmissions included)."""
+    malformed: int
+    """Payloads that looked like SIP but could not be parsed."""
+    non_sip_packets: int
+    non_sip: Mapping[str, int]
+    """Frames without SIP, by kind (RTP, TLS, DNS, other UDP...)."""
+    unsupported: Mapping[str, int]
+    """Frames that could not be decoded, by reason."""
+    retransmissions: int
+    calls: int
+    """Items of kind ``call``."""
+    items: int
+    """Items of every kind (one per Call-ID, for now)."""
+    partial: bool
+    """Some file could not be read to its end (truncated or corrupt): the result is partial."""
+    first_time: float | None
+    last_time: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Analysis:
+    """Everything sipflow learnt from a set of capture files."""
+
+    files: tuple[str, ...]
+    summary: Summary
+    calls: tuple[Call, ...]
+    """Every item (calls, registrations, subscriptions, OPTIONS...), in start order."""
+    messages: tuple[Message, ...]
+    malformed: tuple[Malformed, ...]
+    transactions: tuple[Transaction, ...]
+    dialogs: tuple[Dialog, ...]
+    warnings: tuple[CaptureWarning, ...]
+
+    def select(
+        self,
+        *,
+        all_kinds: bool = False,
+        call_id: str | None = None,
+        from_: str | None = None,
+        to: str | None = None,
+        state: Iterable[str] | None = None,
+        index: int | None = None,
+    ) -> list[Call]:
+        """Filter the items: calls only unless ``all_kinds``; substring matches on From/To
+        (URI or user, case-insensitive); exact Call-ID (any leg); state names."""
+        states = {CallState(s) for s in state} if state else None
+        out = []
+        for call in self.calls:
+            if index is not None:
+                if call.index != index:
+                    continue
+            elif not all_kinds and call_id is None and call.kind is not CallKind.CALL:
+                continue
+            if call_id is not None and call_id not in call.call_ids:
+                continue
+            if from_ is not None and not _addr_matches(call, from_, "from"):
+                continue
+            if to is not None and not _addr_matches(call, to, "to"):
+                continue
+            if states is not None and call.state not in states:
+                continue
+            out.append(call)
+        return out
+
+
+def _addr_matches(call: Call, needle: str, which: str) -> bool:
+    needle = needle.lower()
+    for leg in call.legs:
+        addr = leg.from_ if which == "from" else leg.to
+        if addr is None:
+            continue
+        texts = [addr.uri.raw, addr.uri.user or "", addr.display_name or ""]
+        if any(needle in t.lower() for t in texts):
+            return True
+    return False

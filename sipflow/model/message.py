@@ -1,0 +1,97 @@
+"""The records the model keeps for each SIP message it was fed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sipflow.capture.packet import Endpoint, Packet, Transport
+from sipflow.sip.message import SipRequest, SipResponse
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """A parsed SIP message with where and when it was captured."""
+
+    index: int
+    """Position of the message in the analysis, in capture-time order (0-based)."""
+    sip: SipRequest | SipResponse
+    timestamp: float
+    """Capture time, seconds since the Unix epoch."""
+    src: Endpoint
+    dst: Endpoint
+    transport: Transport
+    frame: int
+    """Frame number (1-based, in ``file``) that completed the message."""
+    frames: tuple[int, ...]
+    """Every frame that carried a part of it."""
+    file: str
+    retransmission: bool = False
+    """The same request or response was already seen in its transaction (RFC 3261 §17)."""
+    truncated: bool = False
+    """The capture cut the message short (snaplen, end of capture inside a TCP message)."""
+
+    @property
+    def is_request(self) -> bool:
+        return isinstance(self.sip, SipRequest)
+
+    @property
+    def label(self) -> str:
+        """The method of a request, or ``status reason`` of a response."""
+        sip = self.sip
+        if isinstance(sip, SipRequest):
+            return sip.method
+        return f"{sip.status} {sip.reason}".rstrip()
+
+    @property
+    def cseq_method(self) -> str | None:
+        cseq = self.sip.cseq
+        return cseq.method if cseq is not None else None
+
+    @classmethod
+    def from_packet(
+        cls, index: int, packet: Packet, sip: SipRequest | SipResponse, *, retransmission: bool = False
+    ) -> Message:
+        return cls(
+            index=index,
+            sip=sip,
+            timestamp=packet.timestamp,
+            src=packet.src,
+            dst=packet.dst,
+            transport=packet.transport,
+            frame=packet.frame,
+            frames=packet.frames,
+            file=packet.file,
+            retransmission=retransmission,
+            truncated=packet.truncated,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Malformed:
+    """A payload that looked like SIP but could not be parsed: kept, shown, never fatal."""
+
+    reason: str
+    timestamp: float
+    src: Endpoint
+    dst: Endpoint
+    transport: Transport
+    frame: int
+    frames: tuple[int, ...]
+    file: str
+    raw: bytes
+    truncated: bool = False
+
+    @classmethod
+    def from_packet(cls, packet: Packet, reason: str) -> Malformed:
+        return cls(
+            reason=reason,
+            timestamp=packet.timestamp,
+            src=packet.src,
+            dst=packet.dst,
+            transport=packet.transport,
+            frame=packet.frame,
+            frames=packet.frames,
+            file=packet.file,
+            raw=packet.payload,
+            truncated=packet.truncated,
+        )

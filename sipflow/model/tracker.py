@@ -1,0 +1,195 @@
+"""The observer: fed SIP messages in capture order, it builds transactions, dialogs and legs.
+
+Sans-I/O: ``Tracker.feed`` takes a packet's metadata and its parsed message; time is the
+packet's capture time, never the wall clock (timers run on ``capture_end``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sipflow.capture.packet import Packet
+from sipflow.model.call import Leg, initial_transactions, leg_hops, leg_kind
+from sipflow.model.dialog import Dialog, DialogBuilder, DialogEvent, DialogId
+from sipflow.model.message import Malformed, Message
+from sipflow.model.transaction import Transaction, TransactionBuilder, TransactionTable
+from sipflow.sip.message import SipRequest, SipResponse
+
+DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
+"""Methods whose 1xx/2xx responses with a To tag create a dialog (RFC 3261 §12.1, RFC 6665 §4.1,
+RFC 3515 §2.4.4)."""
+
+
+@dataclass(slots=True)
+class _LegBuilder:
+    call_id: str
+    messages: list[Message] = field(default_factory=list)
+    transactions: dict[int, None] = field(default_factory=dict)
+    """Transaction ids in order of first message (a dict used as an ordered set)."""
+    dialogs: list[DialogId] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelResult:
+    """What the tracker hands out when the capture ends."""
+
+    messages: tuple[Message, ...]
+    malformed: tuple[Malformed, ...]
+    transactions: tuple[Transaction, ...]
+    """Every transaction, indexed by its id."""
+    dialogs: tuple[Dialog, ...]
+    legs: tuple[Leg, ...]
+    """One leg per Call-ID, in order of first message."""
+
+
+class Tracker:
+    """Builds the protocol model from SIP messages fed in capture-time order."""
+
+    def __init__(self) -> None:
+        self._table = TransactionTable()
+        self._messages: list[Message] = []
+        self._malformed: list[Malformed] = []
+        self._dialogs: dict[DialogId, DialogBuilder] = {}
+        self._tx_dialogs: dict[int, list[DialogId]] = {}
+        self._legs: dict[str, _LegBuilder] = {}
+        self._initial_tx: dict[int, bool] = {}
+        self._last_time = 0.0
+
+    @property
+    def messages(self) -> list[Message]:
+        return self._messages
+
+    def feed(self, packet: Packet, sip: SipRequest | SipResponse) -> Message:
+        """Account for one parsed message; returns its record (retransmission flag set)."""
+        if isinstance(sip, SipRequest):
+            tx, retrans = self._table.match_request(sip, packet.src, packet.dst)
+            if not retrans and sip.method == tx.method:
+                self._initial_tx.setdefault(tx.id, sip.to is None or sip.to.tag is None)
+        else:
+            tx, retrans = self._table.match_response(sip, packet.src, packet.dst)
+        msg = Message.from_packet(len(self._messages), packet, sip, retransmission=retrans)
+        self._messages.append(msg)
+        tx.messages.append(msg)
+        self._last_time = max(self._last_time, packet.timestamp)
+
+        call_id = sip.call_id or ""
+        leg = self._legs.get(call_id)
+        if leg is None:
+            leg = self._legs[call_id] = _LegBuilder(call_id)
+        leg.messages.append(msg)
+        leg.transactions[tx.id] = None
+        if not retrans and sip.call_id is not None:
+            self._track_dialog(msg, sip, tx, leg)
+        return msg
+
+    def feed_malformed(self, packet: Packet, reason: str) -> Malformed:
+        item = Malformed.from_packet(packet, reason)
+        self._malformed.append(item)
+        self._last_time = max(self._last_time, packet.timestamp)
+        return item
+
+    # RFC 3261 §12: dialogs -------------------------------------------------------------
+
+    def _find_dialog(self, call_id: str, tag_a: str | None, tag_b: str | None) -> DialogBuilder | None:
+        if tag_a is None or tag_b is None:
+            return None
+        return self._dialogs.get(DialogId(call_id, tag_a, tag_b)) or self._dialogs.get(
+            DialogId(call_id, tag_b, tag_a)
+        )
+
+    def _attach(self, dialog: DialogBuilder, tx: TransactionBuilder, leg: _LegBuilder) -> None:
+        dialog.add_transaction(tx.id)
+        ids = self._tx_dialogs.setdefault(tx.id, [])
+        if dialog.id not in ids:
+            ids.append(dialog.id)
+        if dialog.id not in leg.dialogs:
+            leg.dialogs.append(dialog.id)
+
+    def _track_dialog(
+        self, msg: Message, sip: SipRequest | SipResponse, tx: TransactionBuilder, leg: _LegBuilder
+    ) -> None:
+        call_id = sip.call_id or ""
+        from_tag = sip.from_.tag if sip.from_ is not None else None
+        to_tag = sip.to.tag if sip.to is not None else None
+        now = msg.timestamp
+        if isinstance(sip, SipResponse):
+            creating = tx.method in DIALOG_CREATING and self._initial_tx.get(tx.id, True)
+            if creating and from_tag is not None:
+                if to_tag is not None and 100 < sip.status < 300:
+                    dialog = self._dialogs.get(DialogId(call_id, from_tag, to_tag))
+                    if dialog is None:
+                        dialog = DialogBuilder(
+                            id=DialogId(call_id, from_tag, to_tag), created_by=tx.method, created_at=now
+                        )
+                        self._dialogs[dialog.id] = dialog
+                    self._attach(dialog, tx, leg)
+                    event = DialogEvent.PROVISIONAL if sip.status < 200 else DialogEvent.SUCCESS
+                    dialog.apply(event, now)
+                elif sip.status >= 300:
+                    # §12.3 / §13.2.2.3: a non-2xx final response ends every early dialog of it.
+                    for dialog_id in self._tx_dialogs.get(tx.id, []):
+                        self._dialogs[dialog_id].apply(DialogEvent.FAILURE, now)
+                return
+            for dialog_id in self._tx_dialogs.get(tx.id, []):
+                if sip.status in (481, 408):
+                    self._dialogs[dialog_id].apply(DialogEvent.NO_DIALOG, now)
+            return
+
+        if to_tag is None:
+            return
+        dialog = self._find_dialog(call_id, from_tag, to_tag)
+        if dialog is None:
+            if from_tag is None:
+                return
+            # The dialog was set up before the capture started: infer it, confirmed.
+            dialog = DialogBuilder(id=DialogId(call_id, from_tag, to_tag), created_by="", created_at=now)
+            dialog.apply(DialogEvent.SUCCESS, now)
+            self._dialogs[dialog.id] = dialog
+        self._attach(dialog, tx, leg)
+        if sip.method == "BYE":
+            dialog.apply(DialogEvent.BYE, now)
+        elif sip.method == "NOTIFY":
+            state = sip.headers.get("subscription-state")
+            if state is not None and state.split(";", 1)[0].strip().lower() == "terminated":
+                dialog.apply(DialogEvent.SUBSCRIPTION_TERMINATED, now)
+
+    # -----------------------------------------------------------------------------------
+
+    def finish(self, capture_end: float | None = None) -> ModelResult:
+        """Freeze everything; ``capture_end`` (default: last packet time) drives the timers."""
+        end = self._last_time if capture_end is None else capture_end
+        transactions = tuple(b.build(end) for b in self._table.builders)
+        dialogs = {dialog_id: b.build() for dialog_id, b in self._dialogs.items()}
+        legs = []
+        for builder in self._legs.values():
+            txs = tuple(transactions[i] for i in builder.transactions)
+            skeleton = Leg(
+                call_id=builder.call_id,
+                from_=None,
+                to=None,
+                hops=(),
+                dialogs=tuple(dialogs[d] for d in builder.dialogs),
+                transactions=txs,
+                messages=tuple(builder.messages),
+            )
+            initial = initial_transactions(skeleton, leg_kind(skeleton))
+            first = next((tx.request for tx in initial if tx.request is not None), None)
+            head = first.sip if first is not None else builder.messages[0].sip
+            legs.append(
+                Leg(
+                    call_id=builder.call_id,
+                    from_=head.from_,
+                    to=head.to,
+                    hops=leg_hops(initial),
+                    dialogs=skeleton.dialogs,
+                    transactions=txs,
+                    messages=skeleton.messages,
+                )
+            )
+        return ModelResult(
+            messages=tuple(self._messages),
+            malformed=tuple(self._malformed),
+            transactions=transactions,
+            dialogs=tuple(dialogs.values()),
+            legs=tuple(legs),
+        )

@@ -1,0 +1,247 @@
+"""Transactions as an observer sees them (RFC 3261 §17).
+
+A transaction is one request, its retransmissions, its provisional and final responses and,
+for an INVITE answered with a non-2xx final response, the ACK that completes it
+(§17.1.1.3). An ACK for a 2xx is a transaction of its own (§13.2.2.4, §17.1.1.3); a CANCEL
+is its own transaction, linked to the INVITE it cancels (§9.1). Matching follows §17.1.3
+(responses: top Via branch + sent-by + CSeq method) and §17.2.3 (requests: branch +
+sent-by + method, ACK matching the INVITE), with the RFC 2543 fallback (§17.2.3, last
+paragraphs) where the branch lacks the ``z9hG4bK`` magic cookie.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from sipflow.capture.packet import Endpoint
+from sipflow.model.message import Message
+from sipflow.sip.message import SipRequest, SipResponse
+
+T1 = 0.5
+"""RFC 3261 §17.1.1.1: the RTT estimate, 500 ms."""
+TIMER_B = 64 * T1
+"""RFC 3261 §17.1.1.2: INVITE client transaction timeout, 32 s."""
+TIMER_F = 64 * T1
+"""RFC 3261 §17.1.2.2: non-INVITE client transaction timeout, 32 s."""
+
+
+class TransactionKey(NamedTuple):
+    """What identifies a transaction at one hop (RFC 3261 §17.1.3, §17.2.3)."""
+
+    branch: str
+    """The top Via branch; for RFC 2543 peers a synthetic key built from Call-ID, From tag,
+    CSeq number and the branch if any (prefixed ``rfc2543|``)."""
+    sent_by: str
+    """The top Via sent-by, ``host[:port]``."""
+    method: str
+    """The request method; an ACK looks for ``INVITE`` first (§17.2.3)."""
+
+
+def transaction_key(sip: SipRequest | SipResponse, method: str) -> TransactionKey:
+    """The key of the transaction ``sip`` belongs to, looked up under ``method``."""
+    via = sip.top_via
+    sent_by = via.sent_by if via is not None else ""
+    if via is not None and via.rfc3261_branch:
+        branch = via.branch or ""
+        return TransactionKey(branch, sent_by, method)
+    # RFC 3261 §17.2.3: RFC 2543 requests are matched on Request-URI, tags, Call-ID, CSeq
+    # and top Via. Responses carry neither the Request-URI nor (in the request) the To tag,
+    # so the observer keys on what both directions share.
+    from_tag = sip.from_.tag if sip.from_ is not None else None
+    seq = sip.cseq.seq if sip.cseq is not None else -1
+    parts = ("rfc2543", sip.call_id or "", from_tag or "", str(seq), (via.branch if via else None) or "")
+    return TransactionKey("|".join(parts), sent_by, method)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transaction:
+    """One transaction at one hop, with every message of it that was captured."""
+
+    id: int
+    """Index of the transaction in its analysis (0-based, in order of first message)."""
+    key: TransactionKey
+    method: str
+    call_id: str | None
+    cseq: int | None
+    branch: str | None
+    """The top Via branch as written (None if absent)."""
+    rfc3261: bool
+    """The branch carries the magic cookie (§8.1.1.7); otherwise RFC 2543 matching was used."""
+    client: Endpoint
+    """Where the request came from (for a transaction seen only by its responses: where they went)."""
+    server: Endpoint
+    messages: tuple[Message, ...]
+    """Request, its retransmissions, responses and (non-2xx INVITE) the ACK, in capture order."""
+    final_status: int | None
+    retransmissions: int
+    cancelled_by: int | None = None
+    """For an INVITE: the id of the CANCEL transaction that targeted it."""
+    cancels: int | None = None
+    """For a CANCEL: the id of the INVITE transaction it targets."""
+    timed_out: bool = False
+    """No final response although the capture went on past timer B/F after the request."""
+
+    @property
+    def request(self) -> Message | None:
+        """The first copy of the request, or None where only responses were captured."""
+        for m in self.messages:
+            if isinstance(m.sip, SipRequest) and m.sip.method == self.method:
+                return m
+        return None
+
+    @property
+    def responses(self) -> tuple[Message, ...]:
+        return tuple(m for m in self.messages if isinstance(m.sip, SipResponse))
+
+    @property
+    def final(self) -> Message | None:
+        """The first final (≥ 200) response."""
+        for m in self.messages:
+            if isinstance(m.sip, SipResponse) and m.sip.status >= 200:
+                return m
+        return None
+
+    @property
+    def first_provisional(self) -> Message | None:
+        """The first 1xx response other than 100 (the ringing/progress signal)."""
+        for m in self.messages:
+            if isinstance(m.sip, SipResponse) and 100 < m.sip.status < 200:
+                return m
+        return None
+
+    @property
+    def ack(self) -> Message | None:
+        """For an INVITE answered with a non-2xx final response: its ACK (§17.1.1.3)."""
+        for m in self.messages:
+            if isinstance(m.sip, SipRequest) and m.sip.method == "ACK":
+                return m
+        return None
+
+    @property
+    def start(self) -> float:
+        return self.messages[0].timestamp
+
+    @property
+    def end(self) -> float:
+        return self.messages[-1].timestamp
+
+
+@dataclass(slots=True)
+class TransactionBuilder:
+    """The mutable state of a transaction while messages are fed (see ``Transaction``)."""
+
+    id: int
+    key: TransactionKey
+    method: str
+    client: Endpoint
+    server: Endpoint
+    messages: list[Message] = field(default_factory=list)
+    final_status: int | None = None
+    retransmissions: int = 0
+    cancelled_by: int | None = None
+    cancels: int | None = None
+    has_request: bool = False
+    seen_responses: set[tuple[int, str | None, Endpoint]] = field(default_factory=set)
+
+    def build(self, capture_end: float) -> Transaction:
+        first = self.messages[0].sip
+        via = first.top_via
+        timeout = TIMER_B if self.method == "INVITE" else TIMER_F
+        # §17.1.1.2: timer B runs only in the Calling state; a provisional response moves an
+        # INVITE client transaction to Proceeding, where it waits for the final response.
+        # §17.1.2.2: timer F runs in Trying and Proceeding alike.
+        proceeding = self.method == "INVITE" and any(status < 200 for status, _, _ in self.seen_responses)
+        timed_out = (
+            self.final_status is None
+            and self.method != "ACK"
+            and not proceeding
+            and capture_end - self.messages[0].timestamp >= timeout
+        )
+        return Transaction(
+            id=self.id,
+            key=self.key,
+            method=self.method,
+            call_id=first.call_id,
+            cseq=first.cseq.seq if first.cseq is not None else None,
+            branch=via.branch if via is not None else None,
+            rfc3261=via is not None and via.rfc3261_branch,
+            client=self.client,
+            server=self.server,
+            messages=tuple(self.messages),
+            final_status=self.final_status,
+            retransmissions=self.retransmissions,
+            cancelled_by=self.cancelled_by,
+            cancels=self.cancels,
+            timed_out=timed_out,
+        )
+
+
+class TransactionTable:
+    """Matches messages to transactions (RFC 3261 §17.1.3 and §17.2.3), as an observer.
+
+    ``match`` returns the builder the message belongs to and whether the message is a
+    retransmission of one already seen in it. The caller builds the ``Message`` record.
+    """
+
+    def __init__(self) -> None:
+        self.builders: list[TransactionBuilder] = []
+        self._by_key: dict[TransactionKey, TransactionBuilder] = {}
+
+    def _new(
+        self, key: TransactionKey, method: str, client: Endpoint, server: Endpoint
+    ) -> TransactionBuilder:
+        tx = TransactionBuilder(id=len(self.builders), key=key, method=method, client=client, server=server)
+        self.builders.append(tx)
+        self._by_key[key] = tx
+        return tx
+
+    def match_request(self, sip: SipRequest, src: Endpoint, dst: Endpoint) -> tuple[TransactionBuilder, bool]:
+        method = sip.method
+        if method == "ACK":
+            # §17.2.3: the ACK of a non-2xx final response matches the INVITE transaction.
+            invite = self._by_key.get(transaction_key(sip, "INVITE"))
+            if invite is not None and invite.final_status is not None and invite.final_status >= 300:
+                retrans = any(
+                    isinstance(m.sip, SipRequest) and m.sip.method == "ACK" for m in invite.messages
+                )
+                if retrans:
+                    invite.retransmissions += 1
+                return invite, retrans
+        key = transaction_key(sip, method)
+        tx = self._by_key.get(key)
+        if tx is None:
+            tx = self._new(key, method, src, dst)
+            tx.has_request = True
+            if method == "CANCEL":
+                # §9.1: a CANCEL carries the branch of the INVITE it cancels.
+                invite = self._by_key.get(transaction_key(sip, "INVITE"))
+                if invite is not None:
+                    tx.cancels = invite.id
+                    invite.cancelled_by = tx.id
+            return tx, False
+        if not tx.has_request:
+            # Responses came first (the request was not captured, or arrived late).
+            tx.has_request = True
+            tx.client, tx.server = src, dst
+            return tx, False
+        tx.retransmissions += 1
+        return tx, True
+
+    def match_response(
+        self, sip: SipResponse, src: Endpoint, dst: Endpoint
+    ) -> tuple[TransactionBuilder, bool]:
+        method = sip.cseq.method if sip.cseq is not None else ""
+        key = transaction_key(sip, method)
+        tx = self._by_key.get(key)
+        if tx is None:
+            tx = self._new(key, method, dst, src)
+        to_tag = sip.to.tag if sip.to is not None else None
+        fingerprint = (sip.status, to_tag, src)
+        if fingerprint in tx.seen_responses:
+            tx.retransmissions += 1
+            return tx, True
+        tx.seen_responses.add(fingerprint)
+        if sip.status >= 200 and tx.final_status is None:
+            tx.final_status = sip.status
+        return tx, False

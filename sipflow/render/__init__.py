@@ -1,0 +1,1 @@
+"""Renderers: pure functions of the model (and of the ladder layout)."""

@@ -1,0 +1,95 @@
+"""JSON schema 1 (documented in README.md): fields may be added later, none removed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from sipflow.model.analysis import Analysis
+from sipflow.model.call import Call, Leg
+from sipflow.model.transaction import Transaction
+from sipflow.render.text import iso
+
+SCHEMA = 1
+
+
+def _uri(leg: Leg, which: str) -> str | None:
+    addr = leg.from_ if which == "from" else leg.to
+    return addr.uri.raw if addr is not None else None
+
+
+def transaction_dict(tx: Transaction) -> dict[str, Any]:
+    return {
+        "method": tx.method,
+        "branch": tx.branch,
+        "cseq": tx.cseq,
+        "src": str(tx.client),
+        "dst": str(tx.server),
+        "final_status": tx.final_status,
+        "messages": len(tx.messages),
+        "retransmissions": tx.retransmissions,
+        "frames": [m.frame for m in tx.messages],
+    }
+
+
+def leg_dict(leg: Leg) -> dict[str, Any]:
+    return {
+        "call_id": leg.call_id,
+        "from": _uri(leg, "from"),
+        "to": _uri(leg, "to"),
+        "hops": [[str(a), str(b)] for a, b in leg.hops],
+        "dialogs": [
+            {"from_tag": d.from_tag, "to_tag": d.to_tag, "state": d.state.value, "created_by": d.created_by}
+            for d in leg.dialogs
+        ],
+        "transactions": [transaction_dict(tx) for tx in leg.transactions],
+        "messages": len(leg.messages),
+    }
+
+
+def call_dict(call: Call) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "index": call.index,
+        "kind": call.kind.value,
+        "state": call.state.value,
+        "final_status": call.final_status,
+        "start": iso(call.start),
+        "pdd_ms": call.pdd_ms,
+        "setup_ms": call.setup_ms,
+        "duration_s": call.duration_s,
+        "messages": len(call.messages),
+        "retransmissions": call.retransmissions,
+        "legs": [leg_dict(leg) for leg in call.legs],
+    }
+
+
+def analysis_dict(analysis: Analysis, calls: Iterable[Call]) -> dict[str, Any]:
+    s = analysis.summary
+    return {
+        "schema": SCHEMA,
+        "files": list(analysis.files),
+        "summary": {
+            "packets": s.packets,
+            "sip_messages": s.sip_messages,
+            "malformed": s.malformed,
+            "non_sip_packets": s.non_sip_packets,
+            "non_sip": dict(sorted(s.non_sip.items())),
+            "retransmissions": s.retransmissions,
+            "calls": s.calls,
+            "items": s.items,
+            "partial": s.partial,
+        },
+        "calls": [call_dict(c) for c in calls],
+        "malformed": [
+            {"file": m.file, "frame": m.frame, "src": str(m.src), "dst": str(m.dst), "reason": m.reason}
+            for m in analysis.malformed
+        ],
+        "warnings": [str(w) for w in analysis.warnings],
+    }
+
+
+def dumps(analysis: Analysis, calls: Iterable[Call]) -> str:
+    """Schema-1 JSON text; packet text is escaped by the JSON encoder (``ensure_ascii``)."""
+    return json.dumps(analysis_dict(analysis, calls), indent=2, ensure_ascii=True)

@@ -1,0 +1,129 @@
+"""The ladder (sequence diagram) of a call, as renderer-neutral layout.
+
+Columns are endpoints in order of first appearance (so a proxied call reads caller → proxy
+→ callee); rows are messages in capture order. Terminal, SVG and text renderers draw this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sipflow.capture.packet import Endpoint
+from sipflow.model.call import Call
+from sipflow.model.message import Message
+from sipflow.render.text import clean
+from sipflow.sip.message import SipRequest
+from sipflow.sip.sdp import find_sdp, summarize
+
+LABEL_LIMIT = 60
+"""Longest method/reason text kept on an arrow (packet text can be anything)."""
+
+
+class ArrowClass(StrEnum):
+    """The colour classes of arrows."""
+
+    REQUEST = "request"
+    PROVISIONAL = "1xx"
+    SUCCESS = "2xx"
+    FAILURE = "failure"
+    """3xx–6xx."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Column:
+    key: str
+    """What the column stands for: ``ip:port``, or the IP with ``by_host``."""
+    title: str
+    """The alias if one was given, else ``key``."""
+    address: str
+    """``key`` again, for renderers that show both alias and address."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arrow:
+    message: Message
+    src: int
+    """Column index of the sender."""
+    dst: int
+    label: str
+    """Method (with ``(SDP)`` when it carries a body) or ``status reason``, cleaned."""
+    cls: ArrowClass
+    delta: float
+    """Seconds since the previous row (0 for the first)."""
+    sdp: str | None
+    """One-line SDP summary of an offer or answer, cleaned."""
+    leg: int
+    """Index of the leg (in ``Call.legs``) the message belongs to."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ladder:
+    call: Call
+    columns: tuple[Column, ...]
+    arrows: tuple[Arrow, ...]
+
+
+def _classify(message: Message) -> ArrowClass:
+    sip = message.sip
+    if isinstance(sip, SipRequest):
+        return ArrowClass.REQUEST
+    if sip.status < 200:
+        return ArrowClass.PROVISIONAL
+    if sip.status < 300:
+        return ArrowClass.SUCCESS
+    return ArrowClass.FAILURE
+
+
+def _column_key(endpoint: Endpoint, by_host: bool) -> str:
+    return endpoint.host if by_host else str(endpoint)
+
+
+def _title(key: str, endpoint: Endpoint, aliases: Mapping[str, str]) -> str:
+    for candidate in (key, str(endpoint), endpoint.host):
+        if candidate in aliases:
+            return aliases[candidate]
+    return key
+
+
+def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_host: bool = False) -> Ladder:
+    """Lay out ``call``: ``aliases`` maps ``ip`` or ``ip:port`` to a name; ``by_host`` makes one
+    column per IP address instead of one per IP:port."""
+    aliases = aliases or {}
+    leg_of = {m.index: i for i, leg in enumerate(call.legs) for m in leg.messages}
+    columns: dict[str, Column] = {}
+
+    def col(endpoint: Endpoint) -> int:
+        key = _column_key(endpoint, by_host)
+        if key not in columns:
+            columns[key] = Column(key=key, title=clean(_title(key, endpoint, aliases), 40), address=key)
+        return list(columns).index(key)
+
+    arrows: list[Arrow] = []
+    previous: float | None = None
+    for message in call.messages:
+        src, dst = col(message.src), col(message.dst)
+        sdp = None
+        body_note = ""
+        if message.sip.body:
+            description = find_sdp(message.sip)
+            if description is not None:
+                sdp = clean(summarize(description), 200)
+                body_note = " (SDP)"
+            elif message.sip.content_type:
+                body_note = f" ({clean(message.sip.content_type, 30)})"
+        arrows.append(
+            Arrow(
+                message=message,
+                src=src,
+                dst=dst,
+                label=clean(message.label, LABEL_LIMIT) + body_note,
+                cls=_classify(message),
+                delta=0.0 if previous is None else message.timestamp - previous,
+                sdp=sdp,
+                leg=leg_of.get(message.index, 0),
+            )
+        )
+        previous = message.timestamp
+    return Ladder(call=call, columns=tuple(columns.values()), arrows=tuple(arrows))

@@ -1,0 +1,270 @@
+"""Terminal renderers (rich): the calls table, the ladder and the summary.
+
+Packet text only ever goes into ``rich.text.Text`` objects (never into markup strings), and
+it was cleaned of control characters by the layout (``sipflow.render.text.clean``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from sipflow.model.call import Call, CallState
+from sipflow.render.ladder import Arrow, ArrowClass, Ladder
+from sipflow.render.text import clean, clean_lines, clock, ms, seconds
+from sipflow.sip.message import NameAddr
+
+STYLES: dict[ArrowClass, str] = {
+    ArrowClass.REQUEST: "bold cyan",
+    ArrowClass.PROVISIONAL: "yellow",
+    ArrowClass.SUCCESS: "green",
+    ArrowClass.FAILURE: "bold red",
+}
+STATE_STYLES: dict[CallState, str] = {
+    CallState.SETUP: "yellow",
+    CallState.RINGING: "yellow",
+    CallState.IN_CALL: "cyan",
+    CallState.COMPLETED: "green",
+    CallState.CANCELLED: "magenta",
+    CallState.REJECTED: "red",
+    CallState.FAILED: "bold red",
+}
+
+MARGIN = 22
+"""Width of the left margin: ``HH:MM:SS.mmm +ddd.ddd `` ."""
+MIN_GAP, MAX_GAP = 12, 36
+
+
+def address(addr: NameAddr | None) -> str:
+    """``user@host`` of a From/To (scheme and parameters dropped), cleaned."""
+    if addr is None:
+        return ""
+    uri = addr.uri
+    text = uri.raw
+    if uri.host is not None:
+        text = f"{uri.user}@{uri.host}" if uri.user else uri.host
+    return clean(text, 60)
+
+
+def _delta(value: float) -> str:
+    if value < 100:
+        return f"+{value:.3f}"
+    if value < 100_000:
+        return f"+{value:.1f}"
+    return f"+{value:.0f}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Glyphs:
+    life: str
+    line: str
+    dashed: str
+    right: str
+    left: str
+    loop: str
+
+
+UNICODE = _Glyphs(life="│", line="─", dashed="┄", right="▶", left="◀", loop="↺")
+ASCII = _Glyphs(life="|", line="-", dashed=".", right=">", left="<", loop="@")
+
+
+class _Canvas:
+    """One output line as a list of characters with a style per character."""
+
+    def __init__(self, width: int) -> None:
+        self.chars = [" "] * width
+        self.styles: list[str] = [""] * width
+
+    def put(self, x: int, text: str, style: str = "") -> None:
+        for i, ch in enumerate(text):
+            if 0 <= x + i < len(self.chars):
+                self.chars[x + i] = ch
+                self.styles[x + i] = style
+
+    def text(self, plain: bool) -> Text:
+        line = "".join(self.chars).rstrip()
+        out = Text(no_wrap=True, overflow="crop")
+        if plain:
+            out.append(line)
+            return out
+        start = 0
+        for i in range(1, len(line) + 1):
+            if i == len(line) or self.styles[i] != self.styles[start]:
+                out.append(line[start:i], style=self.styles[start] or None)
+                start = i
+        return out
+
+
+def ladder_lines(ladder: Ladder, *, width: int = 80, plain: bool = False, full: bool = False) -> list[Text]:
+    """The ladder as lines of at most ``width`` characters (wider only when too many
+    columns cannot fit). ``plain``: ASCII, no styles (stable for golden files and CI logs)."""
+    g = ASCII if plain else UNICODE
+    n = max(len(ladder.columns), 1)
+    titles = [c.title for c in ladder.columns]
+    title_w = max((len(t) for t in titles), default=1)
+    half = (title_w + 1) // 2
+    legend = False
+    gap = (width - MARGIN - 2 * half - 1) // (n - 1) if n > 1 else 0
+    if n > 1 and gap < max(MIN_GAP, title_w + 2):
+        legend = True
+        half = 1
+        gap = max((width - MARGIN - 3) // (n - 1), MIN_GAP)
+    gap = min(gap, MAX_GAP)
+    xs = [MARGIN + half + i * gap for i in range(n)]
+    total = max(width, xs[-1] + half + 2)
+    lines: list[Text] = []
+    dim = "" if plain else "dim"
+
+    call = ladder.call
+    lines.extend(call_header(call, plain=plain))
+    if legend:
+        for i, col in enumerate(ladder.columns):
+            name = _letter(i)
+            extra = f"  {col.address}" if col.title != col.address else ""
+            lines.append(Text(f"  {name} = {col.title}{extra}", no_wrap=True, overflow="crop"))
+    head = _Canvas(total)
+    head.put(0, "time (UTC)    delta")
+    for i, x in enumerate(xs):
+        label = _letter(i) if legend else titles[i]
+        head.put(x - len(label) // 2, label, "bold")
+    lines.append(head.text(plain))
+    lifelines = _Canvas(total)
+    for x in xs:
+        lifelines.put(x, g.life, dim)
+    lines.append(lifelines.text(plain))
+
+    for arrow in ladder.arrows:
+        lines.extend(_arrow_lines(arrow, xs, total, g, plain, dim))
+        if full:
+            for raw_line in clean_lines(arrow.message.sip.raw):
+                row = _Canvas(total)
+                for x in xs:
+                    row.put(x, g.life, dim)
+                row.put(MARGIN, "  " + raw_line, dim)
+                lines.append(row.text(plain))
+    return lines
+
+
+def _letter(i: int) -> str:
+    return chr(ord("A") + i) if i < 26 else f"Z{i - 25}"
+
+
+def _arrow_lines(
+    arrow: Arrow, xs: Sequence[int], total: int, g: _Glyphs, plain: bool, dim: str
+) -> list[Text]:
+    style = STYLES[arrow.cls]
+    if arrow.message.retransmission:
+        style = "dim " + style
+    x1, x2 = xs[arrow.src], xs[arrow.dst]
+    left = min(x1, x2)
+    label = arrow.label + (" (retransmission)" if arrow.message.retransmission else "")
+    if arrow.message.truncated:
+        label += " (truncated)"
+
+    top = _Canvas(total)
+    for x in xs:
+        top.put(x, g.life, dim)
+    top.put(0, clock(arrow.message.timestamp))
+    top.put(13, _delta(arrow.delta), dim)
+    top.put(left + 2, label, style)
+
+    body = _Canvas(total)
+    for x in xs:
+        body.put(x, g.life, dim)
+    stroke = g.dashed if arrow.message.retransmission else g.line
+    if x1 == x2:
+        body.put(x1 + 1, g.line + g.loop, style)
+    elif x1 < x2:
+        body.put(x1 + 1, stroke * (x2 - x1 - 2) + g.right, style)
+    else:
+        body.put(x2 + 1, g.left + stroke * (x1 - x2 - 2), style)
+    out = [top.text(plain), body.text(plain)]
+    if arrow.sdp:
+        note = _Canvas(total)
+        for x in xs:
+            note.put(x, g.life, dim)
+        note.put(left + 2, arrow.sdp, dim)
+        out.append(note.text(plain))
+    return out
+
+
+def call_header(call: Call, *, plain: bool = False) -> list[Text]:
+    """A call's headline: who called whom, outcome, timings, Call-ID(s)."""
+    state_style = "" if plain else STATE_STYLES[call.state]
+    line = Text(no_wrap=False)
+    line.append(f"Call {call.index}: ", "" if plain else "bold")
+    line.append(f"{address(call.from_)} -> {address(call.to)}")
+    line.append("  ")
+    line.append(call.state.value, state_style)
+    if call.final_status is not None:
+        line.append(f" {call.final_status} {clean(call.final_reason or '', 40)}".rstrip(), state_style)
+    facts = []
+    if call.pdd_ms is not None:
+        facts.append(f"PDD {ms(call.pdd_ms)}")
+    if call.setup_ms is not None:
+        facts.append(f"setup {ms(call.setup_ms)}")
+    if call.duration_s is not None:
+        facts.append(f"duration {seconds(call.duration_s)}")
+    facts.append(f"{len(call.messages)} messages")
+    if call.retransmissions:
+        facts.append(f"{call.retransmissions} retransmissions")
+    second = Text("  " + ", ".join(facts))
+    ids = Text(f"  Call-ID: {', '.join(clean(c, 120) for c in call.call_ids)}")
+    if call.kind.value != "call":
+        line.append(f"  [{call.kind.value}]")
+    return [line, second, ids, Text("")]
+
+
+class LadderView:
+    """A rich renderable of a ladder; reads the width and ASCII-only flag from the console."""
+
+    def __init__(self, ladder: Ladder, *, full: bool = False, plain: bool = False) -> None:
+        self.ladder = ladder
+        self.full = full
+        self.plain = plain
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from ladder_lines(
+            self.ladder, width=options.max_width, plain=self.plain or options.ascii_only, full=self.full
+        )
+
+
+def calls_table(calls: Iterable[Call], *, show_kind: bool = False) -> Table:
+    """The ``sipflow calls`` table."""
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+    table.add_column("#", justify="right")
+    table.add_column("Start (UTC)", no_wrap=True)
+    if show_kind:
+        table.add_column("Kind", no_wrap=True)
+    table.add_column("From", overflow="fold", min_width=8)
+    table.add_column("To", overflow="fold", min_width=8)
+    table.add_column("State", no_wrap=True)
+    table.add_column("Code", justify="right")
+    table.add_column("PDD", justify="right", no_wrap=True)
+    table.add_column("Setup", justify="right", no_wrap=True)
+    table.add_column("Dur.", justify="right", no_wrap=True)
+    table.add_column("Msgs", justify="right")
+    table.add_column("Retr", justify="right")
+    table.add_column("Call-ID", overflow="fold", min_width=10)
+    for call in calls:
+        row: list[Text | str] = [str(call.index), clock(call.start)]
+        if show_kind:
+            row.append(call.kind.value)
+        row += [
+            Text(address(call.from_)),
+            Text(address(call.to)),
+            Text(call.state.value, STATE_STYLES[call.state]),
+            "" if call.final_status is None else str(call.final_status),
+            ms(call.pdd_ms),
+            ms(call.setup_ms),
+            seconds(call.duration_s),
+            str(len(call.messages)),
+            str(call.retransmissions or ""),
+            Text(" ".join(clean(c, 200) for c in call.call_ids)),
+        ]
+        table.add_row(*row)
+    return table

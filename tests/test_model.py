@@ -1,0 +1,276 @@
+"""The protocol model fed literal messages: transactions, dialogs, legs and call states."""
+
+from __future__ import annotations
+
+import pytest
+
+from sipflow.model.call import CallKind, CallState, build_call
+from sipflow.model.dialog import TRANSITIONS, DialogEvent, DialogState, next_state
+from sipflow.model.tracker import ModelResult
+from tests.sipmsg import ALICE, BOB, PROXY, SDP, Feeder, request, response
+
+T0 = 1_700_000_000.0
+
+
+def finish(feed: Feeder, end: float | None = None) -> ModelResult:
+    return feed.tracker.finish(None if end is None else T0 + end)
+
+
+def one_call(result: ModelResult):  # type: ignore[no-untyped-def]
+    assert len(result.legs) == 1
+    return build_call(1, (result.legs[0],))
+
+
+def basic_call(feed: Feeder, *, bye: bool = True) -> None:
+    inv = request("INVITE", body=SDP)
+    feed(0.0, ALICE, BOB, inv)
+    feed(0.01, BOB, ALICE, response(inv, 100, "Trying"))
+    feed(0.2, BOB, ALICE, response(inv, 180, "Ringing", to_tag="b1"))
+    feed(1.2, BOB, ALICE, response(inv, 200, "OK", to_tag="b1"))
+    feed(1.21, ALICE, BOB, request("ACK", branch="z9hG4bK-2", to_tag="b1"))
+    if bye:
+        bye_req = request("BYE", branch="z9hG4bK-3", cseq=2, to_tag="b1")
+        feed(6.2, ALICE, BOB, bye_req)
+        feed(6.21, BOB, ALICE, response(bye_req, 200, "OK"))
+
+
+def test_basic_call_transactions_dialog_and_timings() -> None:
+    feed = Feeder()
+    basic_call(feed)
+    result = finish(feed)
+    methods = [tx.method for tx in result.transactions]
+    assert methods == ["INVITE", "ACK", "BYE"]  # RFC 3261 §17.1.1.3: ACK for 2xx is its own
+    invite = result.transactions[0]
+    assert [m.label for m in invite.messages] == ["INVITE", "100 Trying", "180 Ringing", "200 OK"]
+    assert invite.final_status == 200 and invite.retransmissions == 0
+    assert invite.client == ALICE and invite.server == BOB
+    (dialog,) = result.dialogs
+    assert (dialog.from_tag, dialog.to_tag) == ("a1", "b1")
+    assert dialog.state is DialogState.TERMINATED
+    assert dialog.transactions == (0, 1, 2)
+    call = one_call(result)
+    assert call.kind is CallKind.CALL
+    assert call.state is CallState.COMPLETED
+    assert call.final_status == 200
+    assert call.pdd_ms == pytest.approx(200.0)
+    assert call.setup_ms == pytest.approx(1200.0)
+    assert call.duration_s == pytest.approx(5.0)
+    assert call.legs[0].hops == ((ALICE, BOB),)
+
+
+def test_in_call_when_no_bye() -> None:
+    feed = Feeder()
+    basic_call(feed, bye=False)
+    call = one_call(finish(feed))
+    assert call.state is CallState.IN_CALL
+    assert call.duration_s is None
+    assert call.legs[0].dialogs[0].state is DialogState.CONFIRMED
+
+
+def test_retransmissions_are_counted_and_marked() -> None:
+    feed = Feeder()
+    inv = request("INVITE")
+    feed(0.0, ALICE, BOB, inv)
+    feed(0.5, ALICE, BOB, inv)  # timer A retransmission
+    feed(1.5, ALICE, BOB, inv)
+    ok = response(inv, 200, "OK", to_tag="b1")
+    feed(1.6, BOB, ALICE, ok)
+    feed(2.1, BOB, ALICE, ok)  # 2xx retransmitted by the UAS core (§13.3.1.4)
+    result = finish(feed)
+    (invite,) = result.transactions
+    assert invite.retransmissions == 3
+    assert [m.retransmission for m in invite.messages] == [False, True, True, False, True]
+
+
+def test_non_2xx_ack_belongs_to_invite_transaction() -> None:
+    feed = Feeder()
+    inv = request("INVITE")
+    feed(0.0, ALICE, BOB, inv)
+    feed(0.3, BOB, ALICE, response(inv, 486, "Busy Here", to_tag="b1"))
+    feed(0.31, ALICE, BOB, request("ACK", to_tag="b1"))  # same branch: §17.1.1.3
+    result = finish(feed)
+    (invite,) = result.transactions
+    assert invite.ack is not None
+    call = one_call(result)
+    assert call.state is CallState.REJECTED and call.final_status == 486
+    assert call.pdd_ms is None
+
+
+def test_cancel_is_its_own_transaction_linked_to_the_invite() -> None:
+    feed = Feeder()
+    inv = request("INVITE")
+    feed(0.0, ALICE, BOB, inv)
+    feed(0.2, BOB, ALICE, response(inv, 180, "Ringing", to_tag="b1"))
+    cancel = request("CANCEL")  # same branch as the INVITE, §9.1
+    feed(2.0, ALICE, BOB, cancel)
+    feed(2.01, BOB, ALICE, response(cancel, 200, "OK", to_tag="b1"))
+    feed(2.02, BOB, ALICE, response(inv, 487, "Request Terminated", to_tag="b1"))
+    feed(2.03, ALICE, BOB, request("ACK", to_tag="b1"))
+    result = finish(feed)
+    invite, cancel_tx = result.transactions
+    assert cancel_tx.method == "CANCEL" and cancel_tx.cancels == invite.id
+    assert invite.cancelled_by == cancel_tx.id
+    assert invite.final_status == 487 and invite.ack is not None
+    assert result.dialogs[0].state is DialogState.TERMINATED  # early dialog ended by 487
+    call = one_call(result)
+    assert call.state is CallState.CANCELLED and call.final_status == 487
+
+
+def test_auth_challenge_then_answer_measures_from_first_invite() -> None:
+    feed = Feeder()
+    inv1 = request("INVITE")
+    feed(0.0, ALICE, PROXY, inv1)
+    feed(0.01, PROXY, ALICE, response(inv1, 407, "Proxy Authentication Required", to_tag="p1"))
+    feed(0.02, ALICE, PROXY, request("ACK", to_tag="p1"))
+    inv2 = request("INVITE", branch="z9hG4bK-9", cseq=2, extra="Proxy-Authorization: Digest x\r\n")
+    feed(0.05, ALICE, PROXY, inv2)
+    feed(0.5, PROXY, ALICE, response(inv2, 180, "Ringing", to_tag="b1"))
+    feed(1.0, PROXY, ALICE, response(inv2, 200, "OK", to_tag="b1"))
+    call = one_call(finish(feed))
+    assert call.state is CallState.IN_CALL and call.final_status == 200
+    assert call.pdd_ms == pytest.approx(500.0)
+    assert call.setup_ms == pytest.approx(1000.0)
+    assert call.legs[0].hops == ((ALICE, PROXY),)
+
+
+def test_stateful_proxy_hops_stay_in_one_leg() -> None:
+    feed = Feeder()
+    inv1 = request("INVITE", branch="z9hG4bK-a")
+    inv2 = request("INVITE", vias=("10.0.0.2:5060", "10.0.0.1:5060"), branches=("z9hG4bK-p", "z9hG4bK-a"))
+    feed(0.0, ALICE, PROXY, inv1)
+    feed(0.001, PROXY, ALICE, response(inv1, 100, "Trying"))
+    feed(0.002, PROXY, BOB, inv2)
+    feed(0.3, BOB, PROXY, response(inv2, 180, "Ringing", to_tag="b1"))
+    feed(0.301, PROXY, ALICE, response(inv2, 180, "Ringing", to_tag="b1", vias=1))
+    result = finish(feed)
+    assert len(result.transactions) == 2  # one INVITE transaction per hop (§16.6)
+    hop1, hop2 = result.transactions
+    assert [m.label for m in hop1.messages] == ["INVITE", "100 Trying", "180 Ringing"]
+    assert [m.label for m in hop2.messages] == ["INVITE", "180 Ringing"]
+    call = one_call(result)
+    assert call.legs[0].hops == ((ALICE, PROXY), (PROXY, BOB))
+    assert call.state is CallState.RINGING
+    assert call.pdd_ms == pytest.approx(301.0)
+    assert len(result.dialogs) == 1  # the dialog is end to end
+
+
+def test_rfc2543_fallback_matching_without_magic_cookie() -> None:
+    feed = Feeder()
+    inv = request("INVITE", branch="")
+    feed(0.0, ALICE, BOB, inv)
+    feed(0.1, BOB, ALICE, response(inv, 603, "Decline", to_tag="b1"))
+    feed(0.11, ALICE, BOB, request("ACK", branch="", to_tag="b1"))
+    result = finish(feed)
+    (invite,) = result.transactions
+    assert not invite.rfc3261
+    assert invite.final_status == 603 and invite.ack is not None
+
+
+def test_forking_gives_several_early_dialogs() -> None:
+    feed = Feeder()
+    inv = request("INVITE")
+    feed(0.0, ALICE, PROXY, inv)
+    feed(0.2, PROXY, ALICE, response(inv, 180, "Ringing", to_tag="b1"))
+    feed(0.3, PROXY, ALICE, response(inv, 180, "Ringing", to_tag="c1"))
+    feed(0.9, PROXY, ALICE, response(inv, 200, "OK", to_tag="c1"))
+    result = finish(feed)
+    states = {d.to_tag: d.state for d in result.dialogs}
+    assert states == {"b1": DialogState.EARLY, "c1": DialogState.CONFIRMED}
+    (invite,) = result.transactions
+    assert invite.retransmissions == 0  # different To tags are different responses
+
+
+@pytest.mark.parametrize(
+    ("end", "provisional", "state"),
+    [(5.0, False, CallState.SETUP), (40.0, False, CallState.FAILED), (40.0, True, CallState.RINGING)],
+)
+def test_unanswered_invite_setup_failed_or_ringing(end: float, provisional: bool, state: CallState) -> None:
+    feed = Feeder()
+    inv = request("INVITE")
+    feed(0.0, ALICE, BOB, inv)
+    if provisional:
+        feed(0.2, BOB, ALICE, response(inv, 180, "Ringing", to_tag="b1"))
+    call = one_call(finish(feed, end))
+    assert call.state is state
+    assert call.final_status is None
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [(408, CallState.FAILED), (503, CallState.FAILED), (404, CallState.REJECTED), (603, CallState.REJECTED)],
+)
+def test_final_status_maps_to_state(status: int, state: CallState) -> None:
+    feed = Feeder()
+    inv = request("INVITE")
+    feed(0.0, ALICE, BOB, inv)
+    feed(0.2, BOB, ALICE, response(inv, status, "X", to_tag="b1"))
+    assert one_call(finish(feed)).state is state
+
+
+def test_bye_answered_481_is_still_completed() -> None:
+    feed = Feeder()
+    inv = request("INVITE")
+    feed(0.0, ALICE, BOB, inv)
+    feed(1.0, BOB, ALICE, response(inv, 200, "OK", to_tag="b1"))
+    feed(1.01, ALICE, BOB, request("ACK", branch="z9hG4bK-2", to_tag="b1"))
+    bye = request("BYE", branch="z9hG4bK-3", cseq=2, to_tag="b1")
+    feed(3.0, ALICE, BOB, bye)
+    feed(3.01, BOB, ALICE, response(bye, 481, "Call/Transaction Does Not Exist"))
+    result = finish(feed)
+    assert one_call(result).state is CallState.COMPLETED
+
+
+def test_bye_from_callee_finds_the_dialog_reversed() -> None:
+    feed = Feeder()
+    basic_call(feed, bye=False)
+    bye = (
+        b"BYE sip:alice@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.3:5060;branch=z9hG4bK-b\r\n"
+        b"From: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>;tag=a1\r\n"
+        b"Call-ID: call-1@10.0.0.1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    )
+    feed(4.0, BOB, ALICE, bye)
+    result = finish(feed)
+    assert len(result.dialogs) == 1 and result.dialogs[0].state is DialogState.TERMINATED
+    assert one_call(result).state is CallState.COMPLETED
+
+
+def test_mid_dialog_request_without_setup_infers_a_dialog() -> None:
+    feed = Feeder()
+    bye = request("BYE", branch="z9hG4bK-3", cseq=2, to_tag="b1")
+    feed(0.0, ALICE, BOB, bye)
+    result = finish(feed)
+    (dialog,) = result.dialogs
+    assert dialog.created_by == "" and dialog.state is DialogState.TERMINATED
+
+
+def test_response_without_request_makes_an_orphan_transaction() -> None:
+    feed = Feeder()
+    inv = request("INVITE")
+    feed(0.0, BOB, ALICE, response(inv, 200, "OK", to_tag="b1"))
+    (tx,) = finish(feed).transactions
+    assert tx.request is None and tx.client == ALICE and tx.final_status == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "kind"),
+    [
+        ("REGISTER", CallKind.REGISTRATION),
+        ("OPTIONS", CallKind.OPTIONS),
+        ("MESSAGE", CallKind.MESSAGE),
+        ("SUBSCRIBE", CallKind.SUBSCRIPTION),
+        ("PUBLISH", CallKind.OTHER),
+    ],
+)
+def test_kinds_of_non_invite_items(method: str, kind: CallKind) -> None:
+    feed = Feeder()
+    req = request(method)
+    feed(0.0, ALICE, BOB, req)
+    feed(0.1, BOB, ALICE, response(req, 200, "OK", to_tag="b1"))
+    call = one_call(finish(feed))
+    assert call.kind is kind and call.state is CallState.COMPLETED and call.final_status == 200
+
+
+def test_dialog_transition_table_is_closed_under_terminated() -> None:
+    for event in DialogEvent:
+        assert next_state(DialogState.TERMINATED, event) is DialogState.TERMINATED
+    assert all(target in DialogState for target in TRANSITIONS.values())
