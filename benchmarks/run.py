@@ -37,11 +37,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -169,50 +168,22 @@ def _count(items: Iterable[object]) -> int:
 
 
 def _reader_packets(path: Path) -> tuple[int, str]:
-    """Read every packet with CaptureReader, whether it is iterable or has ``packets()`` / ``read()``."""
-    from sipflow.capture.reader import CaptureReader  # noqa: PLC0415  (may not exist yet)
+    """Stream every SIP candidate packet out of the file with ``CaptureReader``."""
+    from sipflow.capture.reader import CaptureReader  # noqa: PLC0415
 
-    reader: Any = CaptureReader(str(path))  # type: ignore[call-arg,unused-ignore]
-    ctx: AbstractContextManager[Any] = reader if hasattr(reader, "__enter__") else nullcontext(reader)
-    with ctx as r:
-        if hasattr(r, "__iter__"):
-            n = _count(r)
-        elif callable(getattr(r, "packets", None)):
-            n = _count(r.packets())
-        elif callable(getattr(r, "read", None)):
-            n = _count(r.read())
-        else:
-            raise TypeError("CaptureReader is neither iterable nor has packets()/read()")
-        stats = getattr(r, "stats", None)
-    frames = getattr(stats, "frames", None)
-    return n, f"{n:,} SIP candidates" + (f" of {frames:,} frames" if frames else "")
-
-
-def _analyze_function() -> Callable[..., Any] | None:
-    """``sipflow.analyze``: the function re-exported by the package, or the one in ``sipflow/analyze.py``."""
-    import sipflow  # noqa: PLC0415
-
-    found = getattr(sipflow, "analyze", None)
-    if found is None:
-        try:
-            found = importlib.import_module("sipflow.analyze")
-        except ModuleNotFoundError as exc:
-            if exc.name != "sipflow.analyze":
-                raise
-            return None
-    if not callable(found):  # the submodule, not the function
-        found = getattr(found, "analyze", None)
-    return found if callable(found) else None
+    with CaptureReader(str(path)) as reader:
+        n = _count(reader)
+        frames = reader.stats.frames
+    return n, f"{n:,} SIP candidates of {frames:,} frames"
 
 
 def _analyze(path: Path) -> tuple[int, str]:
     """Run the whole library pipeline on the file."""
-    analyze = _analyze_function()
-    assert analyze is not None
+    from sipflow import analyze  # noqa: PLC0415
+
     result = analyze([str(path)])
-    calls = getattr(result, "calls", None)
-    n = len(calls) if calls is not None else 0
-    return n, f"{n:,} calls" if calls is not None else ""
+    n = len(result.calls)
+    return n, f"{n:,} Call-IDs, {result.summary.sip_messages:,} SIP messages"
 
 
 def child_main(mode: str, path: Path) -> int:
@@ -220,12 +191,7 @@ def child_main(mode: str, path: Path) -> int:
     fn = {"lib": _analyze, "reader": _reader_packets}[mode]
     t_import = time.perf_counter()
     try:
-        if mode == "lib":
-            if _analyze_function() is None:
-                print(json.dumps({"skip": "sipflow.analyze does not exist yet"}))
-                return 0
-        else:
-            importlib.import_module("sipflow.capture.reader")
+        importlib.import_module("sipflow.pipeline" if mode == "lib" else "sipflow.capture.reader")
     except ImportError as exc:
         print(json.dumps({"skip": f"not importable yet ({exc})"}))
         return 0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "analyze": "sipflow.analyze",
+    "analyze": "sipflow.pipeline",
     "Analysis": "sipflow.model.analysis",
     "Summary": "sipflow.model.analysis",
     "Call": "sipflow.model.call",
@@ -34,7 +34,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from sipflow.analyze import analyze
+    from sipflow.pipeline import analyze
     from sipflow.errors import CaptureError, ParseError, SipflowError
     from sipflow.model.analysis import Analysis, Summary
     from sipflow.model.call import Call, CallKind, CallState, Leg

@@ -1,4 +1,4 @@
-"""The ``sipflow`` command: a thin shell over ``sipflow.analyze`` and the renderers.
+"""The ``sipflow`` command: a thin shell over ``sipflow.pipeline.analyze`` and the renderers.
 
 Nothing imports this module. It turns ``SipflowError`` into a one-line message on stderr
 and exit code 2.
@@ -17,7 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, TimeRemainingColumn
 from rich.progress import Progress as Bar
 
 from sipflow import __version__
-from sipflow.analyze import Progress, analyze
+from sipflow.pipeline import Progress, analyze
 from sipflow.errors import SipflowError
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallState
@@ -67,24 +67,29 @@ def _load(files: Sequence[str]) -> Analysis:
     return analysis
 
 
-def summary_line(analysis: Analysis, shown: int, noun: str = "calls") -> str:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summary_line(analysis: Analysis, shown: int) -> str:
+    """One line of counts under a listing."""
     s = analysis.summary
     parts = [
-        f"{shown} {noun} shown",
-        f"{s.calls} calls, {s.items} Call-IDs",
-        f"{s.sip_messages} SIP messages",
+        f"{_plural(s.packets, 'packet')} read",
+        f"{_plural(s.sip_messages, 'SIP message')}",
+        f"{_plural(s.calls, 'call')} and {s.items - s.calls} other Call-IDs, {shown} shown",
     ]
     if s.retransmissions:
-        parts.append(f"{s.retransmissions} retransmissions")
+        parts.append(_plural(s.retransmissions, "retransmission"))
     parts.append(f"{s.malformed} malformed")
     if s.non_sip_packets:
-        kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.non_sip.items(), key=lambda kv: -kv[1]))
-        parts.append(f"{s.non_sip_packets} non-SIP packets ({kinds})")
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.non_sip.items(), key=lambda kv: (-kv[1], kv[0])))
+        parts.append(f"{s.non_sip_packets} non-SIP ({kinds})")
     if s.unsupported:
         parts.append("not decoded: " + ", ".join(f"{k} {v}" for k, v in sorted(s.unsupported.items())))
     if s.partial:
         parts.append("PARTIAL: a file could not be read to its end")
-    return f"{s.packets} packets read; " + "; ".join(parts)
+    return "; ".join(parts)
 
 
 def _malformed_lines(analysis: Analysis) -> list[str]:
@@ -165,7 +170,10 @@ def calls(
     if fmt == "csv":
         click.echo(csv_render.dumps(selected), nl=False)
         return
+    # On a terminal the table fits its width; into a pipe or file it is never folded.
     console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=250)
     console.print(calls_table(selected, show_kind=all_kinds))
     for line in _malformed_lines(analysis):
         console.print(line, markup=False, highlight=False)

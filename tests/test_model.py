@@ -91,6 +91,7 @@ def test_non_2xx_ack_belongs_to_invite_transaction() -> None:
     result = finish(feed)
     (invite,) = result.transactions
     assert invite.ack is not None
+    assert result.dialogs == ()  # no 1xx/2xx with a tag: no dialog, and the ACK makes none
     call = one_call(result)
     assert call.state is CallState.REJECTED and call.final_status == 486
     assert call.pdd_ms is None

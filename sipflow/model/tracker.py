@@ -135,7 +135,9 @@ class Tracker:
                     self._dialogs[dialog_id].apply(DialogEvent.NO_DIALOG, now)
             return
 
-        if to_tag is None:
+        if to_tag is None or sip.method != tx.method:
+            # No To tag: outside any dialog. An ACK inside the INVITE transaction acknowledges
+            # a non-2xx final response (§17.1.1.3): it belongs to no dialog either.
             return
         dialog = self._find_dialog(call_id, from_tag, to_tag)
         if dialog is None:

@@ -56,6 +56,9 @@ class Arrow:
     """One-line SDP summary of an offer or answer, cleaned."""
     leg: int
     """Index of the leg (in ``Call.legs``) the message belongs to."""
+    frame: str
+    """Where to find the message: its frame number, prefixed with the file's number (``2:17``)
+    when the call spans several files."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,13 +96,16 @@ def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_hos
     aliases = aliases or {}
     leg_of = {m.index: i for i, leg in enumerate(call.legs) for m in leg.messages}
     columns: dict[str, Column] = {}
+    positions: dict[str, int] = {}
 
     def col(endpoint: Endpoint) -> int:
         key = _column_key(endpoint, by_host)
         if key not in columns:
             columns[key] = Column(key=key, title=clean(_title(key, endpoint, aliases), 40), address=key)
-        return list(columns).index(key)
+            positions[key] = len(positions)
+        return positions[key]
 
+    files = list(dict.fromkeys(m.file for m in call.messages))
     arrows: list[Arrow] = []
     previous: float | None = None
     for message in call.messages:
@@ -123,6 +129,7 @@ def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_hos
                 delta=0.0 if previous is None else message.timestamp - previous,
                 sdp=sdp,
                 leg=leg_of.get(message.index, 0),
+                frame=(f"{files.index(message.file) + 1}:" if len(files) > 1 else "") + str(message.frame),
             )
         )
         previous = message.timestamp

@@ -175,6 +175,8 @@ def _arrow_lines(
     body = _Canvas(total)
     for x in xs:
         body.put(x, g.life, dim)
+    frame = f"#{arrow.frame}"
+    body.put(MARGIN - 2 - len(frame), frame, dim)
     stroke = g.dashed if arrow.message.retransmission else g.line
     if x1 == x2:
         body.put(x1 + 1, g.line + g.loop, style)
@@ -187,7 +189,8 @@ def _arrow_lines(
         note = _Canvas(total)
         for x in xs:
             note.put(x, g.life, dim)
-        note.put(left + 2, arrow.sdp, dim)
+        # Shift a long note left (over other lifelines) rather than crop it.
+        note.put(max(min(left + 2, total - len(arrow.sdp)), MARGIN), arrow.sdp, dim)
         out.append(note.text(plain))
     return out
 
@@ -236,20 +239,20 @@ class LadderView:
 def calls_table(calls: Iterable[Call], *, show_kind: bool = False) -> Table:
     """The ``sipflow calls`` table."""
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
-    table.add_column("#", justify="right")
+    table.add_column("#", justify="right", no_wrap=True)
     table.add_column("Start (UTC)", no_wrap=True)
     if show_kind:
         table.add_column("Kind", no_wrap=True)
-    table.add_column("From", overflow="fold", min_width=8)
-    table.add_column("To", overflow="fold", min_width=8)
+    table.add_column("From", overflow="ellipsis", no_wrap=True, max_width=28)
+    table.add_column("To", overflow="ellipsis", no_wrap=True, max_width=28)
     table.add_column("State", no_wrap=True)
-    table.add_column("Code", justify="right")
+    table.add_column("Code", justify="right", no_wrap=True)
     table.add_column("PDD", justify="right", no_wrap=True)
     table.add_column("Setup", justify="right", no_wrap=True)
     table.add_column("Dur.", justify="right", no_wrap=True)
-    table.add_column("Msgs", justify="right")
-    table.add_column("Retr", justify="right")
-    table.add_column("Call-ID", overflow="fold", min_width=10)
+    table.add_column("Msgs", justify="right", no_wrap=True)
+    table.add_column("Retr", justify="right", no_wrap=True)
+    table.add_column("Call-ID", overflow="fold")
     for call in calls:
         row: list[Text | str] = [str(call.index), clock(call.start)]
         if show_kind:

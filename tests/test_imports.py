@@ -1,0 +1,67 @@
+"""Dependencies point down only (STYLE.md): checked on the source, module by module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "sipflow"
+
+# For each layer, the sipflow modules it may import (prefixes).
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "sipflow.errors": (),
+    "sipflow.capture": ("sipflow.capture", "sipflow.errors"),
+    "sipflow.sip": ("sipflow.sip", "sipflow.errors"),
+    "sipflow.model": ("sipflow.model", "sipflow.sip", "sipflow.capture.packet", "sipflow.errors"),
+    "sipflow.render": ("sipflow.render", "sipflow.model", "sipflow.sip", "sipflow.capture.packet", "sipflow.errors"),
+    "sipflow.pipeline": ("sipflow.capture", "sipflow.sip", "sipflow.model", "sipflow.errors"),
+}
+THIRD_PARTY_ONLY_IN = {"rich": ("sipflow.render.terminal", "sipflow.cli"), "graphviz": ("sipflow.render.graphviz",)}
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        name = ".".join(rel.parts).removesuffix(".__init__")
+        out.append((name, path))
+    return out
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize(("name", "path"), _modules(), ids=lambda v: str(v))
+def test_layering(name: str, path: Path) -> None:
+    imports = _imports(path)
+    layer = next((k for k in sorted(ALLOWED, key=len, reverse=True) if name == k or name.startswith(k + ".")), None)
+    if layer is not None:
+        bad = {m for m in imports if m.startswith("sipflow") and not m.startswith(ALLOWED[layer])}
+        assert not bad, f"{name} imports {bad}, outside what layer {layer} may use"
+    for lib, owners in THIRD_PARTY_ONLY_IN.items():
+        uses = {m for m in imports if m == lib or m.startswith(lib + ".")}
+        if uses:
+            assert name in owners, f"{name} imports {lib}; only {owners} may"
+    if name != "sipflow.__main__":
+        assert "sipflow.cli" not in imports, f"{name} imports the CLI; nothing may"
+
+
+def test_core_never_touches_files_or_the_terminal() -> None:
+    """The sans-I/O core (sip, model) opens no file and prints nothing."""
+    for name, path in _modules():
+        if not name.startswith(("sipflow.sip", "sipflow.model")):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in {"open", "print", "input"}, f"{name} calls {node.func.id}()"
