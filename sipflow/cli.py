@@ -17,10 +17,10 @@ from rich.progress import BarColumn, DownloadColumn, TimeRemainingColumn
 from rich.progress import Progress as Bar
 
 from sipflow import __version__
-from sipflow.pipeline import Progress, analyze
 from sipflow.errors import SipflowError
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallState
+from sipflow.pipeline import Progress, analyze
 from sipflow.render import csv as csv_render
 from sipflow.render import json as json_render
 from sipflow.render.ladder import build_ladder
@@ -99,6 +99,24 @@ def _malformed_lines(analysis: Analysis) -> list[str]:
     ]
 
 
+def _console(color: str, width: int | None = None) -> Console:
+    """stdout as rich sees it; ``color`` is auto (styles on a terminal), always or never."""
+    if color == "always":
+        return Console(highlight=False, width=width, force_terminal=True)
+    if color == "never":
+        return Console(highlight=False, width=width, no_color=True)
+    return Console(highlight=False, width=width)
+
+
+_color_option = click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the output: on a terminal only (auto), always (e.g. for less -R) or never.",
+)
+
+
 def _filters(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--call-id", "call_id", metavar="ID", help="Only the call with this Call-ID (any leg)."),
@@ -145,6 +163,7 @@ def main() -> None:
     help="Output format (json: schema 1, see README).",
 )
 @_filters
+@_color_option
 def calls(
     files: tuple[str, ...],
     fmt: str,
@@ -153,6 +172,7 @@ def calls(
     to: str | None,
     state: tuple[str, ...],
     all_kinds: bool,
+    color: str,
 ) -> None:
     """List the calls in FILE... (merged by time): start, From, To, state, final status,
     post-dial delay, setup time, duration, messages, retransmissions and Call-ID.
@@ -171,9 +191,9 @@ def calls(
         click.echo(csv_render.dumps(selected), nl=False)
         return
     # On a terminal the table fits its width; into a pipe or file it is never folded.
-    console = Console(highlight=False)
+    console = _console(color)
     if not console.is_terminal:
-        console = Console(highlight=False, width=250)
+        console = _console(color, width=250)
     console.print(calls_table(selected, show_kind=all_kinds))
     for line in _malformed_lines(analysis):
         console.print(line, markup=False, highlight=False)
@@ -204,6 +224,7 @@ def _parse_alias(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--full", is_flag=True, help="Show each message's full text under its arrow.")
 @click.option("--width", type=click.IntRange(40, 1000), help="Line width (default: terminal width, or 80).")
 @click.option("--pager/--no-pager", default=None, help="Page long output (default: on a terminal).")
+@_color_option
 def ladder(
     files: tuple[str, ...],
     index: int | None,
@@ -218,6 +239,7 @@ def ladder(
     full: bool,
     width: int | None,
     pager: bool | None,
+    color: str,
 ) -> None:
     """Draw the ladder (sequence) diagram of calls in FILE...: one column per endpoint,
     one arrow per message with time and delta, retransmissions marked, SDP summarised.
@@ -244,7 +266,7 @@ def ladder(
             lines.append("")
         click.echo("\n".join(lines).rstrip("\n"))
         return
-    console = Console(highlight=False, width=width)
+    console = _console(color, width)
     use_pager = pager if pager is not None else console.is_terminal
     views = [LadderView(build_ladder(c, aliases=aliases, by_host=by_host), full=full) for c in selected]
     if use_pager:
