@@ -255,7 +255,7 @@ def ladder(
         all_kinds=all_kinds, call_id=call_id, from_=from_, to=to, state=state, index=index
     )
     if not selected:
-        click.echo("sipflow: no call matches", err=True)
+        click.echo(f"sipflow: no call matches ({summary_line(analysis, 0)})", err=True)
         raise SystemExit(1)
     if plain:
         w = width or 80

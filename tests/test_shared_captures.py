@@ -7,6 +7,7 @@ transport comes in a later issue, ``DIFFERENCES`` says why and what is asserted 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -75,3 +76,22 @@ def test_agrees_with_tshark(path: Path, tshark: str) -> None:
     # Every Call-ID belongs to exactly one item.
     ids = [leg.call_id for call in analysis.calls for leg in call.legs]
     assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("path", shared_captures(), ids=lambda p: p.name)
+def test_cli_runs_on_every_capture(path: Path) -> None:
+    """``calls`` and ``ladder`` on every public capture: no traceback, and a ladder per item."""
+    from click.testing import CliRunner
+
+    from sipflow.cli import main
+
+    runner = CliRunner()
+    calls = runner.invoke(main, ["calls", str(path), "--all", "--format", "json"], catch_exceptions=False)
+    assert calls.exit_code == 0
+    items = len(json.loads(calls.stdout)["calls"])
+    ladder = runner.invoke(main, ["ladder", str(path), "--all", "--plain", "--full"], catch_exceptions=False)
+    if items == 0:
+        assert ladder.exit_code == 1 and "no call matches" in ladder.stderr
+    else:
+        assert ladder.exit_code == 0
+        assert ladder.stdout.count("\nCall ") + ladder.stdout.startswith("Call ") == items

@@ -137,7 +137,7 @@ class Call:
 
 def leg_kind(leg: Leg) -> CallKind:
     methods = {tx.method for tx in leg.transactions}
-    if "INVITE" in methods:
+    if "INVITE" in methods or "CANCEL" in methods:  # CANCEL only ever targets an INVITE (§9)
         return CallKind.CALL
     if "REGISTER" in methods:
         return CallKind.REGISTRATION
@@ -213,7 +213,10 @@ def build_call(index: int, legs: tuple[Leg, ...]) -> Call:
     answered = next(
         (tx for tx in attempts if tx.final_status is not None and 200 <= tx.final_status < 300), None
     )
-    decisive = answered or (attempts[-1] if attempts else None)
+    # A call is answered if any attempt was; anything else is judged by its last attempt
+    # (a REGISTER refreshed many times is as good as its latest answer).
+    last_attempt = attempts[-1] if attempts else None
+    decisive = (answered or last_attempt) if kind is CallKind.CALL else last_attempt
     if decisive is not None and decisive.final is not None:
         fin = decisive.final
         final_status = decisive.final_status

@@ -140,7 +140,10 @@ def ladder_lines(ladder: Ladder, *, width: int = 80, plain: bool = False, full: 
     for arrow in ladder.arrows:
         lines.extend(_arrow_lines(arrow, xs, total, g, plain, dim))
         if full:
-            for raw_line in clean_lines(arrow.message.sip.raw):
+            raw_lines = clean_lines(arrow.message.sip.raw)
+            while raw_lines and not raw_lines[-1]:
+                raw_lines.pop()
+            for raw_line in raw_lines:
                 row = _Canvas(total)
                 for x in xs:
                     row.put(x, g.life, dim)
