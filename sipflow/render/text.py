@@ -28,7 +28,7 @@ def clean_lines(raw: bytes) -> list[str]:
 def csv_cell(text: str) -> str:
     """A cell that a spreadsheet will not run as a formula (OWASP CSV injection)."""
     text = clean(text)
-    if text.startswith(_CSV_FORMULA):
+    if text.lstrip(" ").startswith(_CSV_FORMULA):
         return "'" + text
     return text
 
