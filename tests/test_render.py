@@ -65,7 +65,11 @@ def test_aliases_and_by_host() -> None:
     call = chain_call(3)
     ladder = build_ladder(call, aliases={"192.0.2.2": "proxy", "192.0.2.3:5060": "bob"})
     assert [c.title for c in ladder.columns] == ["192.0.2.1:5060", "proxy", "bob"]
-    assert [c.key for c in build_ladder(call, by_host=True).columns] == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+    assert [c.key for c in build_ladder(call, by_host=True).columns] == [
+        "192.0.2.1",
+        "192.0.2.2",
+        "192.0.2.3",
+    ]
 
 
 def test_clean_strips_controls_and_bidi_and_cuts() -> None:

@@ -215,9 +215,10 @@ def call_header(call: Call, *, plain: bool = False) -> list[Text]:
         facts.append(f"setup {ms(call.setup_ms)}")
     if call.duration_s is not None:
         facts.append(f"duration {seconds(call.duration_s)}")
-    facts.append(f"{len(call.messages)} messages")
+    count = len(call.messages)
+    facts.append(f"{count} message" + ("" if count == 1 else "s"))
     if call.retransmissions:
-        facts.append(f"{call.retransmissions} retransmissions")
+        facts.append(f"{call.retransmissions} retransmission" + ("" if call.retransmissions == 1 else "s"))
     second = Text("  " + ", ".join(facts))
     ids = Text(f"  Call-ID: {', '.join(clean(c, 120) for c in call.call_ids)}")
     if call.kind.value != "call":
