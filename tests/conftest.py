@@ -19,7 +19,9 @@ RFC4475 = SHARED / "rfc4475"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden/ from the current output.")
+    parser.addoption(
+        "--update-golden", action="store_true", help="Rewrite tests/golden/ from the current output."
+    )
 
 
 @pytest.fixture
@@ -54,7 +56,5 @@ def tshark() -> str:
 def run_tshark(tshark: str, args: Sequence[str]) -> str:
     """Run tshark with default preferences (no personal profile) and return its stdout."""
     env = dict(os.environ, WIRESHARK_CONFIG_DIR="/nonexistent-sipflow", HOME="/nonexistent-sipflow")
-    result = subprocess.run(
-        [tshark, *args], capture_output=True, text=True, env=env, check=True, timeout=300
-    )
+    result = subprocess.run([tshark, *args], capture_output=True, text=True, env=env, check=True, timeout=300)
     return result.stdout

@@ -15,10 +15,19 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "sipflow.capture": ("sipflow.capture", "sipflow.errors"),
     "sipflow.sip": ("sipflow.sip", "sipflow.errors"),
     "sipflow.model": ("sipflow.model", "sipflow.sip", "sipflow.capture.packet", "sipflow.errors"),
-    "sipflow.render": ("sipflow.render", "sipflow.model", "sipflow.sip", "sipflow.capture.packet", "sipflow.errors"),
+    "sipflow.render": (
+        "sipflow.render",
+        "sipflow.model",
+        "sipflow.sip",
+        "sipflow.capture.packet",
+        "sipflow.errors",
+    ),
     "sipflow.pipeline": ("sipflow.capture", "sipflow.sip", "sipflow.model", "sipflow.errors"),
 }
-THIRD_PARTY_ONLY_IN = {"rich": ("sipflow.render.terminal", "sipflow.cli"), "graphviz": ("sipflow.render.graphviz",)}
+THIRD_PARTY_ONLY_IN = {
+    "rich": ("sipflow.render.terminal", "sipflow.cli"),
+    "graphviz": ("sipflow.render.graphviz",),
+}
 
 
 def _modules() -> list[tuple[str, Path]]:
@@ -41,10 +50,12 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize(("name", "path"), _modules(), ids=lambda v: str(v))
+@pytest.mark.parametrize(("name", "path"), _modules(), ids=str)
 def test_layering(name: str, path: Path) -> None:
     imports = _imports(path)
-    layer = next((k for k in sorted(ALLOWED, key=len, reverse=True) if name == k or name.startswith(k + ".")), None)
+    layer = next(
+        (k for k in sorted(ALLOWED, key=len, reverse=True) if name == k or name.startswith(k + ".")), None
+    )
     if layer is not None:
         bad = {m for m in imports if m.startswith("sipflow") and not m.startswith(ALLOWED[layer])}
         assert not bad, f"{name} imports {bad}, outside what layer {layer} may use"
