@@ -35,10 +35,20 @@ COMPACT_FORMS: dict[str, str] = {
 }
 
 
+_CANONICAL_CACHE: dict[str, str] = {}
+_CANONICAL_CACHE_MAX = 4096
+
+
 def canonical_name(name: str) -> str:
-    """The lookup key of a header name: lower case, compact forms expanded."""
-    low = name.strip().lower()
-    return COMPACT_FORMS.get(low, low)
+    """The lookup key of a header name: lower case, compact forms expanded (RFC 3261 §7.3.3)."""
+    key = _CANONICAL_CACHE.get(name)
+    if key is None:
+        low = name.strip().lower()
+        key = COMPACT_FORMS.get(low, low)
+        # Bounded: names seen on the wire are few, but a hostile capture could invent many.
+        if len(_CANONICAL_CACHE) < _CANONICAL_CACHE_MAX:
+            _CANONICAL_CACHE[name] = key
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +132,11 @@ class NameAddr:
         """The ``tag`` parameter (RFC 3261 §19.3), or None."""
         return self.param("tag")
 
+    @property
+    def is_wildcard(self) -> bool:
+        """True for the special ``Contact: *`` value of a REGISTER (RFC 3261 §10.2.2)."""
+        return self.uri.raw == "*"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Via:
@@ -180,10 +195,14 @@ class _MessageBase:
     vias: tuple[Via, ...]
     """Every Via value in order, comma-separated values split; ``vias[0]`` is the top one."""
     content_length: int | None
-    """The Content-Length header value, or None where absent."""
+    """The Content-Length header value, or None where absent or unusable (negative, not a
+    number, several disagreeing values: see ``defects``)."""
     defects: tuple[str, ...] = field(default=())
     """Problems found while parsing that did not stop it (one short sentence each):
     Content-Length disagreeing with the body, a missing mandatory header, a bad Via..."""
+    trailing: bytes = b""
+    """Bytes after the Content-Length-framed body, not part of this message (e.g. a second
+    message in the same UDP datagram, RFC 4475 §3.1.1.8: ignored, and not a defect)."""
 
     @property
     def top_via(self) -> Via | None:
