@@ -34,13 +34,13 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from sipflow.pipeline import analyze
     from sipflow.errors import CaptureError, ParseError, SipflowError
     from sipflow.model.analysis import Analysis, Summary
     from sipflow.model.call import Call, CallKind, CallState, Leg
     from sipflow.model.dialog import Dialog, DialogState
     from sipflow.model.message import Malformed, Message
     from sipflow.model.transaction import Transaction
+    from sipflow.pipeline import analyze
 
 
 def __getattr__(name: str) -> Any:
