@@ -6,6 +6,7 @@ and exit code 2.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, TimeRemainingColumn
 from rich.progress import Progress as Bar
+from rich.text import Text
 
 from sipflow import __version__
 from sipflow.errors import SipflowError
@@ -150,6 +152,9 @@ def main() -> None:
       sipflow calls capture.pcap
       sipflow ladder capture.pcap --call 1
     """
+    # A short-lived process that builds a large acyclic object graph: the cyclic collector
+    # would only rescan it (see sipflow.pipeline._gc_paused). Reference counting still frees.
+    gc.disable()
 
 
 @main.command()
@@ -185,19 +190,23 @@ def calls(
     analysis = _load(files)
     selected = analysis.select(all_kinds=all_kinds, call_id=call_id, from_=from_, to=to, state=state)
     if fmt == "json":
-        click.echo(json_render.dumps(analysis, selected))
+        # Indented for a person at a terminal, compact (and fast) into a pipe or a file.
+        indent = 2 if sys.stdout.isatty() else None
+        click.echo(json_render.dumps(analysis, selected, indent=indent))
         return
     if fmt == "csv":
         click.echo(csv_render.dumps(selected), nl=False)
         return
-    # On a terminal the table fits its width; into a pipe or file it is never folded.
+    # On a terminal the table is cut to its width; into a pipe or a file nothing is cut.
     console = _console(color)
-    if not console.is_terminal:
-        console = _console(color, width=250)
-    console.print(calls_table(selected, show_kind=all_kinds))
-    for line in _malformed_lines(analysis):
-        console.print(line, markup=False, highlight=False)
-    console.print(summary_line(analysis, len(selected)), markup=False, style="dim")
+    width = console.width if console.is_terminal else None
+    lines = calls_table(selected, show_kind=all_kinds, width=width, plain=not console.is_terminal)
+    lines += [Text(line) for line in _malformed_lines(analysis)]
+    lines.append(Text(summary_line(analysis, len(selected)), style="dim"))
+    if console.is_terminal:
+        console.print(Text("\n").join(lines), soft_wrap=True)
+    else:
+        click.echo("\n".join(line.plain for line in lines))
 
 
 def _parse_alias(values: tuple[str, ...]) -> dict[str, str]:

@@ -5,10 +5,11 @@ files ──► capture.CaptureReader ──► Packet ──► sip.parse_messa
 
 from __future__ import annotations
 
+import gc
 import heapq
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 from sipflow.capture.packet import Packet
 from sipflow.capture.reader import CaptureReader
@@ -22,6 +23,23 @@ Progress = Callable[[int, int], None]
 """Called now and then with (bytes read so far, bytes in all files)."""
 
 _PROGRESS_EVERY = 4096
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while the model grows.
+
+    The analysis builds millions of long-lived, acyclic objects; CPython's generational
+    collector would rescan them again and again (measured: half the run time on a
+    100,000-message capture). Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _merged(readers: Sequence[CaptureReader]) -> Iterator[Packet]:
@@ -45,6 +63,7 @@ def analyze(
     tracker = Tracker()
     feed, feed_malformed = tracker.feed, tracker.feed_malformed
     with ExitStack() as stack:
+        stack.enter_context(_gc_paused())
         readers = [stack.enter_context(CaptureReader(name)) for name in names]
         total = sum(r.size for r in readers)
         for count, packet in enumerate(_merged(readers), start=1):
@@ -58,9 +77,9 @@ def analyze(
                 progress(sum(r.position for r in readers), total)
         if progress is not None:
             progress(total, total)
-    model = tracker.finish()
-    ordered = sorted(model.legs, key=lambda leg: leg.messages[0].index)
-    calls = tuple(build_call(i, (leg,)) for i, leg in enumerate(ordered, start=1))
+        model = tracker.finish()
+        ordered = sorted(model.legs, key=lambda leg: leg.messages[0].index)
+        calls = tuple(build_call(i, (leg,)) for i, leg in enumerate(ordered, start=1))
     warnings = tuple(w for r in readers for w in r.warnings)
     non_sip: dict[str, int] = {}
     unsupported: dict[str, int] = {}

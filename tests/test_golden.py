@@ -6,6 +6,7 @@ and read the diff before committing it.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -48,4 +49,5 @@ def test_plain_ladder(path: Path, update_golden: bool) -> None:
 def test_json(path: Path, update_golden: bool) -> None:
     rel = str(path.relative_to(ROOT))
     text = _run(["calls", rel, "--all", "--format", "json"])
-    _check(f"{path.stem}.json", text, update_golden)
+    # Stored indented so that a change reads well in a diff.
+    _check(f"{path.stem}.json", json.dumps(json.loads(text), indent=2) + "\n", update_golden)

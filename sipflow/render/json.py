@@ -90,6 +90,10 @@ def analysis_dict(analysis: Analysis, calls: Iterable[Call]) -> dict[str, Any]:
     }
 
 
-def dumps(analysis: Analysis, calls: Iterable[Call]) -> str:
-    """Schema-1 JSON text; packet text is escaped by the JSON encoder (``ensure_ascii``)."""
-    return json.dumps(analysis_dict(analysis, calls), indent=2, ensure_ascii=True)
+def dumps(analysis: Analysis, calls: Iterable[Call], *, indent: int | None = None) -> str:
+    """Schema-1 JSON text; packet text is escaped by the JSON encoder (``ensure_ascii``).
+
+    Compact by default: the standard library's C encoder only serves ``indent=None``, and a
+    capture may hold tens of thousands of calls (pipe into ``jq`` to read it)."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    return json.dumps(analysis_dict(analysis, calls), indent=indent, separators=separators, ensure_ascii=True)

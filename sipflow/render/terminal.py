@@ -6,11 +6,10 @@ it was cleaned of control characters by the layout (``sipflow.render.text.clean`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.table import Table
 from rich.text import Text
 
 from sipflow.model.call import Call, CallState
@@ -240,38 +239,85 @@ class LadderView:
         )
 
 
-def calls_table(calls: Iterable[Call], *, show_kind: bool = False) -> Table:
-    """The ``sipflow calls`` table."""
-    table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("Start (UTC)", no_wrap=True)
+@dataclass(frozen=True, slots=True)
+class _Col:
+    title: str
+    right: bool = False
+    shrink: bool = False
+    """May be cut (with an ellipsis) when the table is wider than the terminal."""
+
+
+def _call_row(call: Call, show_kind: bool) -> list[str]:
+    row = [str(call.index), clock(call.start)]
     if show_kind:
-        table.add_column("Kind", no_wrap=True)
-    table.add_column("From", overflow="ellipsis", no_wrap=True, max_width=28)
-    table.add_column("To", overflow="ellipsis", no_wrap=True, max_width=28)
-    table.add_column("State", no_wrap=True)
-    table.add_column("Code", justify="right", no_wrap=True)
-    table.add_column("PDD", justify="right", no_wrap=True)
-    table.add_column("Setup", justify="right", no_wrap=True)
-    table.add_column("Dur.", justify="right", no_wrap=True)
-    table.add_column("Msgs", justify="right", no_wrap=True)
-    table.add_column("Retr", justify="right", no_wrap=True)
-    table.add_column("Call-ID", overflow="fold")
-    for call in calls:
-        row: list[Text | str] = [str(call.index), clock(call.start)]
-        if show_kind:
-            row.append(call.kind.value)
-        row += [
-            Text(address(call.from_)),
-            Text(address(call.to)),
-            Text(call.state.value, STATE_STYLES[call.state]),
-            "" if call.final_status is None else str(call.final_status),
-            ms(call.pdd_ms),
-            ms(call.setup_ms),
-            seconds(call.duration_s),
-            str(len(call.messages)),
-            str(call.retransmissions or ""),
-            Text(" ".join(clean(c, 200) for c in call.call_ids)),
-        ]
-        table.add_row(*row)
-    return table
+        row.append(call.kind.value)
+    row += [
+        address(call.from_),
+        address(call.to),
+        call.state.value,
+        "" if call.final_status is None else str(call.final_status),
+        ms(call.pdd_ms),
+        ms(call.setup_ms),
+        seconds(call.duration_s),
+        str(len(call.messages)),
+        str(call.retransmissions or ""),
+        " ".join(clean(c, 200) for c in call.call_ids),
+    ]
+    return row
+
+
+def calls_table(
+    calls: Sequence[Call], *, show_kind: bool = False, width: int | None = None, plain: bool = False
+) -> list[Text]:
+    """The ``sipflow calls`` table as lines. Written by hand rather than with ``rich.table``:
+    it is linear in the rows (a capture can hold tens of thousands of calls). With ``width``,
+    the From and To columns are cut to fit, the Call-ID last; without, nothing is cut."""
+    cols = [_Col("#", right=True), _Col("Start (UTC)")]
+    if show_kind:
+        cols.append(_Col("Kind"))
+    cols += [
+        _Col("From", shrink=True),
+        _Col("To", shrink=True),
+        _Col("State"),
+        _Col("Code", right=True),
+        _Col("PDD", right=True),
+        _Col("Setup", right=True),
+        _Col("Dur.", right=True),
+        _Col("Msgs", right=True),
+        _Col("Retr", right=True),
+        _Col("Call-ID"),
+    ]
+    rows = [_call_row(c, show_kind) for c in calls]
+    widths = [max([len(col.title)] + [len(r[i]) for r in rows]) for i, col in enumerate(cols)]
+    if width is not None:
+        excess = sum(widths) + 2 * (len(cols) - 1) - width
+        shrinkable = [i for i, col in enumerate(cols) if col.shrink]
+        while excess > 0 and any(widths[i] > 12 for i in shrinkable):
+            i = max(shrinkable, key=lambda k: widths[k])
+            widths[i] -= 1
+            excess -= 1
+    state_col = next(i for i, col in enumerate(cols) if col.title == "State")
+    out: list[Text] = []
+    head = Text(no_wrap=True, overflow="crop")
+    head.append(
+        "  ".join(_cell(col.title, widths[i], col.right) for i, col in enumerate(cols)).rstrip(),
+        "" if plain else "bold",
+    )
+    out.append(head)
+    for call, row in zip(calls, rows, strict=True):
+        line = Text(no_wrap=True, overflow="crop")
+        for i, col in enumerate(cols):
+            if i:
+                line.append("  ")
+            text = _cell(row[i], widths[i], col.right)
+            if i == len(cols) - 1:
+                text = text.rstrip()
+            line.append(text, None if plain or i != state_col else STATE_STYLES[call.state])
+        out.append(line)
+    return out
+
+
+def _cell(text: str, width: int, right: bool) -> str:
+    if len(text) > width:
+        text = text[: max(width - 1, 0)] + "…"
+    return text.rjust(width) if right else text.ljust(width)
