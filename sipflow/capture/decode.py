@@ -28,7 +28,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from sipflow.capture import detect
+from sipflow.capture import detect, fallback
 from sipflow.capture.ip import (
     FragmentReassembler,
     MalformedHeader,
@@ -278,6 +278,11 @@ class Decoder:
             return self._ethernet(frame, ts, data, off, end, trunc, 0)
         if linktype in (LINKTYPE_PPP, LINKTYPE_PPP_HDLC):
             return self._ppp(frame, ts, data, off, end, trunc, 0)
+        if linktype not in self._unknown_linktypes and fallback.can_dissect(linktype):
+            ip = fallback.ip_packet(linktype, bytes(data[off:end]))
+            if ip is None:
+                return self._count(detect.OTHER)
+            return self._raw_ip(frame, ts, ip, 0, len(ip), trunc, 0)
         reason = f"link type {linktype}"
         self.stats.count_unsupported(reason)
         if linktype not in self._unknown_linktypes:
