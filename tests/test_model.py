@@ -275,3 +275,31 @@ def test_dialog_transition_table_is_closed_under_terminated() -> None:
     for event in DialogEvent:
         assert next_state(DialogState.TERMINATED, event) is DialogState.TERMINATED
     assert all(target in DialogState for target in TRANSITIONS.values())
+
+
+def test_sdp_offer_in_invite_answer_in_2xx() -> None:
+    from sipflow.model.session import SdpRole, sdp_roles
+
+    feed = Feeder()
+    inv = request("INVITE", body=SDP)
+    m1 = feed(0.0, ALICE, BOB, inv)
+    ok = response(inv, 200, "OK", to_tag="b1").replace(b"Content-Length: 0\r\n\r\n", b"")
+    ok += f"Content-Type: application/sdp\r\nContent-Length: {len(SDP)}\r\n\r\n{SDP}".encode()
+    m2 = feed(1.0, BOB, ALICE, ok)
+    m3 = feed(1.1, ALICE, BOB, request("ACK", branch="z9hG4bK-2", to_tag="b1"))
+    roles = {i: role for i, (role, _) in sdp_roles([m1, m2, m3]).items()}
+    assert roles == {m1.index: SdpRole.OFFER, m2.index: SdpRole.ANSWER}
+
+
+def test_sdp_offer_in_2xx_answer_in_ack() -> None:
+    from sipflow.model.session import SdpRole, sdp_roles
+
+    feed = Feeder()
+    inv = request("INVITE")  # no SDP: the UAS must offer (RFC 3261 §13.2.1)
+    m1 = feed(0.0, ALICE, BOB, inv)
+    ok = response(inv, 200, "OK", to_tag="b1").replace(b"Content-Length: 0\r\n\r\n", b"")
+    ok += f"Content-Type: application/sdp\r\nContent-Length: {len(SDP)}\r\n\r\n{SDP}".encode()
+    m2 = feed(1.0, BOB, ALICE, ok)
+    m3 = feed(1.1, ALICE, BOB, request("ACK", branch="z9hG4bK-2", to_tag="b1", body=SDP))
+    roles = {i: role for i, (role, _) in sdp_roles([m1, m2, m3]).items()}
+    assert roles == {m2.index: SdpRole.OFFER, m3.index: SdpRole.ANSWER}

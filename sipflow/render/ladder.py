@@ -13,9 +13,10 @@ from enum import StrEnum
 from sipflow.capture.packet import Endpoint
 from sipflow.model.call import Call
 from sipflow.model.message import Message
+from sipflow.model.session import sdp_roles
 from sipflow.render.text import clean
 from sipflow.sip.message import SipRequest
-from sipflow.sip.sdp import find_sdp, summarize
+from sipflow.sip.sdp import summarize
 
 LABEL_LIMIT = 60
 """Longest method/reason text kept on an arrow (packet text can be anything)."""
@@ -106,6 +107,7 @@ def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_hos
         return positions[key]
 
     files = list(dict.fromkeys(m.file for m in call.messages))
+    roles = sdp_roles(call.messages)
     arrows: list[Arrow] = []
     previous: float | None = None
     for message in call.messages:
@@ -113,10 +115,11 @@ def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_hos
         sdp = None
         body_note = ""
         if message.sip.body:
-            description = find_sdp(message.sip)
-            if description is not None:
+            negotiated = roles.get(message.index)
+            if negotiated is not None:
+                role, description = negotiated
                 sdp = clean(summarize(description), 200)
-                body_note = " (SDP)"
+                body_note = f" (SDP {role.value})"
             elif message.sip.content_type:
                 body_note = f" ({clean(message.sip.content_type, 30)})"
         arrows.append(
