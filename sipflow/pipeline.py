@@ -15,7 +15,8 @@ from sipflow.capture.packet import Packet
 from sipflow.capture.reader import CaptureReader
 from sipflow.errors import ParseError
 from sipflow.model.analysis import Analysis, Summary
-from sipflow.model.call import CallKind, build_call
+from sipflow.correlate import CorrelationOptions, correlate, related_calls
+from sipflow.model.call import Call, CallKind, Leg, build_call
 from sipflow.model.tracker import Tracker
 from sipflow.sip.parse import parse_message
 
@@ -48,10 +49,24 @@ def _merged(readers: Sequence[CaptureReader]) -> Iterator[Packet]:
     return heapq.merge(*readers, key=lambda p: p.timestamp)
 
 
+def _calls(legs: Sequence[Leg], options: CorrelationOptions | None) -> tuple[Call, ...]:
+    """One call per group of correlated legs (``sipflow.correlate``), in start order."""
+    groups = correlate(legs, options)
+    enabled = options is None or options.enabled
+    related = related_calls(legs) if enabled else {}
+    calls = []
+    for index, group in enumerate(groups, start=1):
+        ids = {leg.call_id for leg in group.legs}
+        others = sorted({r for leg in group.legs for r in related.get(leg.call_id, ())} - ids)
+        calls.append(build_call(index, group.legs, group.links, tuple(others)))
+    return tuple(calls)
+
+
 def analyze(
     paths: Iterable[str | os.PathLike[str]],
     *,
     progress: Progress | None = None,
+    correlation: CorrelationOptions | None = None,
 ) -> Analysis:
     """Read every capture in ``paths`` (merged by time) and build calls from their SIP.
 
@@ -79,7 +94,7 @@ def analyze(
             progress(total, total)
         model = tracker.finish()
         ordered = sorted(model.legs, key=lambda leg: leg.messages[0].index)
-        calls = tuple(build_call(i, (leg,)) for i, leg in enumerate(ordered, start=1))
+        calls = _calls(ordered, correlation)
     warnings = tuple(w for r in readers for w in r.warnings)
     non_sip: dict[str, int] = {}
     unsupported: dict[str, int] = {}

@@ -22,7 +22,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "sipflow.capture.packet",
         "sipflow.errors",
     ),
-    "sipflow.pipeline": ("sipflow.capture", "sipflow.sip", "sipflow.model", "sipflow.errors"),
+    "sipflow.correlate": ("sipflow.model", "sipflow.sip", "sipflow.capture.packet", "sipflow.errors"),
+    "sipflow.pipeline": (
+        "sipflow.correlate",
+        "sipflow.capture",
+        "sipflow.sip",
+        "sipflow.model",
+        "sipflow.errors",
+    ),
 }
 THIRD_PARTY_ONLY_IN = {
     "rich": ("sipflow.render.terminal", "sipflow.cli"),

@@ -50,6 +50,19 @@ class CallState(StrEnum):
     server failure (408, 5xx)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Link:
+    """Why two legs of a call belong together (found by ``sipflow.correlate``)."""
+
+    legs: tuple[int, int]
+    """Indices in ``Call.legs`` (the earlier leg first)."""
+    method: str
+    """``header:NAME``, ``p-charging-vector``, ``session-id`` or ``b2bua-heuristic``."""
+    confidence: float
+    evidence: tuple[str, ...]
+    """One sentence per piece of evidence, for ``--explain``."""
+
+
 def _is_failure(status: int) -> bool:
     return status == 408 or 500 <= status < 600
 
@@ -111,6 +124,11 @@ class Call:
     duration_s: float | None
     """Answer (2xx) to the first BYE; None when not answered or not yet hung up."""
     legs: tuple[Leg, ...]
+    """The caller's leg first, then the others in order of their first INVITE."""
+    correlation: tuple[Link, ...] = ()
+    """Why the legs belong together (see ``sipflow.correlate``)."""
+    related: tuple[str, ...] = ()
+    """Call-IDs of calls related by a transfer (REFER, Replaces), not merged into this one."""
 
     @property
     def from_(self) -> NameAddr | None:
@@ -192,7 +210,9 @@ def _ms(a: float, b: float) -> float:
     return round((b - a) * 1000.0, 3)
 
 
-def build_call(index: int, legs: tuple[Leg, ...]) -> Call:
+def build_call(
+    index: int, legs: tuple[Leg, ...], correlation: tuple[Link, ...] = (), related: tuple[str, ...] = ()
+) -> Call:
     """Derive a call's kind, state and timings from its legs (the first is the caller's)."""
     leg = legs[0]
     kind = leg_kind(leg)
@@ -283,4 +303,6 @@ def build_call(index: int, legs: tuple[Leg, ...]) -> Call:
         setup_ms=setup,
         duration_s=duration,
         legs=legs,
+        correlation=correlation,
+        related=related,
     )
