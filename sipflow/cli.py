@@ -7,6 +7,7 @@ and exit code 2.
 from __future__ import annotations
 
 import gc
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from rich.progress import Progress as Bar
 from rich.text import Text
 
 from sipflow import __version__
+from sipflow.correlate import CorrelationOptions, HeaderRule
 from sipflow.errors import SipflowError
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallState
@@ -26,7 +28,7 @@ from sipflow.pipeline import Progress, analyze
 from sipflow.render import csv as csv_render
 from sipflow.render import json as json_render
 from sipflow.render.ladder import build_ladder
-from sipflow.render.terminal import LadderView, calls_table, ladder_lines
+from sipflow.render.terminal import LadderView, calls_table, explain_lines, ladder_lines
 from sipflow.render.text import clean
 
 EXIT_BAD_INPUT = 2
@@ -54,10 +56,14 @@ def _progress() -> Iterator[Progress | None]:
         yield update
 
 
-def _load(files: Sequence[str]) -> Analysis:
+def _load(
+    files: Sequence[str],
+    correlation: CorrelationOptions | None = None,
+    skew: dict[str, float] | None = None,
+) -> Analysis:
     try:
         with _progress() as progress:
-            analysis = analyze(files, progress=progress)
+            analysis = analyze(files, progress=progress, correlation=correlation, skew=skew)
     except SipflowError as exc:
         click.echo(f"sipflow: error: {clean(str(exc))}", err=True)
         raise SystemExit(EXIT_BAD_INPUT) from None
@@ -83,6 +89,11 @@ def summary_line(analysis: Analysis, shown: int) -> str:
     ]
     if s.retransmissions:
         parts.append(_plural(s.retransmissions, "retransmission"))
+    if s.duplicates:
+        parts.append(f"{_plural(s.duplicates, 'duplicate')} from several files merged")
+    if s.skew:
+        skews = (f"{clean(f)} {v:+.6f}".rstrip("0").rstrip(".") + " s" for f, v in s.skew.items())
+        parts.append("clock skew " + ", ".join(skews))
     parts.append(f"{s.malformed} malformed")
     if s.non_sip_packets:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.non_sip.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -108,6 +119,80 @@ def _console(color: str, width: int | None = None) -> Console:
     if color == "never":
         return Console(highlight=False, width=width, no_color=True)
     return Console(highlight=False, width=width)
+
+
+def _correlation(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that steer leg correlation; the command receives ``correlation``."""
+
+    def parse_rules(
+        _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+    ) -> tuple[HeaderRule, ...]:
+        rules = []
+        for value in values:
+            try:
+                rules.append(HeaderRule.parse(value))
+            except ValueError as exc:
+                raise click.BadParameter(str(exc)) from None
+        return tuple(rules)
+
+    options = [
+        click.option("--no-correlate", is_flag=True, help="One call per Call-ID: do not join B2BUA legs."),
+        click.option(
+            "--correlate-header",
+            "correlate_headers",
+            multiple=True,
+            metavar="NAME[:REGEX]",
+            callback=parse_rules,
+            help="A header naming the other leg's Call-ID, besides X-CID, X-Call-ID, X-Orig-Call-ID and "
+            "X-Original-Call-ID; REGEX's group 1 extracts it, e.g. 'X-Info:orig=([^;]+)' (repeatable).",
+        ),
+        click.option(
+            "--correlate-window",
+            type=click.FloatRange(0.0, 60.0),
+            default=2.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="How soon after an INVITE reaches a B2BUA its outbound INVITE may leave.",
+        ),
+        click.option("--explain", is_flag=True, help="Show, per call, the evidence that joins its legs."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _correlation_options(
+    no_correlate: bool, headers: tuple[HeaderRule, ...], window: float
+) -> CorrelationOptions:
+    defaults = CorrelationOptions()
+    return CorrelationOptions(enabled=not no_correlate, headers=defaults.headers + headers, window=window)
+
+
+_skew_option = click.option(
+    "--skew",
+    multiple=True,
+    metavar="FILE=SECONDS",
+    help="FILE's clock runs SECONDS ahead of the first file's (subtracted from its times), e.g. "
+    "b.pcap=+0.35; FILE as given or its basename (repeatable). Default: estimated from the messages "
+    "both files captured.",
+)
+
+
+def _parse_skew(values: tuple[str, ...]) -> dict[str, float]:
+    skews = {}
+    for value in values:
+        name, sep, seconds = value.rpartition("=")
+        try:
+            offset = float(seconds)
+        except ValueError:
+            offset = math.nan
+        if not sep or not name or not math.isfinite(offset):
+            click.echo(
+                f"sipflow: error: --skew {clean(value)!r}: expected FILE=SECONDS, e.g. b.pcap=+0.35", err=True
+            )
+            raise SystemExit(EXIT_BAD_INPUT)
+        skews[name] = offset
+    return skews
 
 
 _color_option = click.option(
@@ -168,6 +253,8 @@ def main() -> None:
     help="Output format (json: schema 1, see README).",
 )
 @_filters
+@_correlation
+@_skew_option
 @_color_option
 def calls(
     files: tuple[str, ...],
@@ -177,6 +264,11 @@ def calls(
     to: str | None,
     state: tuple[str, ...],
     all_kinds: bool,
+    no_correlate: bool,
+    correlate_headers: tuple[HeaderRule, ...],
+    correlate_window: float,
+    explain: bool,
+    skew: tuple[str, ...],
     color: str,
 ) -> None:
     """List the calls in FILE... (merged by time): start, From, To, state, final status,
@@ -187,7 +279,9 @@ def calls(
       sipflow calls samples/proxy-call.pcap
       sipflow calls a.pcap --state rejected --format json
     """
-    analysis = _load(files)
+    analysis = _load(
+        files, _correlation_options(no_correlate, correlate_headers, correlate_window), _parse_skew(skew)
+    )
     selected = analysis.select(all_kinds=all_kinds, call_id=call_id, from_=from_, to=to, state=state)
     if fmt == "json":
         # Indented for a person at a terminal, compact (and fast) into a pipe or a file.
@@ -201,6 +295,11 @@ def calls(
     console = _console(color)
     width = console.width if console.is_terminal else None
     lines = calls_table(selected, show_kind=all_kinds, width=width, plain=not console.is_terminal)
+    if explain:
+        for call in selected:
+            if len(call.legs) > 1 or call.related:
+                lines.append(Text(f"Call {call.index}:"))
+                lines.extend(explain_lines(call))
     lines += [Text(line) for line in _malformed_lines(analysis)]
     lines.append(Text(summary_line(analysis, len(selected)), style="dim"))
     if console.is_terminal:
@@ -233,6 +332,8 @@ def _parse_alias(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--full", is_flag=True, help="Show each message's full text under its arrow.")
 @click.option("--width", type=click.IntRange(40, 1000), help="Line width (default: terminal width, or 80).")
 @click.option("--pager/--no-pager", default=None, help="Page long output (default: on a terminal).")
+@_correlation
+@_skew_option
 @_color_option
 def ladder(
     files: tuple[str, ...],
@@ -248,6 +349,11 @@ def ladder(
     full: bool,
     width: int | None,
     pager: bool | None,
+    no_correlate: bool,
+    correlate_headers: tuple[HeaderRule, ...],
+    correlate_window: float,
+    explain: bool,
+    skew: tuple[str, ...],
     color: str,
 ) -> None:
     """Draw the ladder (sequence) diagram of calls in FILE...: one column per endpoint,
@@ -259,7 +365,9 @@ def ladder(
       sipflow ladder a.pcap --call-id 1-2345@10.0.0.1 --alias 10.0.0.5=proxy --plain
     """
     aliases = _parse_alias(alias)
-    analysis = _load(files)
+    analysis = _load(
+        files, _correlation_options(no_correlate, correlate_headers, correlate_window), _parse_skew(skew)
+    )
     selected: list[Call] = analysis.select(
         all_kinds=all_kinds, call_id=call_id, from_=from_, to=to, state=state, index=index
     )
@@ -271,13 +379,18 @@ def ladder(
         lines: list[str] = []
         for call in selected:
             layout = build_ladder(call, aliases=aliases, by_host=by_host)
-            lines.extend(t.plain for t in ladder_lines(layout, width=w, plain=True, full=full))
+            lines.extend(
+                t.plain for t in ladder_lines(layout, width=w, plain=True, full=full, explain=explain)
+            )
             lines.append("")
         click.echo("\n".join(lines).rstrip("\n"))
         return
     console = _console(color, width)
     use_pager = pager if pager is not None else console.is_terminal
-    views = [LadderView(build_ladder(c, aliases=aliases, by_host=by_host), full=full) for c in selected]
+    views = [
+        LadderView(build_ladder(c, aliases=aliases, by_host=by_host), full=full, explain=explain)
+        for c in selected
+    ]
     if use_pager:
         with console.pager(styles=True):
             for view in views:

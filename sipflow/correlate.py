@@ -21,6 +21,7 @@ Links are merged with union-find, so chains (caller → SBC → B2BUA → callee
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import re
@@ -33,7 +34,7 @@ from sipflow.model.call import Leg, Link
 from sipflow.model.message import Message
 from sipflow.model.session import SdpRole, sdp_roles
 from sipflow.model.transaction import Transaction
-from sipflow.sip.message import SipRequest, SipResponse
+from sipflow.sip.message import SipRequest, SipResponse, canonical_name
 from sipflow.sip.parse import parse_name_addr, parse_uri
 from sipflow.sip.sdp import SessionDescription
 
@@ -115,6 +116,8 @@ class _LegFacts:
     to_user: str
     from_user: str
     from_tag: str | None
+    sdp_loaded: bool
+    """Whether ``offer`` and ``answer`` were looked up (lazily: only candidate pairs need them)."""
     offer: SessionDescription | None
     answer: SessionDescription | None
     provisional: tuple[float, ...]
@@ -192,16 +195,6 @@ def _facts(index: int, leg: Leg, rules: Sequence[HeaderRule]) -> _LegFacts | Non
     # The caller-side attempts (auth retries) and the far end of the leg (last hop).
     attempts = [tx for tx in invites if tx.client == caller]
     last_hop = max(invites, key=lambda tx: tx.start)
-    roles = sdp_roles(leg.messages)
-    offer = answer = None
-    for message in leg.messages:
-        found = roles.get(message.index)
-        if found is None:
-            continue
-        if found[0] is SdpRole.OFFER and offer is None:
-            offer = found[1]
-        elif found[0] is SdpRole.ANSWER and answer is None:
-            answer = found[1]
     provisional = sorted(
         m.timestamp
         for tx in attempts
@@ -224,8 +217,9 @@ def _facts(index: int, leg: Leg, rules: Sequence[HeaderRule]) -> _LegFacts | Non
         to_user=_request_user(invite),
         from_user=_normalize_user(sip.from_.uri.user if sip.from_ is not None else None),
         from_tag=sip.from_.tag if sip.from_ is not None else None,
-        offer=offer,
-        answer=answer,
+        sdp_loaded=False,
+        offer=None,
+        answer=None,
         provisional=tuple(provisional),
         final_at=decisive.final.timestamp if decisive is not None and decisive.final is not None else None,
         final_class=(decisive.final_status // 100)
@@ -235,18 +229,21 @@ def _facts(index: int, leg: Leg, rules: Sequence[HeaderRule]) -> _LegFacts | Non
         bye_at=min(byes) if byes else None,
     )
     headers = sip.headers
+    present = {canonical_name(name) for name, _ in headers}
     for rule in rules:
+        if canonical_name(rule.name) not in present:
+            continue
         for value in headers.get_all(rule.name):
             claimed = rule.extract(value)
             if claimed:
                 facts.claims[rule.name] = claimed
                 break
-    pcv = headers.get("P-Charging-Vector")
+    pcv = headers.get("P-Charging-Vector") if "p-charging-vector" in present else None
     if pcv:
         match = re.search(r"icid-value\s*=\s*\"?([^\";]+)", pcv, re.IGNORECASE)
         if match:
             facts.icid = match.group(1).strip()
-    sid = headers.get("Session-ID")
+    sid = headers.get("Session-ID") if "session-id" in present else None
     if sid:
         local, _, params = sid.partition(";")
         uuids = [local.strip().lower()]
@@ -258,6 +255,20 @@ def _facts(index: int, leg: Leg, rules: Sequence[HeaderRule]) -> _LegFacts | Non
 
 
 # --- scoring a B2BUA candidate pair ---------------------------------------------------------------
+
+
+def _load_sdp(f: _LegFacts) -> None:
+    """The leg's first SDP offer and answer (RFC 3264), found on first need."""
+    if f.sdp_loaded:
+        return
+    f.sdp_loaded = True
+    for role, description in sdp_roles(f.leg.messages).values():
+        if role is SdpRole.OFFER and f.offer is None:
+            f.offer = description
+        elif role is SdpRole.ANSWER and f.answer is None:
+            f.answer = description
+        if f.offer is not None and f.answer is not None:
+            return
 
 
 def _media(sd: SessionDescription | None) -> set[tuple[str, int]]:
@@ -297,6 +308,8 @@ def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[flo
     first be sent (A's arrival, or the end of A's previous outbound leg when hunting)."""
     evidence: list[str] = []
     weighted: list[tuple[float, float]] = []
+    identified = False
+    """Something beyond timing ties the legs: a user, the From tag or the media."""
     dt = b.exit_at - start
     weighted.append((1.0, math.exp(-max(dt, 0.0) / window)))
     evidence.append(f"INVITE left {b.exit} {dt * 1000:.0f} ms after the inbound INVITE reached it")
@@ -308,10 +321,14 @@ def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[flo
         evidence.append(f"same callee ({a.to_user or '?'} / {b.to_user or '?'})")
     if from_ok:
         evidence.append(f"same caller ({a.from_user or '?'} / {b.from_user or '?'})")
+    identified = to_ok or from_ok
     if a.from_tag is not None and a.from_tag == b.from_tag:
         weighted.append((2.0, 1.0))
         evidence.append("same From tag")
+        identified = True
 
+    _load_sdp(a)
+    _load_sdp(b)
     if a.offer is not None and b.offer is not None:
         relayed = bool(_media(a.offer) & _media(b.offer))
         same_origin = (
@@ -322,6 +339,7 @@ def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[flo
         anchored = bool(_addresses(b.offer) & _addresses(a.answer)) or (
             b.exit in _addresses(b.offer) and a.answer is None
         )
+        identified = identified or relayed or same_origin or anchored
         if relayed or same_origin:
             weighted.append((2.0, 1.0))
             evidence.append("SDP offer relayed unchanged" + (" (same o= line)" if same_origin else ""))
@@ -351,7 +369,7 @@ def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[flo
             evidence.append(f"{name} not mirrored")
     total = sum(w for w, _ in weighted)
     score = sum(w * v for w, v in weighted) / total
-    if not (to_ok or from_ok or any("SDP" in e or "media" in e or "tag" in e for e in evidence)):
+    if not identified:
         score = min(score, MIN_SCORE - 0.01)  # timing alone never links two legs
     return round(min(score, HEURISTIC_CEILING), 3), evidence
 
@@ -475,11 +493,13 @@ def _heuristic_links(
         if not ins:
             continue
         candidates: dict[tuple[int, int], tuple[float, list[str]]] = {}
+        outs.sort(key=lambda f: f.exit_at)
+        times = [f.exit_at for f in outs]
         for a in ins:
-            for b in outs:
+            lo = bisect.bisect_left(times, a.arrive_at - 0.002)
+            hi = bisect.bisect_right(times, a.arrive_at + window)
+            for b in outs[lo:hi]:
                 if a.index == b.index or b.index in claimed or frozenset((a.index, b.index)) in linked:
-                    continue
-                if not (a.arrive_at - 0.002 <= b.exit_at <= a.arrive_at + window):
                     continue
                 score, evidence = _score(a, b, window, a.arrive_at)
                 if score >= MIN_SCORE:

@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import gc
 import heapq
+import itertools
+import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 
 from sipflow.capture.packet import Packet
 from sipflow.capture.reader import CaptureReader
-from sipflow.errors import ParseError
-from sipflow.model.analysis import Analysis, Summary
 from sipflow.correlate import CorrelationOptions, correlate, related_calls
+from sipflow.errors import ParseError, UsageError
+from sipflow.merge import PRESCAN_PACKETS, Deduplicator, DuplicateKey, Merged, duplicate_key, estimate_skew
+from sipflow.model.analysis import Analysis, Summary
 from sipflow.model.call import Call, CallKind, Leg, build_call
 from sipflow.model.tracker import Tracker
+from sipflow.sip.message import SipRequest, SipResponse
 from sipflow.sip.parse import parse_message
 
 Progress = Callable[[int, int], None]
@@ -43,10 +48,80 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _merged(readers: Sequence[CaptureReader]) -> Iterator[Packet]:
-    if len(readers) == 1:
+def _merged(readers: Sequence[CaptureReader], skews: Mapping[str, float]) -> Iterator[Packet]:
+    if len(readers) == 1 and not skews:
         return iter(readers[0])
-    return heapq.merge(*readers, key=lambda p: p.timestamp)
+    streams = [_shifted(r, skews[r.name]) if r.name in skews else iter(r) for r in readers]
+    if len(streams) == 1:
+        return streams[0]
+    # On the microsecond: the same message in two files, its skew taken out, ties with itself
+    # and comes first from the earlier file (heapq.merge is stable), float noise aside.
+    return heapq.merge(*streams, key=lambda p: round(p.timestamp, 6))
+
+
+def _shifted(packets: Iterable[Packet], skew: float) -> Iterator[Packet]:
+    for packet in packets:
+        yield replace(packet, timestamp=packet.timestamp - skew)
+
+
+def _given_skews(names: Sequence[str], skew: Mapping[str, float] | None) -> dict[str, float]:
+    """The user's skews, keyed by file name as in ``names`` (given as such or by basename)."""
+    out: dict[str, float] = {}
+    for key, value in (skew or {}).items():
+        if not math.isfinite(value):
+            raise UsageError(f"skew for {key}: {value} is not a number of seconds")
+        if key in names:
+            out[key] = value
+            continue
+        matches = {n for n in names if os.path.basename(n) == key}
+        if not matches:
+            raise UsageError(f"skew given for {key}, which is not one of the files")
+        if len(matches) > 1:
+            raise UsageError(f"skew given for {key}: several files have that name, give its path")
+        out[matches.pop()] = value
+    return out
+
+
+def _prescan(names: Iterable[str]) -> Iterator[tuple[str, DuplicateKey, float]]:
+    """(file, key, time) of the first SIP packets of each file, for ``estimate_skew``."""
+    for name in dict.fromkeys(names):
+        with CaptureReader(name) as reader:
+            for packet in itertools.islice(reader, PRESCAN_PACKETS):
+                try:
+                    sip = parse_message(packet.payload)
+                except ParseError:
+                    continue
+                key = duplicate_key(packet, sip)
+                if key is not None:
+                    yield name, key, packet.timestamp
+
+
+def _skews(names: Sequence[str], given: Mapping[str, float]) -> dict[str, float]:
+    """Each file's clock skew (given, else estimated from messages it shares), nonzero only."""
+    if len(set(names)) > 1 and any(n not in given for n in names[1:]):
+        given = estimate_skew(_prescan(names), names, fixed=given)
+    return {n: v for n, v in given.items() if v}
+
+
+_Parsed = SipRequest | SipResponse | str
+"""A parsed message, or why it could not be parsed."""
+
+
+def _push(dedupe: Deduplicator[_Parsed], packet: Packet, tracker: Tracker) -> None:
+    try:
+        sip = parse_message(packet.payload)
+    except ParseError as exc:
+        _feed(tracker, dedupe.push(packet, exc.reason, None))
+    else:
+        _feed(tracker, dedupe.push(packet, sip, duplicate_key(packet, sip)))
+
+
+def _feed(tracker: Tracker, released: Iterable[Merged[_Parsed]]) -> None:
+    for merged in released:
+        if isinstance(merged.item, str):
+            tracker.feed_malformed(merged.packet, merged.item)
+        else:
+            tracker.feed(merged.packet, merged.item, copies=merged.copies)
 
 
 def _calls(legs: Sequence[Leg], options: CorrelationOptions | None) -> tuple[Call, ...]:
@@ -67,8 +142,16 @@ def analyze(
     *,
     progress: Progress | None = None,
     correlation: CorrelationOptions | None = None,
+    skew: Mapping[str, float] | None = None,
 ) -> Analysis:
     """Read every capture in ``paths`` (merged by time) and build calls from their SIP.
+
+    With several files, a message captured in more than one (same hop, within
+    ``merge.DEDUPE_WINDOW``) is one message with ``copies``. ``skew`` maps a file (its name
+    as in ``paths``, or its basename) to the seconds its clock runs ahead of the first
+    file's, subtracted from its timestamps; for the other files it is estimated from the
+    messages they share (``merge.estimate_skew``). Raises ``UsageError`` for a skew naming
+    no file.
 
     Raises ``CaptureError`` for a file that cannot be opened or is not a capture. Damage
     inside a file (a truncated last record, a bad packet) is reported in ``warnings`` and
@@ -80,16 +163,23 @@ def analyze(
     with ExitStack() as stack:
         stack.enter_context(_gc_paused())
         readers = [stack.enter_context(CaptureReader(name)) for name in names]
+        skews = _skews(names, _given_skews(names, skew))
+        dedupe: Deduplicator[_Parsed] | None = Deduplicator() if len(readers) > 1 else None
         total = sum(r.size for r in readers)
-        for count, packet in enumerate(_merged(readers), start=1):
-            try:
-                sip = parse_message(packet.payload)
-            except ParseError as exc:
-                feed_malformed(packet, exc.reason)
+        for count, packet in enumerate(_merged(readers, skews), start=1):
+            if dedupe is not None:
+                _push(dedupe, packet, tracker)
             else:
-                feed(packet, sip)
+                try:
+                    sip = parse_message(packet.payload)
+                except ParseError as exc:
+                    feed_malformed(packet, exc.reason)
+                else:
+                    feed(packet, sip)
             if progress is not None and count % _PROGRESS_EVERY == 0:
                 progress(sum(r.position for r in readers), total)
+        if dedupe is not None:
+            _feed(tracker, dedupe.flush())
         if progress is not None:
             progress(total, total)
         model = tracker.finish()
@@ -118,6 +208,8 @@ def analyze(
         partial=any(r.stats.truncated for r in readers),
         first_time=min(times) if times else None,
         last_time=max(times) if times else None,
+        duplicates=dedupe.duplicates if dedupe is not None else 0,
+        skew=skews,
     )
     return Analysis(
         files=names,

@@ -22,8 +22,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "sipflow.capture.packet",
         "sipflow.errors",
     ),
+    "sipflow.merge": ("sipflow.capture.packet", "sipflow.sip", "sipflow.errors"),
     "sipflow.correlate": ("sipflow.model", "sipflow.sip", "sipflow.capture.packet", "sipflow.errors"),
     "sipflow.pipeline": (
+        "sipflow.merge",
         "sipflow.correlate",
         "sipflow.capture",
         "sipflow.sip",

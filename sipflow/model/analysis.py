@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sipflow.capture.packet import CaptureWarning
 from sipflow.model.call import Call, CallKind, CallState
@@ -37,6 +37,11 @@ class Summary:
     """Some file could not be read to its end (truncated or corrupt): the result is partial."""
     first_time: float | None
     last_time: float | None
+    duplicates: int = 0
+    """Messages captured in several files and merged into one (``sipflow.merge``)."""
+    skew: Mapping[str, float] = field(default_factory=dict)
+    """Clock skew of each file whose clock was corrected: seconds it runs ahead of the first
+    file's (estimated, or given); subtracted from its timestamps. Files at 0 are left out."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,6 +29,8 @@ class Message:
     """The same request or response was already seen in its transaction (RFC 3261 §17)."""
     truncated: bool = False
     """The capture cut the message short (snaplen, end of capture inside a TCP message)."""
+    copies: tuple[tuple[str, int], ...] = ()
+    """(file, frame) of the same message captured in other files (``sipflow.merge``)."""
 
     @property
     def is_request(self) -> bool:
@@ -49,7 +51,13 @@ class Message:
 
     @classmethod
     def from_packet(
-        cls, index: int, packet: Packet, sip: SipRequest | SipResponse, *, retransmission: bool = False
+        cls,
+        index: int,
+        packet: Packet,
+        sip: SipRequest | SipResponse,
+        *,
+        retransmission: bool = False,
+        copies: tuple[tuple[str, int], ...] = (),
     ) -> Message:
         return cls(
             index=index,
@@ -63,6 +71,7 @@ class Message:
             file=packet.file,
             retransmission=retransmission,
             truncated=packet.truncated,
+            copies=copies,
         )
 
 

@@ -59,15 +59,19 @@ class Tracker:
     def messages(self) -> list[Message]:
         return self._messages
 
-    def feed(self, packet: Packet, sip: SipRequest | SipResponse) -> Message:
-        """Account for one parsed message; returns its record (retransmission flag set)."""
+    def feed(
+        self, packet: Packet, sip: SipRequest | SipResponse, *, copies: tuple[tuple[str, int], ...] = ()
+    ) -> Message:
+        """Account for one parsed message; returns its record (retransmission flag set).
+
+        ``copies``: (file, frame) of the same message captured in other files."""
         if isinstance(sip, SipRequest):
             tx, retrans = self._table.match_request(sip, packet.src, packet.dst)
             if not retrans and sip.method == tx.method:
                 self._initial_tx.setdefault(tx.id, sip.to is None or sip.to.tag is None)
         else:
             tx, retrans = self._table.match_response(sip, packet.src, packet.dst)
-        msg = Message.from_packet(len(self._messages), packet, sip, retransmission=retrans)
+        msg = Message.from_packet(len(self._messages), packet, sip, retransmission=retrans, copies=copies)
         self._messages.append(msg)
         tx.messages.append(msg)
         self._last_time = max(self._last_time, packet.timestamp)

@@ -20,7 +20,7 @@ def _uri(leg: Leg, which: str) -> str | None:
 
 
 def transaction_dict(tx: Transaction) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "method": tx.method,
         "branch": tx.branch,
         "cseq": tx.cseq,
@@ -31,6 +31,10 @@ def transaction_dict(tx: Transaction) -> dict[str, Any]:
         "retransmissions": tx.retransmissions,
         "frames": [m.frame for m in tx.messages],
     }
+    copies = [[file, frame] for m in tx.messages for file, frame in m.copies]
+    if copies:
+        out["copies"] = copies
+    return out
 
 
 def leg_dict(leg: Leg) -> dict[str, Any]:
@@ -62,12 +66,22 @@ def call_dict(call: Call) -> dict[str, Any]:
         "messages": len(call.messages),
         "retransmissions": call.retransmissions,
         "legs": [leg_dict(leg) for leg in call.legs],
+        "correlation": [
+            {
+                "legs": list(link.legs),
+                "method": link.method,
+                "confidence": link.confidence,
+                "evidence": list(link.evidence),
+            }
+            for link in call.correlation
+        ],
+        "related": list(call.related),
     }
 
 
 def analysis_dict(analysis: Analysis, calls: Iterable[Call]) -> dict[str, Any]:
     s = analysis.summary
-    return {
+    out: dict[str, Any] = {
         "schema": SCHEMA,
         "files": list(analysis.files),
         "summary": {
@@ -88,6 +102,10 @@ def analysis_dict(analysis: Analysis, calls: Iterable[Call]) -> dict[str, Any]:
         ],
         "warnings": [str(w) for w in analysis.warnings],
     }
+    if len(analysis.files) > 1 or s.skew:
+        # Several captures: messages merged from more than one, and the clock skews taken out.
+        out["summary"].update(duplicates=s.duplicates, skew=dict(s.skew))
+    return out
 
 
 def dumps(analysis: Analysis, calls: Iterable[Call], *, indent: int | None = None) -> str:

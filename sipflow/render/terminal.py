@@ -33,6 +33,9 @@ STATE_STYLES: dict[CallState, str] = {
     CallState.FAILED: "bold red",
 }
 
+LEG_STYLES = ("bold blue", "bold magenta", "bold cyan", "bold yellow", "bold green")
+"""Leg letters take these colours in turn on a terminal."""
+
 MARGIN = 22
 """Width of the left margin: ``HH:MM:SS.mmm +ddd.ddd `` ."""
 MIN_GAP, MAX_GAP = 12, 36
@@ -98,7 +101,9 @@ class _Canvas:
         return out
 
 
-def ladder_lines(ladder: Ladder, *, width: int = 80, plain: bool = False, full: bool = False) -> list[Text]:
+def ladder_lines(
+    ladder: Ladder, *, width: int = 80, plain: bool = False, full: bool = False, explain: bool = False
+) -> list[Text]:
     """The ladder as lines of at most ``width`` characters (wider only when too many
     columns cannot fit). ``plain``: ASCII, no styles (stable for golden files and CI logs)."""
     g = ASCII if plain else UNICODE
@@ -119,7 +124,7 @@ def ladder_lines(ladder: Ladder, *, width: int = 80, plain: bool = False, full: 
     dim = "" if plain else "dim"
 
     call = ladder.call
-    lines.extend(call_header(call, plain=plain))
+    lines.extend(call_header(call, plain=plain, explain=explain))
     if legend:
         for i, col in enumerate(ladder.columns):
             name = _letter(i)
@@ -137,7 +142,7 @@ def ladder_lines(ladder: Ladder, *, width: int = 80, plain: bool = False, full: 
     lines.append(lifelines.text(plain))
 
     for arrow in ladder.arrows:
-        lines.extend(_arrow_lines(arrow, xs, total, g, plain, dim))
+        lines.extend(_arrow_lines(arrow, xs, total, g, plain, dim, len(call.legs) > 1))
         if full:
             raw_lines = clean_lines(arrow.message.sip.raw)
             while raw_lines and not raw_lines[-1]:
@@ -156,7 +161,7 @@ def _letter(i: int) -> str:
 
 
 def _arrow_lines(
-    arrow: Arrow, xs: Sequence[int], total: int, g: _Glyphs, plain: bool, dim: str
+    arrow: Arrow, xs: Sequence[int], total: int, g: _Glyphs, plain: bool, dim: str, multi_leg: bool
 ) -> list[Text]:
     style = STYLES[arrow.cls]
     if arrow.message.retransmission:
@@ -179,6 +184,8 @@ def _arrow_lines(
         body.put(x, g.life, dim)
     frame = f"#{arrow.frame}"
     body.put(MARGIN - 2 - len(frame), frame, dim)
+    if multi_leg:
+        body.put(0, f"leg {_letter(arrow.leg)}", "" if plain else LEG_STYLES[arrow.leg % len(LEG_STYLES)])
     stroke = g.dashed if arrow.message.retransmission else g.line
     if x1 == x2:
         body.put(x1 + 1, g.line + g.loop, style)
@@ -197,7 +204,7 @@ def _arrow_lines(
     return out
 
 
-def call_header(call: Call, *, plain: bool = False) -> list[Text]:
+def call_header(call: Call, *, plain: bool = False, explain: bool = False) -> list[Text]:
     """A call's headline: who called whom, outcome, timings, Call-ID(s)."""
     state_style = "" if plain else STATE_STYLES[call.state]
     line = Text(no_wrap=False)
@@ -218,24 +225,46 @@ def call_header(call: Call, *, plain: bool = False) -> list[Text]:
     facts.append(f"{count} message" + ("" if count == 1 else "s"))
     if call.retransmissions:
         facts.append(f"{call.retransmissions} retransmission" + ("" if call.retransmissions == 1 else "s"))
+    if len(call.legs) > 1:
+        facts.append(f"{len(call.legs)} legs")
     second = Text("  " + ", ".join(facts))
-    ids = Text(f"  Call-ID: {', '.join(clean(c, 120) for c in call.call_ids)}")
     if call.kind.value != "call":
         line.append(f"  [{call.kind.value}]")
-    return [line, second, ids, Text("")]
+    out = [line, second]
+    if len(call.legs) == 1 and not (explain and call.related):
+        out.append(Text(f"  Call-ID: {clean(call.id, 120)}"))
+    elif explain:
+        out.extend(explain_lines(call))
+    else:
+        for i, leg in enumerate(call.legs):
+            out.append(Text(f"  leg {_letter(i)}: {clean(leg.call_id, 120)}", no_wrap=True, overflow="crop"))
+        for link in call.correlation:
+            a, b = (_letter(i) for i in link.legs)
+            out.append(Text(f"  {a}-{b}: {short_method(link.method)} {link.confidence:.2f}"))
+    if call.related and not explain:
+        out.append(Text(f"  related (transfer): {', '.join(clean(c, 120) for c in call.related)}"))
+    out.append(Text(""))
+    return out
 
 
 class LadderView:
     """A rich renderable of a ladder; reads the width and ASCII-only flag from the console."""
 
-    def __init__(self, ladder: Ladder, *, full: bool = False, plain: bool = False) -> None:
+    def __init__(
+        self, ladder: Ladder, *, full: bool = False, plain: bool = False, explain: bool = False
+    ) -> None:
         self.ladder = ladder
         self.full = full
         self.plain = plain
+        self.explain = explain
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield from ladder_lines(
-            self.ladder, width=options.max_width, plain=self.plain or options.ascii_only, full=self.full
+            self.ladder,
+            width=options.max_width,
+            plain=self.plain or options.ascii_only,
+            full=self.full,
+            explain=self.explain,
         )
 
 
@@ -261,9 +290,44 @@ def _call_row(call: Call, show_kind: bool) -> list[str]:
         seconds(call.duration_s),
         str(len(call.messages)),
         str(call.retransmissions or ""),
+        legs_summary(call),
         " ".join(clean(c, 200) for c in call.call_ids),
     ]
     return row
+
+
+_SHORT_METHOD = {"b2bua-heuristic": "heuristic", "p-charging-vector": "PCV", "session-id": "Session-ID"}
+
+
+def short_method(method: str) -> str:
+    return _SHORT_METHOD.get(method, method.removeprefix("header:"))
+
+
+def legs_summary(call: Call) -> str:
+    """``2 X-CID 0.99``: how many legs, and the weakest evidence that holds them together."""
+    if len(call.legs) == 1:
+        return ""
+    weakest = min(call.correlation, key=lambda link: link.confidence, default=None)
+    if weakest is None:
+        return str(len(call.legs))
+    return f"{len(call.legs)} {short_method(weakest.method)} {weakest.confidence:.2f}"
+
+
+def explain_lines(call: Call) -> list[Text]:
+    """Per leg its Call-ID, and per link the evidence (``--explain``)."""
+    out = []
+    for i, leg in enumerate(call.legs):
+        hops = " -> ".join([str(leg.caller)] + [str(b) for _, b in leg.hops]) if leg.hops else ""
+        out.append(
+            Text(f"  leg {_letter(i)}: {clean(leg.call_id, 120)}  {hops}", no_wrap=True, overflow="crop")
+        )
+    for link in call.correlation:
+        a, b = (_letter(i) for i in link.legs)
+        out.append(Text(f"  {a}-{b}: {short_method(link.method)}, confidence {link.confidence:.2f}"))
+        out.extend(Text(f"      - {clean(e, 200)}") for e in link.evidence)
+    for other in call.related:
+        out.append(Text(f"  related (transfer): {clean(other, 120)}"))
+    return out
 
 
 def calls_table(
@@ -285,6 +349,7 @@ def calls_table(
         _Col("Dur.", right=True),
         _Col("Msgs", right=True),
         _Col("Retr", right=True),
+        _Col("Legs"),
         _Col("Call-ID"),
     ]
     rows = [_call_row(c, show_kind) for c in calls]

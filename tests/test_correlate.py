@@ -1,0 +1,194 @@
+"""Leg correlation: headers, charging vectors, Session-ID, and the B2BUA heuristic."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from sipflow import analyze
+from sipflow.capture.packet import Endpoint
+from sipflow.correlate import CorrelationOptions, HeaderRule, correlate
+from sipflow.model.call import Leg
+from tests.conftest import SHARED_CAPTURES
+from tests.sipmsg import Feeder, request, response
+
+ALICE = Endpoint("10.0.0.1", 5060)
+B2BUA = Endpoint("10.0.0.5", 5060)
+BOB = Endpoint("10.0.0.9", 5060)
+
+
+def _sdp(address: str, port: int) -> str:
+    return (
+        f"v=0\r\no=- {port} 1 IN IP4 {address}\r\ns=-\r\nc=IN IP4 {address}\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP 0\r\n"
+    )
+
+
+def _with_body(data: bytes, body: str) -> bytes:
+    head = data.replace(b"Content-Length: 0\r\n\r\n", b"")
+    return head + f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode()
+
+
+def b2bua_call(
+    feed: Feeder,
+    n: int,
+    t0: float,
+    answer_after: float,
+    outcome: int,
+    *,
+    extra: str = "",
+    extra_in: str = "",
+    anchored: bool = True,
+) -> tuple[str, str]:
+    """Alice → B2BUA (Call-ID in-n) and B2BUA → Bob (Call-ID out-n), outcome mirrored back."""
+    a_id, b_id = f"in-{n}@10.0.0.1", f"out-{n}@10.0.0.5"
+    offer_a = _sdp("10.0.0.1", 20000 + 2 * n)
+    offer_b = _sdp("10.0.0.5", 30000 + 2 * n) if anchored else offer_a
+    inv_a = request(
+        "INVITE", call_id=a_id, from_tag=f"a{n}", branch=f"z9hG4bK-a{n}", body=offer_a, extra=extra_in
+    )
+    feed(t0, ALICE, B2BUA, inv_a)
+    inv_b = request(
+        "INVITE", call_id=b_id, from_tag=f"x{n}", branch=f"z9hG4bK-b{n}", vias=("10.0.0.5:5060",),
+        body=offer_b, extra=extra,
+    )  # fmt: skip
+    feed(t0 + 0.004, B2BUA, BOB, inv_b)
+    feed(t0 + 0.1, BOB, B2BUA, response(inv_b, 180, "Ringing", to_tag=f"y{n}"))
+    feed(t0 + 0.101, B2BUA, ALICE, response(inv_a, 180, "Ringing", to_tag=f"z{n}"))
+    t = t0 + answer_after
+    if outcome == 200:
+        feed(
+            t, BOB, B2BUA, _with_body(response(inv_b, 200, "OK", to_tag=f"y{n}"), _sdp("10.0.0.9", 40000 + n))
+        )
+        feed(
+            t + 0.002,
+            B2BUA,
+            ALICE,
+            _with_body(response(inv_a, 200, "OK", to_tag=f"z{n}"), _sdp("10.0.0.5", 30001 + 2 * n)),
+        )
+    else:
+        feed(t, BOB, B2BUA, response(inv_b, outcome, "Busy Here", to_tag=f"y{n}"))
+        feed(t + 0.002, B2BUA, ALICE, response(inv_a, outcome, "Busy Here", to_tag=f"z{n}"))
+    return a_id, b_id
+
+
+def _groups(feed: Feeder, options: CorrelationOptions | None = None) -> set[frozenset[str]]:
+    legs: tuple[Leg, ...] = feed.tracker.finish().legs
+    return {frozenset(leg.call_id for leg in g.legs) for g in correlate(legs, options)}
+
+
+def test_header_names_the_other_leg() -> None:
+    feed = Feeder()
+    a, b = b2bua_call(feed, 1, 0.0, 1.0, 200, extra="X-CID: in-1@10.0.0.1\r\n")
+    legs = feed.tracker.finish().legs
+    (group,) = correlate(legs)
+    assert [leg.call_id for leg in group.legs] == [a, b]
+    (link,) = group.links
+    assert link.method == "header:X-CID" and link.confidence == 0.99 and link.legs == (0, 1)
+
+
+def test_user_header_rule_with_regex() -> None:
+    rule = HeaderRule.parse("X-Info:orig=([^;]+)")
+    assert rule.extract("foo;orig=abc@host;bar") == "abc@host"
+    feed = Feeder()
+    b2bua_call(feed, 1, 0.0, 1.0, 200, extra="X-Info: foo;orig=in-1@10.0.0.1;x\r\n")
+    options = CorrelationOptions(headers=(rule,), window=0.0)  # the heuristic cannot reach it
+    legs = feed.tracker.finish().legs
+    (group,) = correlate(legs, options)
+    assert group.links[0].method == "header:X-Info"
+
+
+@pytest.mark.parametrize("bad", ["", "X-Info:(", "X-Info:no-group", "bad name:x"])
+def test_bad_header_rules(bad: str) -> None:
+    with pytest.raises(ValueError):
+        HeaderRule.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("header", "method"),
+    [
+        ('P-Charging-Vector: icid-value="abc123";orig-ioi=x\r\n', "p-charging-vector"),
+        (f"Session-ID: {'ab' * 16};remote={'0' * 32}\r\n", "session-id"),
+    ],
+)
+def test_shared_charging_vector_or_session_id(header: str, method: str) -> None:
+    feed = Feeder()
+    b2bua_call(feed, 1, 0.0, 1.0, 200, extra=header, extra_in=header)
+    b2bua_call(feed, 2, 0.5, 1.0, 200)  # another call, nothing shared
+    legs = feed.tracker.finish().legs
+    groups = correlate(legs, CorrelationOptions(window=0.0))  # the heuristic cannot reach them
+    joined = [g for g in groups if len(g.legs) > 1]
+    assert [{leg.call_id for leg in g.legs} for g in joined] == [{"in-1@10.0.0.1", "out-1@10.0.0.5"}]
+    assert joined[0].links[0].method == method and joined[0].links[0].confidence == 0.95
+
+
+def test_heuristic_joins_one_b2bua_call_with_its_evidence() -> None:
+    feed = Feeder()
+    b2bua_call(feed, 1, 0.0, 1.5, 200)
+    (group,) = correlate(feed.tracker.finish().legs)
+    (link,) = group.links
+    assert link.method == "b2bua-heuristic" and 0.5 <= link.confidence <= 0.95
+    assert any("18x mirrored" in e for e in link.evidence)
+    assert any("anchored" in e for e in link.evidence)
+
+
+def test_no_correlate_keeps_one_call_per_call_id() -> None:
+    feed = Feeder()
+    b2bua_call(feed, 1, 0.0, 1.5, 200)
+    assert len(correlate(feed.tracker.finish().legs, CorrelationOptions(enabled=False))) == 2
+
+
+def test_many_concurrent_calls_between_the_same_users_are_not_mixed() -> None:
+    """40 calls alice → bob through one B2BUA, overlapping, varied answer delays and outcomes:
+    identities are all the same, so only timing and mirrored events can tell them apart."""
+    rng = random.Random(7)
+    feed = Feeder()
+    truth = set()
+    events = []
+    for n in range(40):
+        events.append((round(n * 0.05, 3), n, round(rng.uniform(0.3, 3.0), 3), rng.choice([200, 200, 486])))
+    # Feed in time order: build each call's messages, then sort all of them by time.
+    recorder = _Recorder()
+    for t0, n, delay, outcome in events:
+        truth.add(frozenset(b2bua_call(recorder, n, t0, delay, outcome)))  # type: ignore[arg-type]
+    for t, src, dst, data in sorted(recorder.items, key=lambda item: item[0]):
+        feed(t, src, dst, data)
+    assert _groups(feed) == truth
+
+
+class _Recorder:
+    """Collects what ``b2bua_call`` would feed, to replay it in time order."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, Endpoint, Endpoint, bytes]] = []
+
+    def __call__(self, t: float, src: Endpoint, dst: Endpoint, data: bytes) -> None:
+        self.items.append((t, src, dst, data))
+
+
+@pytest.mark.skipif(not SHARED_CAPTURES.is_dir(), reason="../shared/captures not present")
+@pytest.mark.parametrize(
+    ("name", "call_ids"),
+    [
+        ("voip1b.pcapng", {"342701946", "390cbc3372b15a0d07903c6a6b66ab6a@172.16.98.180:5060"}),
+        ("sip_tcp_websocket.pcap", {"kovfhoptshgn59q712sr", "926ffd16-6154-1237-09ba-0270b3230128"}),
+    ],
+)
+def test_public_b2bua_captures_come_out_as_one_call(name: str, call_ids: set[str]) -> None:
+    analysis = analyze([SHARED_CAPTURES / name])
+    calls = analysis.select()
+    (call,) = [c for c in calls if set(c.call_ids) & call_ids]
+    assert set(call.call_ids) == call_ids
+    (link,) = call.correlation
+    assert link.method == "b2bua-heuristic" and link.confidence >= 0.7
+    assert call.state.value == "completed" and call.final_status == 200
+    assert call.legs[0].caller.host != call.legs[1].caller.host  # the caller's leg first
+
+
+@pytest.mark.skipif(not SHARED_CAPTURES.is_dir(), reason="../shared/captures not present")
+def test_transfer_is_related_not_merged() -> None:
+    analysis = analyze([SHARED_CAPTURES / "voip-extension.pcap"])
+    first, second = analysis.select()
+    assert len(first.legs) == len(second.legs) == 1
+    assert first.related == (second.id,) and second.related == (first.id,)
