@@ -306,3 +306,9 @@ def build_call(
         correlation=correlation,
         related=related,
     )
+
+
+def leg_outcome(leg: Leg) -> tuple[CallState, int | None]:
+    """A leg's own state and final status, as its caller side saw them."""
+    alone = build_call(0, (leg,))
+    return alone.state, alone.final_status

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sipflow.model.analysis import Analysis
-from sipflow.model.call import Call, Leg
+from sipflow.model.call import Call, Leg, leg_outcome
 from sipflow.model.transaction import Transaction
 from sipflow.render.text import iso
 
@@ -38,8 +38,11 @@ def transaction_dict(tx: Transaction) -> dict[str, Any]:
 
 
 def leg_dict(leg: Leg) -> dict[str, Any]:
+    state, final_status = leg_outcome(leg)  # the leg's own, besides the call's (caller's view)
     return {
         "call_id": leg.call_id,
+        "state": state.value,
+        "final_status": final_status,
         "from": _uri(leg, "from"),
         "to": _uri(leg, "to"),
         "hops": [[str(a), str(b)] for a, b in leg.hops],
