@@ -501,6 +501,8 @@ def _heuristic_links(
             for b in outs[lo:hi]:
                 if a.index == b.index or b.index in claimed or frozenset((a.index, b.index)) in linked:
                     continue
+                if a.final_at is not None and a.final_at < b.exit_at - 0.002:
+                    continue  # the inbound leg was already answered or refused: not its B2BUA leg
                 score, evidence = _score(a, b, window, a.arrive_at)
                 if score >= MIN_SCORE:
                     candidates[(a.index, b.index)] = (score, evidence)

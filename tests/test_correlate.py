@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import random
+from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +14,7 @@ from sipflow import analyze
 from sipflow.capture.packet import Endpoint
 from sipflow.correlate import CorrelationOptions, HeaderRule, correlate
 from sipflow.model.call import Leg
-from tests.conftest import SHARED_CAPTURES
+from tests.conftest import SAMPLES, SHARED_CAPTURES, shared_captures
 from tests.sipmsg import Feeder, request, response
 
 ALICE = Endpoint("10.0.0.1", 5060)
@@ -192,3 +196,38 @@ def test_transfer_is_related_not_merged() -> None:
     first, second = analysis.select()
     assert len(first.legs) == len(second.legs) == 1
     assert first.related == (second.id,) and second.related == (first.id,)
+
+
+def _pairs(groups: Iterable[Iterable[str]]) -> set[tuple[str, str]]:
+    return {pair for group in groups for pair in itertools.combinations(sorted(group), 2)}
+
+
+def _truth_files() -> list[Path]:
+    return sorted(SAMPLES.glob("*.truth.json"))
+
+
+@pytest.mark.parametrize("truth_path", _truth_files(), ids=lambda p: p.name.removesuffix(".truth.json"))
+def test_sample_leg_grouping_matches_what_the_generator_knows(truth_path: Path) -> None:
+    """Each correlation sample (samples/make-correlation-samples.sh) ships the grouping its
+    generator knows; sipflow must find exactly it. Precision and recall of the leg pairs are
+    printed (``pytest -s``); the test fails below 0.99 precision."""
+    truth = [frozenset(ids) for ids in json.loads(truth_path.read_text())["calls"]]
+    analysis = analyze([truth_path.with_name(truth_path.name.removesuffix(".truth.json") + ".pcap")])
+    got = [frozenset(c.call_ids) for c in analysis.calls if c.kind.value == "call"]
+    expected, found = _pairs(truth), _pairs(got)
+    precision = len(expected & found) / len(found) if found else 1.0
+    recall = len(expected & found) / len(expected) if expected else 1.0
+    print(f"{truth_path.name}: {len(truth)} calls, precision {precision:.4f}, recall {recall:.4f}")
+    assert precision >= 0.99
+    assert set(got) == set(truth)
+
+
+@pytest.mark.skipif(not SHARED_CAPTURES.is_dir(), reason="../shared/captures not present")
+@pytest.mark.parametrize("path", shared_captures(), ids=lambda p: p.name)
+def test_no_false_merges_in_public_captures(path: Path) -> None:
+    """Only the two captures with a real B2BUA in them hold a call of several legs. (The SIPp
+    load run on loopback is the trap: caller and callee share an IP, so every call "leaves the
+    host its predecessor reached"; but each was answered before the next began.)"""
+    multi = [c for c in analyze([path]).calls if len(c.legs) > 1]
+    expected = 1 if path.name in ("voip1b.pcapng", "sip_tcp_websocket.pcap") else 0
+    assert len(multi) == expected
