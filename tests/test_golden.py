@@ -17,6 +17,14 @@ from sipflow.cli import main
 from tests.conftest import GOLDEN, ROOT, sample_captures
 
 
+LOAD_SAMPLES = {"b2bua-load.pcap"}
+"""Hundreds of calls: checked against their ground truth (test_correlate), not pinned here."""
+
+
+def _pinned() -> list[Path]:
+    return [p for p in sample_captures() if p.name not in LOAD_SAMPLES]
+
+
 def _run(args: list[str]) -> str:
     cwd = os.getcwd()
     os.chdir(ROOT)  # relative file names in the output
@@ -38,14 +46,14 @@ def _check(name: str, text: str, update: bool) -> None:
     assert text == path.read_text(), f"output differs from tests/golden/{name} (see --update-golden)"
 
 
-@pytest.mark.parametrize("path", sample_captures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _pinned(), ids=lambda p: p.name)
 def test_plain_ladder(path: Path, update_golden: bool) -> None:
     rel = str(path.relative_to(ROOT))
     text = _run(["ladder", rel, "--all", "--plain", "--width", "100"])
     _check(f"{path.stem}.ladder.txt", text, update_golden)
 
 
-@pytest.mark.parametrize("path", sample_captures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _pinned(), ids=lambda p: p.name)
 def test_json(path: Path, update_golden: bool) -> None:
     rel = str(path.relative_to(ROOT))
     text = _run(["calls", rel, "--all", "--format", "json"])

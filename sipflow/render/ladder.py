@@ -99,8 +99,11 @@ def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_hos
     columns: dict[str, Column] = {}
     positions: dict[str, int] = {}
 
+    # A B2BUA's two sides (often two ports) are one column: the host the legs meet at.
+    meeting = {leg.caller.host for leg in call.legs[1:]} & {leg.callee.host for leg in call.legs}
+
     def col(endpoint: Endpoint) -> int:
-        key = _column_key(endpoint, by_host)
+        key = _column_key(endpoint, by_host or endpoint.host in meeting)
         if key not in columns:
             columns[key] = Column(key=key, title=clean(_title(key, endpoint, aliases), 40), address=key)
             positions[key] = len(positions)
