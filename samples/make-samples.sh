@@ -11,6 +11,8 @@
 #
 # Needs root (or CAP_NET_RAW for tcpdump) and the Debian packages sip-tester,
 # kamailio, tcpdump, tshark, iproute2, coreutils. Takes about 35 seconds.
+# A full run (no NAME) then runs samples/make-correlation-samples.sh (~40 s,
+# the captures for call-leg correlation) unless SKIP_CORRELATION=1.
 #
 # Usage: samples/make-samples.sh [NAME ...]   (default: all captures)
 #        KEEP_WORK=1 samples/make-samples.sh  keeps the logs in the work dir
@@ -373,4 +375,10 @@ for s in "${SAMPLES[@]}"; do
 	mv -f "$HERE/.$s.tmp" "$HERE/$s.pcap"
 	log "$s: $nsip SIP messages -> samples/$s.pcap"
 done
+# The captures for call-leg correlation (legs with different Call-IDs, with
+# ground truth files) have a script of their own, ~40 s; only on a full run.
+if [[ $# -eq 0 && -z ${SKIP_CORRELATION:-} ]]; then
+	log "correlation captures: samples/make-correlation-samples.sh"
+	"$HERE/make-correlation-samples.sh"
+fi
 log "done in $((SECONDS - start)) s"

@@ -16,7 +16,6 @@ from click.testing import CliRunner
 from sipflow.cli import main
 from tests.conftest import GOLDEN, ROOT, sample_captures
 
-
 LOAD_SAMPLES = {"b2bua-load.pcap"}
 """Hundreds of calls: checked against their ground truth (test_correlate), not pinned here."""
 
