@@ -231,3 +231,58 @@ def test_no_false_merges_in_public_captures(path: Path) -> None:
     multi = [c for c in analyze([path]).calls if len(c.legs) > 1]
     expected = 1 if path.name in ("voip1b.pcapng", "sip_tcp_websocket.pcap") else 0
     assert len(multi) == expected
+
+
+SBC = Endpoint("10.0.0.7", 5060)
+
+
+def test_chain_of_two_b2buas_is_one_call_of_three_legs() -> None:
+    feed = Feeder()
+    offer = _sdp("10.0.0.1", 20000)
+    legs = [("c-1", ALICE, SBC), ("c-2", SBC, B2BUA), ("c-3", B2BUA, BOB)]
+    invites = []
+    for i, (call_id, src, dst) in enumerate(legs):
+        inv = request(
+            "INVITE", call_id=call_id, from_tag=f"f{i}", branch=f"z9hG4bK-{i}",
+            vias=(f"{src.host}:5060",), body=offer,
+        )  # fmt: skip
+        feed(0.003 * i, src, dst, inv)
+        invites.append(inv)
+    for i in (2, 1, 0):  # 180 and 200 travel back hop by hop
+        feed(
+            0.2 + 0.001 * (2 - i),
+            legs[i][2],
+            legs[i][1],
+            response(invites[i], 180, "Ringing", to_tag=f"t{i}"),
+        )
+    for i in (2, 1, 0):
+        feed(1.0 + 0.001 * (2 - i), legs[i][2], legs[i][1], response(invites[i], 200, "OK", to_tag=f"t{i}"))
+    (group,) = correlate(feed.tracker.finish().legs)
+    assert [leg.call_id for leg in group.legs] == ["c-1", "c-2", "c-3"]
+    assert sorted(link.legs for link in group.links) == [(0, 1), (1, 2)]
+
+
+def test_hunting_keeps_every_outbound_leg_tried() -> None:
+    """One inbound leg; the B2BUA tries bob (486), then a second target that answers."""
+    feed = Feeder()
+    offer = _sdp("10.0.0.1", 20000)
+    inv_a = request("INVITE", call_id="in", from_tag="a", branch="z9hG4bK-a", body=offer)
+    feed(0.0, ALICE, B2BUA, inv_a)
+    feed(0.05, B2BUA, ALICE, response(inv_a, 180, "Ringing", to_tag="z"))
+    inv_b1 = request(
+        "INVITE", call_id="out-1", from_tag="x1", branch="z9hG4bK-b1", vias=("10.0.0.5:5060",), body=offer
+    )
+    feed(0.004, B2BUA, BOB, inv_b1)
+    feed(5.0, BOB, B2BUA, response(inv_b1, 486, "Busy Here", to_tag="y1"))
+    second = Endpoint("10.0.0.8", 5060)
+    inv_b2 = request(
+        "INVITE", call_id="out-2", from_tag="x2", branch="z9hG4bK-b2", vias=("10.0.0.5:5060",), body=offer
+    )
+    feed(5.01, B2BUA, second, inv_b2)
+    feed(5.3, second, B2BUA, response(inv_b2, 180, "Ringing", to_tag="y2"))
+    feed(7.0, second, B2BUA, response(inv_b2, 200, "OK", to_tag="y2"))
+    feed(7.002, B2BUA, ALICE, response(inv_a, 200, "OK", to_tag="z"))
+    (group,) = correlate(feed.tracker.finish().legs)
+    assert [leg.call_id for leg in group.legs] == ["in", "out-1", "out-2"]
+    hunting = [link for link in group.links if any("hunting" in e for e in link.evidence)]
+    assert [link.legs for link in hunting] == [(0, 2)]
