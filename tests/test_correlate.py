@@ -220,6 +220,25 @@ def test_sample_leg_grouping_matches_what_the_generator_knows(truth_path: Path) 
     print(f"{truth_path.name}: {len(truth)} calls, precision {precision:.4f}, recall {recall:.4f}")
     assert precision >= 0.99
     assert set(got) == set(truth)
+    methods = {link.method for c in analysis.calls for link in c.correlation}
+    assert methods == {EXPECTED_METHOD[truth_path.name.removesuffix(".truth.json")]}
+
+
+EXPECTED_METHOD = {
+    "topoh-xcid": "header:X-CID",  # Kamailio adds X-CID with the caller-side Call-ID
+    "topoh-plain": "b2bua-heuristic",  # no header: same From tag, relayed SDP, mirrored outcomes
+    "b2bua-3pcc": "b2bua-heuristic",
+    "b2bua-load": "b2bua-heuristic",
+}
+
+
+def test_topology_hiding_proxy_evidence() -> None:
+    calls = analyze([SAMPLES / "topoh-plain.pcap"]).calls
+    for call in calls:
+        (link,) = call.correlation
+        assert "same From tag" in link.evidence
+        assert any(e.startswith("SDP offer relayed unchanged") for e in link.evidence)
+    assert [c.state.value for c in calls] == ["completed", "rejected", "cancelled"]
 
 
 @pytest.mark.skipif(not SHARED_CAPTURES.is_dir(), reason="../shared/captures not present")
