@@ -32,9 +32,9 @@ import os
 import stat
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Generator, Iterator
 from types import TracebackType
-from typing import Final
+from typing import Final, NamedTuple
 
 from sipflow.capture.decode import Decoder
 from sipflow.capture.packet import CaptureStats, CaptureWarning, Packet
@@ -603,3 +603,132 @@ def read_packets(path: str | os.PathLike[str], *, name: str | None = None) -> It
             yield from reader
 
     return packets()
+
+
+# --- raw frames (for copying frames into another capture: sipflow.capture.writer) -------------
+
+
+class RawFrame(NamedTuple):
+    """One frame as the capture stores it: undecoded, with its exact timestamp."""
+
+    frame: int
+    """1-based frame number, as in :attr:`Packet.frame`."""
+    linktype: int
+    """The link type of the frame's interface (pcap header or pcapng IDB)."""
+    ticks: int
+    """Capture time in 1/``units`` seconds since the Unix epoch (pcapng ``if_tsoffset`` included)."""
+    units: int
+    """Timestamp units per second: 10**6, 10**9, or what a pcapng ``if_tsresol`` says."""
+    data: bytes
+    """The captured octets."""
+    orig_len: int
+    """Length of the frame on the wire."""
+
+
+def read_raw_frames(
+    path: str | os.PathLike[str], frames: Container[int] | None = None, *, name: str | None = None
+) -> Generator[RawFrame, None, None]:
+    """Open ``path`` as :class:`CaptureReader` does (raising :class:`CaptureError` at once if it
+    is not a readable capture) and stream its frames undecoded, numbered as the packets of
+    :class:`CaptureReader` are; only those numbered in ``frames`` when given. Damage ends the
+    stream quietly (``CaptureReader`` reports it); the file closes when the iterator ends."""
+    reader = CaptureReader(path, name=name)
+    walk = _raw_pcap if reader.format == "pcap" else _raw_pcapng
+
+    def raw_frames() -> Generator[RawFrame, None, None]:
+        with reader:
+            yield from walk(reader, frames)
+
+    return raw_frames()
+
+
+def _raw_pcap(reader: CaptureReader, wanted: Container[int] | None) -> Iterator[RawFrame]:
+    # The record loop of CaptureReader._pcap_records, keeping the integer timestamp fields.
+    assert reader.linktype is not None
+    unpack = struct.Struct(reader._order + "IIII").unpack_from
+    hlen = reader._rec_len
+    units = round(1 / reader._scale)
+    linktype = reader.linktype
+    buf, base = reader._buf, reader._base
+    pos = frame = 0
+    while True:
+        if pos + hlen > len(buf):
+            buf, base = reader._refill(buf, pos, base, hlen)
+            pos = 0
+            if hlen > len(buf):
+                return
+        ts_s, ts_frac, incl, orig = unpack(buf, pos)
+        if incl > MAX_RECORD:
+            return
+        stop = pos + hlen + incl
+        if stop > len(buf):
+            buf, base = reader._refill(buf, pos, base, hlen + incl)
+            pos, stop = 0, hlen + incl
+            if stop > len(buf):
+                return
+        frame += 1
+        if wanted is None or frame in wanted:
+            yield RawFrame(frame, linktype, ts_s * units + ts_frac, units, buf[pos + hlen : stop], orig)
+        pos = stop
+
+
+def _raw_pcapng(reader: CaptureReader, wanted: Container[int] | None) -> Iterator[RawFrame]:
+    # The block loop of CaptureReader._pcapng_records, keeping the integer timestamps.
+    s = _LE
+    buf, base = reader._buf, reader._base
+    pos = frame = 0
+    interfaces: list[tuple[int, int, int, int]] = []  # (linktype, units, offset in units, snaplen)
+    last = (0, 1_000_000)  # (ticks, units) of the last timestamp, for Simple Packet Blocks
+    while True:
+        if pos + 28 > len(buf):
+            buf, base = reader._refill(buf, pos, base, 28)
+            pos = 0
+            if len(buf) < 12:
+                return
+        if buf[pos : pos + 4] == _SHB_MAGIC:
+            bom = buf[pos + 8 : pos + 12]
+            if bom not in (_BOM_LE, _BOM_BE):
+                return
+            s = _LE if bom == _BOM_LE else _BE
+        btype, blen = s.head.unpack_from(buf, pos)
+        if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+            return
+        if pos + blen > len(buf):
+            buf, base = reader._refill(buf, pos, base, blen)
+            pos = 0
+            if blen > len(buf):
+                return
+        if s.u32.unpack_from(buf, pos + blen - 4)[0] != blen:
+            return
+        if btype in (_EPB, _PB):
+            if blen < 32:
+                return
+            if btype == _EPB:
+                iface, hi, lo, caplen, olen = s.epb.unpack_from(buf, pos + 8)
+            else:
+                iface, _drops, hi, lo, caplen, olen = s.pb.unpack_from(buf, pos + 8)
+            if 32 + caplen > blen:
+                return
+            frame += 1
+            if iface < len(interfaces):
+                linktype, units, offset, _ = interfaces[iface]
+                last = ((hi << 32 | lo) + offset, units)
+                if wanted is None or frame in wanted:
+                    yield RawFrame(frame, linktype, *last, buf[pos + 28 : pos + 28 + caplen], olen)
+        elif btype == _SPB:
+            frame += 1
+            if interfaces and (wanted is None or frame in wanted):
+                linktype, _, _, snaplen = interfaces[0]
+                olen = s.u32.unpack_from(buf, pos + 8)[0]
+                caplen = min(olen, blen - 16, snaplen or olen)
+                yield RawFrame(frame, linktype, *last, buf[pos + 12 : pos + 12 + caplen], olen)
+        elif btype == _IDB:
+            if blen < 20:
+                return
+            linktype, units, tsoffset, snaplen = reader._interface(s, buf, pos, blen, frame + 1, base + pos)
+            interfaces.append((linktype, units, int(tsoffset) * units, snaplen))
+        elif btype == _SHB:
+            if blen < 28 or s.shb.unpack_from(buf, pos + 12)[0] != 1:
+                return
+            interfaces = []
+        pos += blen
