@@ -11,6 +11,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,7 +28,7 @@ from sipflow.model.call import Call, CallState
 from sipflow.pipeline import Progress, analyze
 from sipflow.render import csv as csv_render
 from sipflow.render import json as json_render
-from sipflow.render.ladder import build_ladder
+from sipflow.render.ladder import Ladder, build_ladder
 from sipflow.render.terminal import LadderView, calls_table, explain_lines, ladder_lines
 from sipflow.render.text import clean
 
@@ -398,6 +399,137 @@ def ladder(
     else:
         for view in views:
             console.print(view)
+
+
+EXPORT_FORMATS = ("svg", "png", "pdf", "dot", "mmd", "puml", "html", "json", "pcap", "pcapng")
+"""What ``sipflow export`` writes; the format comes from the file's extension or ``--format``."""
+
+
+def _diagram(fmt: str, layout: Ladder) -> bytes:
+    """One call's ladder in a diagram format (the renderers are imported on use: graphviz is
+    heavy and only ``export`` needs it)."""
+    if fmt == "mmd":
+        from sipflow.render.mermaid import ladder_mermaid  # noqa: PLC0415
+
+        return ladder_mermaid(layout).encode()
+    if fmt == "puml":
+        from sipflow.render.plantuml import ladder_plantuml  # noqa: PLC0415
+
+        return ladder_plantuml(layout).encode()
+    from sipflow.render import graphviz  # noqa: PLC0415
+
+    if fmt == "dot":
+        return graphviz.ladder_dot(layout).encode()
+    if fmt == "html":
+        from sipflow.render.html import ladder_html  # noqa: PLC0415
+
+        return ladder_html(layout, graphviz.ladder_svg(layout)).encode()
+    return graphviz.render(graphviz.ladder_dot(layout), fmt)
+
+
+def _write_export(
+    analysis: Analysis, calls: Sequence[Call], fmt: str, out: Path, aliases: dict[str, str], by_host: bool
+) -> None:
+    if fmt == "json":
+        out.write_text(json_render.dumps(analysis, calls, indent=2, with_flow=True) + "\n")
+    elif fmt in ("pcap", "pcapng"):
+        # pcap when every frame has one link type, else pcapng (tshark and sipflow read both by content)
+        from sipflow.capture.writer import write_frames  # noqa: PLC0415
+
+        selection: dict[str, set[int]] = {}
+        for call in calls:
+            for message in call.messages:
+                selection.setdefault(message.file, set()).update(message.frames)
+        write_frames(selection, out)
+    else:
+        (call,) = calls
+        out.write_bytes(_diagram(fmt, build_ladder(call, aliases=aliases, by_host=by_host)))
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="OUT",
+    help="The file to write; with --all, a folder (one file per call).",
+)
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), help="Format (default: OUT's extension).")
+@click.option("--call", "index", type=int, metavar="N", help="Only call number N (the # of `sipflow calls`).")
+@_filters
+@click.option(
+    "--alias", multiple=True, metavar="ADDR=NAME", help="Name a column: IP or IP:port (repeatable)."
+)
+@click.option("--by-host", is_flag=True, help="One column per IP address instead of per IP:port.")
+@_correlation
+def export(
+    files: tuple[str, ...],
+    output: Path,
+    fmt: str | None,
+    index: int | None,
+    call_id: str | None,
+    from_: str | None,
+    to: str | None,
+    state: tuple[str, ...],
+    all_kinds: bool,
+    alias: tuple[str, ...],
+    by_host: bool,
+    no_correlate: bool,
+    correlate_headers: tuple[HeaderRule, ...],
+    correlate_window: float,
+    explain: bool,
+) -> None:
+    """Write calls of FILE... as a diagram or data to paste elsewhere: SVG, PNG or PDF
+    ladders (Graphviz), Graphviz source (.dot), Mermaid (.mmd), PlantUML (.puml), a
+    self-contained HTML page, JSON (schema 1 plus every message), or a pcap of just those
+    calls' packets. A diagram holds one call: pick it with --call or --call-id, or give
+    --all and a folder to get one file per call.
+
+    \b
+    Example:
+      sipflow export samples/proxy-call.pcap --call 1 -o call.svg
+      sipflow export a.pcap --all -o flows/ --format mmd
+    """
+    del explain  # the evidence is in the JSON; a diagram shows the links in its header
+    aliases = _parse_alias(alias)
+    fmt = fmt or output.suffix.lstrip(".").lower()
+    if fmt not in EXPORT_FORMATS:
+        raise click.BadParameter(
+            f"cannot tell the format from {str(output)!r}: "
+            f"use one of .{', .'.join(EXPORT_FORMATS)} or --format",
+            param_hint="-o/--output",
+        )
+    analysis = _load(files, _correlation_options(no_correlate, correlate_headers, correlate_window))
+    selected = analysis.select(
+        all_kinds=all_kinds, call_id=call_id, from_=from_, to=to, state=state, index=index
+    )
+    if not selected:
+        click.echo(f"sipflow: no call matches ({summary_line(analysis, 0)})", err=True)
+        raise SystemExit(1)
+    try:
+        if all_kinds and index is None and call_id is None:
+            output.mkdir(parents=True, exist_ok=True)
+            for call in selected:
+                _write_export(analysis, [call], fmt, output / f"call-{call.index}.{fmt}", aliases, by_host)
+            click.echo(f"sipflow: wrote {len(selected)} files into {output}", err=True)
+            return
+        if len(selected) > 1 and fmt not in ("json", "pcap", "pcapng"):
+            click.echo(
+                f"sipflow: error: {len(selected)} calls match and a {fmt} diagram holds one: pick one with "
+                "--call N or --call-id ID, or use --all with a folder",
+                err=True,
+            )
+            raise SystemExit(EXIT_BAD_INPUT)
+        _write_export(analysis, selected, fmt, output, aliases, by_host)
+    except SipflowError as exc:
+        click.echo(f"sipflow: error: {clean(str(exc))}", err=True)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    except OSError as exc:
+        click.echo(f"sipflow: error: {output}: {exc.strerror or exc}", err=True)
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -82,7 +82,34 @@ def call_dict(call: Call) -> dict[str, Any]:
     }
 
 
-def analysis_dict(analysis: Analysis, calls: Iterable[Call]) -> dict[str, Any]:
+def flow(call: Call) -> list[dict[str, Any]]:
+    """Every message of a call in capture order (``sipflow export … -o x.json``)."""
+    leg_of = {m.index: i for i, leg in enumerate(call.legs) for m in leg.messages}
+    out = []
+    for message in call.messages:
+        item: dict[str, Any] = {
+            "time": iso(message.timestamp),
+            "timestamp": message.timestamp,
+            "src": str(message.src),
+            "dst": str(message.dst),
+            "transport": message.transport.value,
+            "first_line": message.sip.first_line,
+            "call_id": message.sip.call_id,
+            "leg": leg_of.get(message.index, 0),
+            "file": message.file,
+            "frame": message.frame,
+            "frames": list(message.frames),
+            "retransmission": message.retransmission,
+        }
+        if message.copies:
+            item["copies"] = [list(copy) for copy in message.copies]
+        if message.sip.defects:
+            item["defects"] = list(message.sip.defects)
+        out.append(item)
+    return out
+
+
+def analysis_dict(analysis: Analysis, calls: Iterable[Call], *, with_flow: bool = False) -> dict[str, Any]:
     s = analysis.summary
     out: dict[str, Any] = {
         "schema": SCHEMA,
@@ -98,7 +125,7 @@ def analysis_dict(analysis: Analysis, calls: Iterable[Call]) -> dict[str, Any]:
             "items": s.items,
             "partial": s.partial,
         },
-        "calls": [call_dict(c) for c in calls],
+        "calls": [call_dict(c) | ({"flow": flow(c)} if with_flow else {}) for c in calls],
         "malformed": [
             {"file": m.file, "frame": m.frame, "src": str(m.src), "dst": str(m.dst), "reason": m.reason}
             for m in analysis.malformed
@@ -111,10 +138,13 @@ def analysis_dict(analysis: Analysis, calls: Iterable[Call]) -> dict[str, Any]:
     return out
 
 
-def dumps(analysis: Analysis, calls: Iterable[Call], *, indent: int | None = None) -> str:
+def dumps(
+    analysis: Analysis, calls: Iterable[Call], *, indent: int | None = None, with_flow: bool = False
+) -> str:
     """Schema-1 JSON text; packet text is escaped by the JSON encoder (``ensure_ascii``).
 
     Compact by default: the standard library's C encoder only serves ``indent=None``, and a
     capture may hold tens of thousands of calls (pipe into ``jq`` to read it)."""
     separators = (",", ":") if indent is None else (",", ": ")
-    return json.dumps(analysis_dict(analysis, calls), indent=indent, separators=separators, ensure_ascii=True)
+    document = analysis_dict(analysis, calls, with_flow=with_flow)
+    return json.dumps(document, indent=indent, separators=separators, ensure_ascii=True)
