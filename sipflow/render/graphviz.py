@@ -33,7 +33,7 @@ import graphviz
 from sipflow.errors import UsageError
 from sipflow.model.call import Call, CallState
 from sipflow.render.ladder import Arrow, ArrowClass, Ladder
-from sipflow.render.mermaid import address, call_summary, delta, leg_letter
+from sipflow.render.summary import address, call_summary, delta, leg_letter
 from sipflow.render.text import clean, clock
 
 FORMATS = ("svg", "png", "pdf")

@@ -18,7 +18,7 @@ import json
 import re
 
 from sipflow.render.ladder import Arrow, Ladder
-from sipflow.render.mermaid import address, arrow_text, call_summary, delta
+from sipflow.render.summary import address, arrow_text, call_summary, delta
 from sipflow.render.text import clean_lines, clock
 
 LINE_LIMIT = 4000

@@ -14,7 +14,7 @@ import re
 import string
 
 from sipflow.render.ladder import ArrowClass, Ladder
-from sipflow.render.mermaid import NOTE_LIMIT, arrow_text, call_summary, cut, delta
+from sipflow.render.summary import NOTE_LIMIT, arrow_text, call_summary, cut, delta
 from sipflow.render.text import clean, clock
 
 COLORS: dict[ArrowClass, str] = {

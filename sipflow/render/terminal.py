@@ -14,8 +14,8 @@ from rich.text import Text
 
 from sipflow.model.call import Call, CallState
 from sipflow.render.ladder import Arrow, ArrowClass, Ladder
+from sipflow.render.summary import address, call_facts, delta, leg_letter, short_method
 from sipflow.render.text import clean, clean_lines, clock, ms, seconds
-from sipflow.sip.message import NameAddr
 
 STYLES: dict[ArrowClass, str] = {
     ArrowClass.REQUEST: "bold cyan",
@@ -39,25 +39,6 @@ LEG_STYLES = ("bold blue", "bold magenta", "bold cyan", "bold yellow", "bold gre
 MARGIN = 22
 """Width of the left margin: ``HH:MM:SS.mmm +ddd.ddd `` ."""
 MIN_GAP, MAX_GAP = 12, 36
-
-
-def address(addr: NameAddr | None) -> str:
-    """``user@host`` of a From/To (scheme and parameters dropped), cleaned."""
-    if addr is None:
-        return ""
-    uri = addr.uri
-    text = uri.raw
-    if uri.host is not None:
-        text = f"{uri.user}@{uri.host}" if uri.user else uri.host
-    return clean(text, 60)
-
-
-def _delta(value: float) -> str:
-    if value < 100:
-        return f"+{value:.3f}"
-    if value < 100_000:
-        return f"+{value:.1f}"
-    return f"+{value:.0f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +108,13 @@ def ladder_lines(
     lines.extend(call_header(call, plain=plain, explain=explain))
     if legend:
         for i, col in enumerate(ladder.columns):
-            name = _letter(i)
+            name = leg_letter(i)
             extra = f"  {col.address}" if col.title != col.address else ""
             lines.append(Text(f"  {name} = {col.title}{extra}", no_wrap=True, overflow="crop"))
     head = _Canvas(total)
     head.put(0, "time (UTC)    delta")
     for i, x in enumerate(xs):
-        label = _letter(i) if legend else titles[i]
+        label = leg_letter(i) if legend else titles[i]
         head.put(x - len(label) // 2, label, "bold")
     lines.append(head.text(plain))
     lifelines = _Canvas(total)
@@ -156,10 +137,6 @@ def ladder_lines(
     return lines
 
 
-def _letter(i: int) -> str:
-    return chr(ord("A") + i) if i < 26 else f"Z{i - 25}"
-
-
 def _arrow_lines(
     arrow: Arrow, xs: Sequence[int], total: int, g: _Glyphs, plain: bool, dim: str, multi_leg: bool
 ) -> list[Text]:
@@ -176,7 +153,7 @@ def _arrow_lines(
     for x in xs:
         top.put(x, g.life, dim)
     top.put(0, clock(arrow.message.timestamp))
-    top.put(13, _delta(arrow.delta), dim)
+    top.put(13, delta(arrow.delta), dim)
     top.put(left + 2, label, style)
 
     body = _Canvas(total)
@@ -185,7 +162,7 @@ def _arrow_lines(
     frame = f"#{arrow.frame}"
     body.put(MARGIN - 2 - len(frame), frame, dim)
     if multi_leg:
-        body.put(0, f"leg {_letter(arrow.leg)}", "" if plain else LEG_STYLES[arrow.leg % len(LEG_STYLES)])
+        body.put(0, f"leg {leg_letter(arrow.leg)}", "" if plain else LEG_STYLES[arrow.leg % len(LEG_STYLES)])
     stroke = g.dashed if arrow.message.retransmission else g.line
     if x1 == x2:
         body.put(x1 + 1, g.line + g.loop, style)
@@ -214,20 +191,7 @@ def call_header(call: Call, *, plain: bool = False, explain: bool = False) -> li
     line.append(call.state.value, state_style)
     if call.final_status is not None:
         line.append(f" {call.final_status} {clean(call.final_reason or '', 40)}".rstrip(), state_style)
-    facts = []
-    if call.pdd_ms is not None:
-        facts.append(f"PDD {ms(call.pdd_ms)}")
-    if call.setup_ms is not None:
-        facts.append(f"setup {ms(call.setup_ms)}")
-    if call.duration_s is not None:
-        facts.append(f"duration {seconds(call.duration_s)}")
-    count = len(call.messages)
-    facts.append(f"{count} message" + ("" if count == 1 else "s"))
-    if call.retransmissions:
-        facts.append(f"{call.retransmissions} retransmission" + ("" if call.retransmissions == 1 else "s"))
-    if len(call.legs) > 1:
-        facts.append(f"{len(call.legs)} legs")
-    second = Text("  " + ", ".join(facts))
+    second = Text("  " + ", ".join(call_facts(call)))
     if call.kind.value != "call":
         line.append(f"  [{call.kind.value}]")
     out = [line, second]
@@ -237,9 +201,11 @@ def call_header(call: Call, *, plain: bool = False, explain: bool = False) -> li
         out.extend(explain_lines(call))
     else:
         for i, leg in enumerate(call.legs):
-            out.append(Text(f"  leg {_letter(i)}: {clean(leg.call_id, 120)}", no_wrap=True, overflow="crop"))
+            out.append(
+                Text(f"  leg {leg_letter(i)}: {clean(leg.call_id, 120)}", no_wrap=True, overflow="crop")
+            )
         for link in call.correlation:
-            a, b = (_letter(i) for i in link.legs)
+            a, b = (leg_letter(i) for i in link.legs)
             out.append(Text(f"  {a}-{b}: {short_method(link.method)} {link.confidence:.2f}"))
     if call.related and not explain:
         out.append(Text(f"  related (transfer): {', '.join(clean(c, 120) for c in call.related)}"))
@@ -296,13 +262,6 @@ def _call_row(call: Call, show_kind: bool) -> list[str]:
     return row
 
 
-_SHORT_METHOD = {"b2bua-heuristic": "heuristic", "p-charging-vector": "PCV", "session-id": "Session-ID"}
-
-
-def short_method(method: str) -> str:
-    return _SHORT_METHOD.get(method, method.removeprefix("header:"))
-
-
 def legs_summary(call: Call) -> str:
     """``2 X-CID 0.99``: how many legs, and the weakest evidence that holds them together."""
     if len(call.legs) == 1:
@@ -319,10 +278,10 @@ def explain_lines(call: Call) -> list[Text]:
     for i, leg in enumerate(call.legs):
         hops = " -> ".join([str(leg.caller)] + [str(b) for _, b in leg.hops]) if leg.hops else ""
         out.append(
-            Text(f"  leg {_letter(i)}: {clean(leg.call_id, 120)}  {hops}", no_wrap=True, overflow="crop")
+            Text(f"  leg {leg_letter(i)}: {clean(leg.call_id, 120)}  {hops}", no_wrap=True, overflow="crop")
         )
     for link in call.correlation:
-        a, b = (_letter(i) for i in link.legs)
+        a, b = (leg_letter(i) for i in link.legs)
         out.append(Text(f"  {a}-{b}: {short_method(link.method)}, confidence {link.confidence:.2f}"))
         out.extend(Text(f"      - {clean(e, 200)}") for e in link.evidence)
     for other in call.related:
