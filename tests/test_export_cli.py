@@ -95,3 +95,28 @@ def test_correlated_call_exports_both_legs(tmp_path: Path) -> None:
     (call,) = json.loads(out.read_text())["calls"]
     assert len(call["legs"]) == 2 and {m["leg"] for m in call["flow"]} == {0, 1}
     assert call["correlation"][0]["method"] == "b2bua-heuristic"
+
+
+ALL_FORMATS = ("svg", "dot", "mmd", "puml", "html", "json", "pcap")
+
+
+@pytest.mark.parametrize("sample", [p for p in sorted(SAMPLES.glob("*.pcap")) if p.name != "b2bua-load.pcap"],
+                         ids=lambda p: p.stem)  # fmt: skip
+def test_every_format_for_every_call_of_every_sample(tmp_path: Path, sample: Path) -> None:
+    """``--all`` writes one file per call (registrations and OPTIONS pings included)."""
+    calls = analyze([sample]).calls
+    for fmt in ALL_FORMATS:
+        out = tmp_path / fmt
+        code, err = run("export", str(sample), "--all", "-o", str(out), "--format", fmt)
+        assert code == 0, err
+        files = sorted(out.iterdir())
+        assert [f.name for f in files] == sorted(f"call-{c.index}.{fmt}" for c in calls)
+        for f in files:
+            data = f.read_bytes()
+            if fmt in STARTS:
+                assert data.lstrip().startswith(STARTS[fmt]), (f.name, data[:60])
+            elif fmt == "json":
+                assert len(json.loads(data)["calls"]) == 1
+            else:
+                (again,) = analyze([f]).calls  # a pcap of one call reads back as that call
+                assert again.index == 1

