@@ -7,6 +7,7 @@ and exit code 2.
 from __future__ import annotations
 
 import gc
+import json as json_module
 import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -29,8 +30,10 @@ from sipflow.pipeline import Progress, analyze
 from sipflow.render import csv as csv_render
 from sipflow.render import json as json_render
 from sipflow.render.ladder import Ladder, build_ladder
+from sipflow.render.stats import stats_dict, stats_lines
 from sipflow.render.terminal import LadderView, calls_table, explain_lines, ladder_lines
 from sipflow.render.text import clean
+from sipflow.stats import compute as compute_stats
 
 EXIT_BAD_INPUT = 2
 MAX_WARNINGS_SHOWN = 20
@@ -530,6 +533,149 @@ def export(
     except OSError as exc:
         click.echo(f"sipflow: error: {output}: {exc.strerror or exc}", err=True)
         raise SystemExit(EXIT_BAD_INPUT) from None
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format (json: the same numbers, status codes as string keys).",
+)
+@_correlation
+@_skew_option
+def stats(
+    files: tuple[str, ...],
+    fmt: str,
+    no_correlate: bool,
+    correlate_headers: tuple[HeaderRule, ...],
+    correlate_window: float,
+    explain: bool,
+    skew: tuple[str, ...],
+) -> None:
+    """Statistics of FILE... (merged by time): requests by method and responses by status code
+    (counted as tshark -z sip,stat counts them), retransmissions and response times per method,
+    and the RFC 6076 metrics (RRD, SRD, SDD, SDT, SER, SEER, ISA, SCR) with ASR and NER. A call
+    whose B2BUA legs are joined counts as one session attempt (--no-correlate: one per Call-ID).
+
+    \b
+    Example:
+      sipflow stats samples/auth-407.pcap
+      sipflow stats a.pcap b.pcap --format json
+    """
+    del explain
+    analysis = _load(
+        files, _correlation_options(no_correlate, correlate_headers, correlate_window), _parse_skew(skew)
+    )
+    result = compute_stats(analysis)
+    if fmt == "json":
+        document = {"files": list(analysis.files), **stats_dict(result)}
+        # Indented for a person at a terminal, compact into a pipe or a file (as `calls`).
+        indent = 2 if sys.stdout.isatty() else None
+        click.echo(json_module.dumps(document, indent=indent, ensure_ascii=True))
+        return
+    click.echo("\n".join([*stats_lines(result), *_malformed_lines(analysis)]))
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--expect", "expect_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.yaml",
+              help="Expectations the calls must meet (see README).")  # fmt: skip
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Rule settings (default: ./sipflow.toml, else [tool.sipflow] in ./pyproject.toml).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "junit", "github"]),
+    default="text",
+    show_default=True,
+    help="Report format (junit: JUnit XML; github: Actions annotations).",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT",
+              help="Write the report here instead of stdout.")  # fmt: skip
+@click.option("--strict", is_flag=True, help="Warnings fail the check too.")
+@_correlation
+@_color_option
+def check(
+    files: tuple[str, ...],
+    expect_path: Path | None,
+    config_path: Path | None,
+    fmt: str,
+    output: Path | None,
+    strict: bool,
+    no_correlate: bool,
+    correlate_headers: tuple[HeaderRule, ...],
+    correlate_window: float,
+    explain: bool,
+    color: str,
+) -> None:
+    """Check SIP traces for CI: built-in protocol rules (unanswered INVITEs, un-ACKed 2xx,
+    481s, CSeq going backwards, missing headers, wrong Content-Length, slow PDD…) and, with
+    --expect, the calls you expect. Exit 0 when everything holds, 1 when something fails,
+    2 for bad input or a bad expectations or config file.
+
+    \b
+    Example:
+      sipflow check capture.pcap --expect calls.yaml --format junit -o report.xml
+    """
+    del explain
+    from sipflow.checks.config import load_config  # noqa: PLC0415
+    from sipflow.checks.expect import evaluate, load_expectations  # noqa: PLC0415
+    from sipflow.checks.rules import RULES, run_rules  # noqa: PLC0415
+    from sipflow.render import report as reports  # noqa: PLC0415
+
+    try:
+        config = load_config(config_path)
+        expectations = load_expectations(expect_path) if expect_path is not None else None
+    except SipflowError as exc:
+        click.echo(f"sipflow: error: {clean(str(exc))}", err=True)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    analysis = _load(files, _correlation_options(no_correlate, correlate_headers, correlate_window))
+    findings = run_rules(analysis, config)
+    results = evaluate(expectations, analysis) if expectations is not None else []
+    report = reports.CheckReport(
+        files=analysis.files,
+        rules=tuple(rule for rule in RULES if rule.id not in config.disabled),
+        findings=tuple(findings),
+        results=tuple(results),
+        strict=strict,
+    )
+    if fmt == "json":
+        text = json_module.dumps(reports.json_dict(report), indent=2, ensure_ascii=True) + "\n"
+    elif fmt == "junit":
+        text = reports.junit_xml(report)
+    elif fmt == "github":
+        text = "".join(line + "\n" for line in reports.github_lines(report))
+    else:
+        text = ""
+    if fmt != "text":
+        if output is not None:
+            output.write_text(text)
+        else:
+            click.echo(text, nl=False)
+        raise SystemExit(0 if report.passed else 1)
+    ladders = {}
+    for result in results:
+        if not result.passed and result.call_index is not None:
+            (call,) = analysis.select(index=result.call_index)
+            layout = build_ladder(call)
+            ladders[result.call_index] = [t.plain for t in ladder_lines(layout, width=100, plain=True)]
+    styled = reports.text_lines(report, ladders)
+    if output is not None:
+        output.write_text("".join(line + "\n" for _, line in styled))
+    else:
+        console = _console(color)
+        for style, line in styled:
+            console.print(Text(line, style=style or ""), soft_wrap=True)
+    raise SystemExit(0 if report.passed else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

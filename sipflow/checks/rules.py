@@ -1,0 +1,891 @@
+"""The built-in rules of ``sipflow check``: protocol and quality problems as ``Finding`` records.
+
+Each rule has a stable id, a default severity, a one-line summary, an explanation (what a
+finding means and its usual causes) and its thresholds with their defaults; ``RULES`` is
+the catalogue (the docs and ``sipflow check --list-rules`` read it). ``run_rules`` applies
+every enabled rule to every item of an analysis, calls and non-call items alike (a missing
+header in a REGISTER is as wrong as in an INVITE), and returns the findings ordered by call,
+then by frame.
+
+The observer sees each hop of a proxied call, so a message relayed with the same defect is
+reported once per hop, each time with its own frames.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
+
+from sipflow.checks.finding import Finding, Severity
+from sipflow.checks.reason import decode_reason
+from sipflow.model.analysis import Analysis
+from sipflow.model.call import Call, CallKind, Leg
+from sipflow.model.dialog import Dialog
+from sipflow.model.message import Message
+from sipflow.model.session import SdpRole, sdp_roles
+from sipflow.model.transaction import TIMER_B, Transaction
+from sipflow.sip.message import SipRequest, SipResponse
+from sipflow.sip.sdp import Codec, Media, SessionDescription
+
+if TYPE_CHECKING:
+    from sipflow.checks.config import CheckConfig
+
+__all__ = ["RULES", "Rule", "rule", "run_rules"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One built-in rule: what it checks and how loud it is by default."""
+
+    id: str
+    """Stable id, used in findings, in ``sipflow.toml`` and on the command line."""
+    severity: Severity
+    """Default severity (``[check.rules.ID] severity = ...`` changes it)."""
+    summary: str
+    """What the rule checks, one line."""
+    explanation: str
+    """What a finding means and its usual causes (one or two sentences)."""
+    thresholds: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    """Tunable limits and their defaults (``[check.rules.ID] name = value``)."""
+
+
+def _limits(**values: float) -> Mapping[str, float]:
+    return MappingProxyType(dict(values))
+
+
+RULES: Final[tuple[Rule, ...]] = (
+    Rule(
+        "invite-no-final",
+        Severity.ERROR,
+        "An INVITE transaction got no final response.",
+        "The callee (or the next hop) never answered the INVITE with a final response (RFC 3261 "
+        "§17.1.1): it is down, unreachable, or overloaded, a firewall drops its responses, or the "
+        "capture stopped before the call was decided.",
+    ),
+    Rule(
+        "2xx-not-acked",
+        Severity.ERROR,
+        "A 2xx response to an INVITE was never ACKed.",
+        "The caller must ACK every 2xx to an INVITE (RFC 3261 §13.2.2.4); without it the callee "
+        "retransmits the 2xx and hangs up after 32 s. Usual causes: a wrong Contact or "
+        "Record-Route in the 2xx (ACK sent elsewhere), NAT, or the ACK being lost.",
+        _limits(wait_ms=500.0),
+    ),
+    Rule(
+        "2xx-acked-late",
+        Severity.WARNING,
+        "The ACK for a 2xx to an INVITE came later than a threshold.",
+        "The callee retransmits its 2xx until the ACK arrives (RFC 3261 §13.3.1.4, from T1 = "
+        "500 ms on); a late ACK points at a slow or overloaded caller or proxy, or a lost first ACK.",
+        _limits(max_ms=500.0),
+    ),
+    Rule(
+        "response-without-request",
+        Severity.ERROR,
+        "A response matches no captured request.",
+        "Responses are matched to requests by top Via branch, sent-by and CSeq method (RFC 3261 "
+        "§17.1.3); one that matches nothing was sent with a mangled Via, CSeq or Call-ID, or its "
+        "request was not captured (capture started late, another path, another interface).",
+    ),
+    Rule(
+        "retransmissions",
+        Severity.WARNING,
+        "A request or a response was retransmitted more often than a threshold.",
+        "Over UDP a request is resent until a response arrives and a final response to an "
+        "INVITE until the ACK arrives (RFC 3261 §17); many copies mean packet loss, a peer "
+        "that is down or slow, or responses going to the wrong address (NAT, Via, rport).",
+        _limits(max_request=2.0, max_response=4.0),
+    ),
+    Rule(
+        "cseq-not-increasing",
+        Severity.ERROR,
+        "A new request in a dialog does not have a higher CSeq than the previous one.",
+        "Each side of a dialog must raise its CSeq by one or more with each new request (RFC 3261 "
+        "§12.2.1.1); the peer answers a lower one with 500. Usual causes: a B2BUA or SBC that "
+        "rewrites CSeq, or a UA that restarted and lost its dialog state.",
+    ),
+    Rule(
+        "request-outside-dialog",
+        Severity.ERROR,
+        "A BYE or re-INVITE was sent outside a confirmed dialog.",
+        "BYE and re-INVITE belong to a confirmed dialog (RFC 3261 §12.2, §15; only the caller may "
+        "send BYE in an early dialog): tags that match no dialog, a request after the dialog ended, "
+        "or before the 2xx, mean the two sides disagree about the call.",
+    ),
+    Rule(
+        "481-in-dialog",
+        Severity.ERROR,
+        "A request was answered 481 Call/Transaction Does Not Exist.",
+        "The peer does not know the dialog the request belongs to (RFC 3261 §12.2.2): it already "
+        "ended the call (timeout, restart, lost BYE), or a proxy or B2BUA changed the Call-ID or tags.",
+    ),
+    Rule(
+        "cancel-after-final",
+        Severity.WARNING,
+        "A CANCEL was sent for an INVITE that already had its final response.",
+        "A CANCEL has no effect once the INVITE got a final response (RFC 3261 §9.1); the caller "
+        "should have sent ACK (and BYE after a 2xx). Usual causes: a race with the 200, a caller "
+        "that ignores responses, or a 481 because the server no longer knows the INVITE.",
+    ),
+    Rule(
+        "missing-header",
+        Severity.ERROR,
+        "A message lacks a mandatory header field.",
+        "Every SIP message needs To, From, Call-ID, CSeq and Via, requests also Max-Forwards, and "
+        "an INVITE and its 2xx a Contact (RFC 3261 §8.1.1, §12.1.1); peers may reject or "
+        "misroute the message. Usual causes: a hand-written scenario or a buggy header manipulation.",
+    ),
+    Rule(
+        "content-length-mismatch",
+        Severity.ERROR,
+        "Content-Length differs from the length of the body.",
+        "Receivers frame the body with Content-Length (RFC 3261 §18.3, §20.14), so a wrong value "
+        "cuts the body or breaks the next message on TCP. Usual causes: a body edited (SDP "
+        "rewritten by an SBC or ALG) without updating the header.",
+    ),
+    Rule(
+        "branch-without-cookie",
+        Severity.WARNING,
+        "The top Via branch of a request lacks the z9hG4bK magic cookie.",
+        "Without the cookie (RFC 3261 §8.1.1.7) peers fall back to RFC 2543 transaction "
+        "matching, which mismatches retransmissions, CANCELs and forked responses. Usual cause: "
+        "a very old or non-compliant UA or proxy.",
+    ),
+    Rule(
+        "no-to-tag",
+        Severity.ERROR,
+        "An 18x or 2xx response to an INVITE has no To tag.",
+        "The To tag of a provisional (above 100) or 2xx response names the callee's side of "
+        "the dialog (RFC 3261 §8.2.6.2, §12.1.1); without it no dialog can be formed and later "
+        "requests (ACK, BYE) cannot be matched.",
+    ),
+    Rule(
+        "sdp-no-common-codec",
+        Severity.ERROR,
+        "An SDP answer has no codec from the offer.",
+        "An answer must pick codecs the offer listed (RFC 3264 §6.1); with none in common there "
+        "is no audio (or video), or the call is torn down. Usual causes: transcoding or codec "
+        "policy of an SBC, or a UA that ignores the offer.",
+    ),
+    Rule(
+        "sdp-unreachable-media",
+        Severity.WARNING,
+        "SDP offers media at 0.0.0.0, or at a private address across what looks like NAT.",
+        "Media sent to 0.0.0.0 goes nowhere (RFC 2543-style hold; RFC 3264 §8.4 recommends "
+        "a=sendonly/inactive instead), and a private (RFC 1918) address is unreachable from "
+        "across NAT: one-way or no audio unless an SBC, ALG or ICE fixes it.",
+    ),
+    Rule(
+        "slow-pdd",
+        Severity.WARNING,
+        "A call took longer than a threshold to ring (post-dial delay).",
+        "Post-dial delay is the caller's first INVITE to the first 18x it received; a long one "
+        "comes from slow routing (DNS, ENUM, number portability), authentication round trips "
+        "or INVITE retransmissions.",
+        _limits(max_ms=5000.0),
+    ),
+    Rule(
+        "slow-setup",
+        Severity.WARNING,
+        "A call took longer than a threshold to be answered.",
+        "Setup time is the caller's first INVITE to the 2xx; beyond the time someone takes to "
+        "pick up, it grows with a slow callee, hunting, forking or retransmissions.",
+        _limits(max_ms=30000.0),
+    ),
+)
+"""The catalogue of built-in rules, in the order their findings sort within a frame."""
+
+_BY_ID: Final[dict[str, Rule]] = {r.id: r for r in RULES}
+_ORDER: Final[dict[str, int]] = {r.id: i for i, r in enumerate(RULES)}
+
+
+def rule(rule_id: str) -> Rule:
+    """The rule with this id (``KeyError`` when there is none)."""
+    return _BY_ID[rule_id]
+
+
+# ---------------------------------------------------------------------------------- context
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    """What a check found, before it becomes a ``Finding``."""
+
+    text: str
+    messages: tuple[Message, ...]
+    """The messages concerned, the most telling first."""
+
+
+class _Context:
+    """Lookups shared by the checks over one analysis."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+        self.transactions = {tx.id: tx for tx in analysis.transactions}
+        self.tx_dialogs: dict[int, list[Dialog]] = {}
+        self.dialogs: dict[str, list[Dialog]] = {}
+        """Call-ID → its dialogs."""
+        for dialog in analysis.dialogs:
+            self.dialogs.setdefault(dialog.call_id, []).append(dialog)
+            for tx_id in dialog.transactions:
+                self.tx_dialogs.setdefault(tx_id, []).append(dialog)
+        self.end = max((m.timestamp for m in analysis.messages), default=0.0)
+        self.several_files = len({m.file for m in analysis.messages}) > 1
+
+    def frames(self, messages: Sequence[Message]) -> str:
+        """``frame 7`` or ``frames 7, 9, 11`` (with the file's name when there are several)."""
+        if not messages:
+            return "no frame"
+        numbers = [str(m.frame) for m in messages]
+        if len(numbers) > 12:
+            numbers = [*numbers[:10], "…", numbers[-1]]
+        text = ("frame " if len(messages) == 1 else "frames ") + ", ".join(numbers)
+        if self.several_files:
+            files = ", ".join(dict.fromkeys(os.path.basename(m.file) for m in messages))
+            text += f" ({files})"
+        return text
+
+    def at(self, message: Message) -> str:
+        """``INVITE (CSeq 1) at frame 3``."""
+        return f"{_label(message)} at {self.frames([message])}"
+
+
+def _label(message: Message) -> str:
+    sip = message.sip
+    cseq = sip.cseq
+    if isinstance(sip, SipRequest):
+        return f"{sip.method} (CSeq {cseq.seq})" if cseq is not None else sip.method
+    text = f"{sip.status} {sip.reason}".rstrip()
+    return f"{text} (CSeq {cseq.seq} {cseq.method})" if cseq is not None else text
+
+
+def _is_request(message: Message, method: str | None = None) -> bool:
+    sip = message.sip
+    return isinstance(sip, SipRequest) and (method is None or sip.method == method)
+
+
+def _status(message: Message) -> int | None:
+    sip = message.sip
+    return sip.status if isinstance(sip, SipResponse) else None
+
+
+def _to_tag(message: Message) -> str | None:
+    to = message.sip.to
+    return to.tag if to is not None else None
+
+
+def _from_tag(message: Message) -> str | None:
+    from_ = message.sip.from_
+    return from_.tag if from_ is not None else None
+
+
+def _call_name(call: Call) -> str:
+    what = "call" if call.kind is CallKind.CALL else call.kind.value
+    return f"{what} {call.index} (Call-ID {call.id})" if call.id else f"{what} {call.index} (no Call-ID)"
+
+
+Check = Callable[[_Context, Call, Mapping[str, float]], Iterator[_Hit]]
+
+
+# ---------------------------------------------------------------------------- the checks
+
+
+def _invite_no_final(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        for tx in leg.transactions:
+            request = tx.request
+            if tx.method != "INVITE" or request is None or tx.final_status is not None:
+                continue
+            copies = [m for m in tx.messages if _is_request(m, "INVITE")]
+            text = f"{ctx.at(request)} from {request.src} to {request.dst} got no final response"
+            if len(copies) > 1:
+                text += f" (sent {len(copies)} times, {ctx.frames(copies[1:])})"
+            provisional = [m for m in tx.messages if not m.is_request and not m.retransmission]
+            if provisional:
+                text += f"; last response {ctx.at(provisional[-1])}"
+            waited = ctx.end - request.timestamp
+            text += f"; the capture ends {waited:.1f} s after it"
+            if not provisional and (tx.timed_out or waited >= TIMER_B):
+                text += " (past timer B, 32 s)"
+            yield _Hit(text, (request, *copies[1:], *provisional))
+
+
+def _acks_by_dialog(leg: Leg) -> dict[tuple[int, str | None], list[Message]]:
+    out: dict[tuple[int, str | None], list[Message]] = {}
+    for m in leg.messages:
+        if _is_request(m, "ACK") and m.sip.cseq is not None:
+            out.setdefault((m.sip.cseq.seq, _to_tag(m)), []).append(m)
+    return out
+
+
+def _first_2xx(tx: Transaction) -> list[tuple[Message, list[Message]]]:
+    """Each distinct 2xx of an INVITE transaction (per To tag and sender) with its copies."""
+    groups: dict[tuple[str | None, object], list[Message]] = {}
+    for m in tx.messages:
+        status = _status(m)
+        if status is not None and 200 <= status < 300:
+            groups.setdefault((_to_tag(m), m.src), []).append(m)
+    return [(copies[0], copies) for copies in groups.values()]
+
+
+def _ack_for(ok: Message, acks: list[Message]) -> Message | None:
+    """The ACK of a 2xx at the hop it was seen: sent by its receiver or to its sender."""
+    later = [a for a in acks if a.index > ok.index]
+    for ack in later:
+        if ack.src == ok.dst or ack.dst == ok.src:
+            return ack
+    return later[0] if later else None
+
+
+def _twoxx_acks(ctx: _Context, call: Call) -> Iterator[tuple[Message, list[Message], Message | None]]:
+    for leg in call.legs:
+        acks = _acks_by_dialog(leg)
+        for tx in leg.transactions:
+            if tx.method != "INVITE" or tx.cseq is None:
+                continue
+            for ok, copies in _first_2xx(tx):
+                yield ok, copies, _ack_for(ok, acks.get((tx.cseq, _to_tag(ok)), []))
+
+
+def _2xx_not_acked(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for ok, copies, ack in _twoxx_acks(ctx, call):
+        waited = ctx.end - ok.timestamp
+        if ack is not None or waited * 1000.0 < limits["wait_ms"]:
+            continue
+        text = f"{ctx.at(ok)} from {ok.src} to {ok.dst} was never ACKed"
+        if len(copies) > 1:
+            text += f" (sent {len(copies)} times, {ctx.frames(copies[1:])})"
+        text += f"; the capture ends {waited:.1f} s after it"
+        yield _Hit(text, tuple(copies))
+
+
+def _2xx_acked_late(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for ok, copies, ack in _twoxx_acks(ctx, call):
+        if ack is None:
+            continue
+        delay = (ack.timestamp - ok.timestamp) * 1000.0
+        if delay <= limits["max_ms"]:
+            continue
+        text = f"{ctx.at(ok)} was ACKed {delay:.0f} ms later, at {ctx.frames([ack])}"
+        resent = [m for m in copies[1:] if m.timestamp <= ack.timestamp]
+        if resent:
+            text += f", after {len(resent)} retransmission{'s' if len(resent) > 1 else ''} of the 2xx"
+        text += f" (limit {limits['max_ms']:g} ms)"
+        yield _Hit(text, (ok, ack, *resent))
+
+
+def _response_without_request(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        for tx in leg.transactions:
+            if tx.request is not None:
+                continue
+            responses = [m for m in tx.messages if not m.is_request]
+            if not responses:
+                continue
+            first = responses[0]
+            via = first.sip.top_via
+            branch = via.branch if via is not None else None
+            text = (
+                f"{ctx.at(first)} from {first.src} to {first.dst} matches no captured request "
+                f"(top Via branch {branch or 'missing'})"
+            )
+            if len(responses) > 1:
+                text += f"; also {ctx.frames(responses[1:])}"
+            yield _Hit(text, tuple(responses))
+
+
+def _retransmissions(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    max_request = limits["max_request"]
+    max_response = limits["max_response"]
+    for leg in call.legs:
+        for tx in leg.transactions:
+            requests = [m for m in tx.messages if _is_request(m, tx.method)]
+            resent = [m for m in requests if m.retransmission]
+            answers = [m for m in tx.messages if not m.is_request]
+            if len(resent) > max_request:
+                text = (
+                    f"{ctx.at(requests[0])} from {requests[0].src} to {requests[0].dst} was "
+                    f"retransmitted {len(resent)} times ({ctx.frames(resent)}; limit {max_request:g})"
+                )
+                text += f"; first response {ctx.at(answers[0])}" if answers else "; no response"
+                yield _Hit(text, tuple(requests))
+            groups: dict[tuple[int, str | None, object], list[Message]] = {}
+            for m in tx.messages:
+                status = _status(m)
+                if status is not None:
+                    groups.setdefault((status, _to_tag(m), m.src), []).append(m)
+            for copies in groups.values():
+                resent = [m for m in copies if m.retransmission]
+                if len(resent) > max_response:
+                    first = copies[0]
+                    yield _Hit(
+                        f"{ctx.at(first)} from {first.src} to {first.dst} was retransmitted "
+                        f"{len(resent)} times ({ctx.frames(resent)}; limit {max_response:g})",
+                        tuple(copies),
+                    )
+
+
+def _cseq_not_increasing(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    # RFC 3261 §12.2.1.1: each side's new requests in a dialog carry increasing CSeq numbers.
+    # Grouped by the sending side (From tag) and by hop (the client): a proxy relays the same
+    # request with the same CSeq one hop further.
+    for dialog in (d for call_id in call.call_ids for d in ctx.dialogs.get(call_id, [])):
+        sides: dict[tuple[str | None, object], list[Message]] = {}
+        for tx_id in dialog.transactions:
+            tx = ctx.transactions[tx_id]
+            request = tx.request
+            if tx.method in ("ACK", "CANCEL") or request is None or request.sip.cseq is None:
+                continue
+            sides.setdefault((_from_tag(request), request.src), []).append(request)
+        for requests in sides.values():
+            requests.sort(key=lambda m: m.index)
+            for previous, current in itertools.pairwise(requests):
+                assert previous.sip.cseq is not None and current.sip.cseq is not None
+                if current.sip.cseq.seq <= previous.sip.cseq.seq:
+                    yield _Hit(
+                        f"{ctx.at(current)} from {current.src} follows {ctx.at(previous)} "
+                        "in the same dialog without a higher CSeq",
+                        (current, previous),
+                    )
+
+
+def _dialog_end(ctx: _Context, dialog: Dialog) -> tuple[float, Message, tuple[str | None, int]] | None:
+    """When the dialog's first BYE completed: (time of its first final response, the BYE, its key)."""
+    byes = [
+        ctx.transactions[i]
+        for i in dialog.transactions
+        if ctx.transactions[i].method == "BYE" and ctx.transactions[i].request is not None
+    ]
+    if not byes:
+        return None
+    first = min(byes, key=lambda tx: tx.start)
+    request = first.request
+    assert request is not None and request.sip.cseq is not None
+    key = (_from_tag(request), request.sip.cseq.seq)
+    # The same BYE relayed hop by hop: same sender tag and CSeq.
+    finals = [
+        tx.final.timestamp
+        for tx in byes
+        if tx.request is not None and tx.final is not None and (_from_tag(tx.request), tx.cseq) == key
+    ]
+    if not finals:
+        return None
+    return min(finals), request, key
+
+
+def _request_outside_dialog(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        created_here = [d for d in leg.dialogs if d.created_by]
+        for tx in leg.transactions:
+            request = tx.request
+            if tx.method not in ("BYE", "INVITE") or request is None:
+                continue
+            to_tag = _to_tag(request)
+            if to_tag is None:
+                if tx.method == "BYE":
+                    yield _Hit(f"{ctx.at(request)} has no To tag: it belongs to no dialog", (request,))
+                continue
+            what = "re-INVITE" if tx.method == "INVITE" else "BYE"
+            dialogs = ctx.tx_dialogs.get(tx.id, [])
+            dialog = dialogs[0] if dialogs else None
+            if dialog is None or not dialog.created_by:
+                if created_here:
+                    yield _Hit(
+                        f"{what} {ctx.at(request)} carries tags (From {_from_tag(request)}, To "
+                        f"{to_tag}) of no dialog set up in the capture",
+                        (request,),
+                    )
+                continue
+            t = request.timestamp
+            if dialog.confirmed_at is None or dialog.confirmed_at > t:
+                # RFC 3261 §15: the caller may send BYE in an early dialog, the callee may not.
+                if tx.method == "BYE" and _from_tag(request) == dialog.from_tag:
+                    continue
+                text = f"{what} {ctx.at(request)} was sent in an early dialog, before any 2xx"
+                yield _Hit(text, (request,))
+                continue
+            end = _dialog_end(ctx, dialog)
+            if end is not None:
+                ended_at, bye, key = end
+                if t > ended_at and (_from_tag(request), tx.cseq) != key:
+                    yield _Hit(
+                        f"{what} {ctx.at(request)} was sent after the dialog ended with {ctx.at(bye)}",
+                        (request, bye),
+                    )
+
+
+def _481_in_dialog(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        for tx in leg.transactions:
+            final = tx.final
+            if tx.final_status != 481 or tx.method == "CANCEL" or final is None:
+                continue
+            request = tx.request
+            if request is None:
+                yield _Hit(f"{ctx.at(final)} answers a request that was not captured", (final,))
+                continue
+            yield _Hit(
+                f"{ctx.at(request)} from {request.src} to {request.dst} was answered {ctx.at(final)}",
+                (request, final),
+            )
+
+
+def _cancelled_invite(ctx: _Context, leg: Leg, cancel: Transaction) -> Transaction | None:
+    if cancel.cancels is not None:
+        return ctx.transactions.get(cancel.cancels)
+    # A CANCEL whose branch matched no INVITE: the INVITE with its CSeq number, same client.
+    candidates = [
+        tx
+        for tx in leg.transactions
+        if tx.method == "INVITE" and tx.cseq == cancel.cseq and tx.start <= cancel.start
+    ]
+    same_client = [tx for tx in candidates if tx.client == cancel.client]
+    pick = same_client or candidates
+    return pick[-1] if pick else None
+
+
+def _cancel_after_final(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        for tx in leg.transactions:
+            request = tx.request
+            if tx.method != "CANCEL" or request is None:
+                continue
+            invite = _cancelled_invite(ctx, leg, tx)
+            final = invite.final if invite is not None else None
+            if final is not None and final.timestamp < request.timestamp:
+                yield _Hit(
+                    f"{ctx.at(request)} from {request.src} was sent after the INVITE had its "
+                    f"final response {ctx.at(final)}",
+                    (request, final),
+                )
+            elif tx.final_status == 481 and tx.final is not None:
+                yield _Hit(
+                    f"{ctx.at(request)} was answered {ctx.at(tx.final)}: the server no longer "
+                    "knew the INVITE (already answered?)",
+                    (request, tx.final),
+                )
+
+
+_MANDATORY: Final = ("To", "From", "Call-ID", "CSeq", "Via")
+
+
+def _missing_header(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        for m in leg.messages:
+            if m.retransmission:
+                continue
+            sip = m.sip
+            names = list(_MANDATORY)
+            if isinstance(sip, SipRequest):
+                names.append("Max-Forwards")  # §8.1.1.6
+                if sip.method == "INVITE":
+                    names.append("Contact")  # §8.1.1.8
+            elif 200 <= sip.status < 300 and sip.cseq is not None and sip.cseq.method == "INVITE":
+                names.append("Contact")  # §13.3.1.4
+            missing = [n for n in names if sip.headers.get(n) is None]
+            if missing:
+                listed = ", ".join(missing)
+                plural = "s" if len(missing) > 1 else ""
+                yield _Hit(f"{ctx.at(m)} from {m.src} has no {listed} header{plural}", (m,))
+
+
+def _content_length_mismatch(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        for m in leg.messages:
+            if m.retransmission or m.truncated:
+                continue
+            sip = m.sip
+            header = sip.headers.get("content-length")
+            if header is None:
+                continue
+            if sip.content_length is None:
+                yield _Hit(f"{ctx.at(m)} has an unusable Content-Length: {header.strip()[:20]!r}", (m,))
+            elif sip.content_length != len(sip.body):
+                yield _Hit(
+                    f"{ctx.at(m)} says Content-Length {sip.content_length} but carries "
+                    f"{len(sip.body)} bytes of body",
+                    (m,),
+                )
+            elif sip.trailing.strip(b"\r\n\t \x00"):
+                yield _Hit(
+                    f"{ctx.at(m)} says Content-Length {sip.content_length} but "
+                    f"{len(sip.trailing)} more bytes follow the body in the same packet",
+                    (m,),
+                )
+
+
+def _branch_without_cookie(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        for tx in leg.transactions:
+            request = tx.request
+            via = request.sip.top_via if request is not None else None
+            if request is None or via is None or via.rfc3261_branch:
+                continue
+            branch = via.branch
+            said = f"branch {branch!r}" if branch else "no branch"
+            yield _Hit(
+                f"{ctx.at(request)} from {request.src} has top Via {said}, without the z9hG4bK cookie",
+                (request,),
+            )
+
+
+def _no_to_tag(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        for m in leg.messages:
+            status = _status(m)
+            if status is None or m.retransmission or not 100 < status < 300:
+                continue
+            if m.cseq_method == "INVITE" and m.sip.to is not None and m.sip.to.tag is None:
+                yield _Hit(f"{ctx.at(m)} from {m.src} has no To tag", (m,))
+
+
+# RTP formats that do not carry the call's media themselves (RFC 4733, 3389, 2198, 5109, 4588).
+_AUXILIARY: Final = frozenset({"telephone-event", "cn", "red", "ulpfec", "flexfec", "rtx"})
+
+
+def _main_codecs(media: Media) -> list[Codec]:
+    return [c for c in media.codecs if (c.name or "").lower() not in _AUXILIARY]
+
+
+def _same_codec(a: Codec, b: Codec) -> bool:
+    if a.name and b.name:
+        if a.name.lower() != b.name.lower():
+            return False
+        return a.clock_rate is None or b.clock_rate is None or a.clock_rate == b.clock_rate
+    return a.payload_type == b.payload_type
+
+
+def _codec_list(codecs: Iterable[Codec]) -> str:
+    return ",".join(str(c) for c in codecs) or "none"
+
+
+def _exchange(message: Message) -> tuple[str, int, str] | None:
+    cseq = message.sip.cseq
+    if cseq is None:
+        return None
+    method = "INVITE" if cseq.method in ("INVITE", "ACK") else cseq.method
+    return (message.sip.call_id or "", cseq.seq, method)
+
+
+def _sdp_pairs(leg: Leg) -> Iterator[tuple[Message, SessionDescription, Message, SessionDescription]]:
+    """(offer, its SDP, answer, its SDP) for each answer in the leg, the offer at the same hop."""
+    roles = sdp_roles(leg.messages)
+    offers: dict[tuple[str, int, str], list[tuple[Message, SessionDescription]]] = {}
+    for m in leg.messages:
+        entry = roles.get(m.index)
+        key = _exchange(m)
+        if entry is None or key is None:
+            continue
+        role, sdp = entry
+        if role is SdpRole.OFFER:
+            offers.setdefault(key, []).append((m, sdp))
+            continue
+        if m.retransmission:
+            continue
+        candidates = offers.get(key, [])
+        if not candidates:
+            continue
+        facing = [c for c in candidates if c[0].src == m.dst and c[0].dst == m.src]
+        offer, offer_sdp = (facing or candidates)[-1]
+        yield offer, offer_sdp, m, sdp
+
+
+def _sdp_no_common_codec(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        for offer, offer_sdp, answer, answer_sdp in _sdp_pairs(leg):
+            for offered, answered in zip(offer_sdp.media, answer_sdp.media, strict=False):
+                if offered.port == 0 or answered.port == 0:
+                    continue  # a rejected or disabled stream (RFC 3264 §6)
+                mine, theirs = _main_codecs(answered), _main_codecs(offered)
+                if not mine and not theirs:
+                    continue
+                if any(_same_codec(a, b) for a in mine for b in theirs):
+                    continue
+                yield _Hit(
+                    f"{ctx.at(answer)} answers {answered.kind} with {_codec_list(answered.codecs)}, "
+                    f"none of which {ctx.at(offer)} offered ({_codec_list(offered.codecs)})",
+                    (answer, offer),
+                )
+
+
+_PRIVATE_NETS: Final = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+    )
+)
+"""RFC 1918, RFC 6598 (carrier-grade NAT), RFC 4193 (unique local), IPv6 link-local and the
+deprecated site-local (RFC 3879)."""
+
+
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if text is None:
+        return None
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _private(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return any(addr.version == net.version and addr in net for net in _PRIVATE_NETS)
+
+
+def _nat_evidence(message: Message) -> str | None:
+    """Why the message looks like it crosses NAT, or None."""
+    for host in (message.src.host, message.dst.host):
+        addr = _ip(host)
+        if addr is not None and addr.is_global and not _private(addr):
+            return f"sent {'from' if host == message.src.host else 'to'} public address {host}"
+    for via in message.sip.vias:
+        received = _ip(via.param("received"))
+        if received is None or received == _ip(via.host):
+            continue
+        if received.is_global and not _private(received):
+            return f"a Via says received={received}"
+    return None
+
+
+def _sdp_unreachable_media(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        roles = sdp_roles(leg.messages)
+        for m in leg.messages:
+            entry = roles.get(m.index)
+            if entry is None or m.retransmission:
+                continue
+            role, sdp = entry
+            problems: list[str] = []
+            nat = _nat_evidence(m)
+            for media in sdp.media:
+                addr = _ip(media.connection)
+                if media.port == 0 or addr is None:
+                    continue
+                if addr.is_unspecified:
+                    problems.append(f"{media.kind} at {media.connection}")
+                elif _private(addr) and nat is not None:
+                    problems.append(f"{media.kind} at private {media.connection} ({nat})")
+            if problems:
+                yield _Hit(f"the SDP {role.value} in {ctx.at(m)} puts " + "; ".join(problems), (m,))
+
+
+def _caller_invite(call: Call) -> Message | None:
+    leg = call.legs[0]
+    for m in leg.messages:
+        if _is_request(m, "INVITE") and _to_tag(m) is None:
+            return m
+    return None
+
+
+def _first_response(call: Call, invite: Message, low: int, high: int) -> Message | None:
+    for m in call.legs[0].messages:
+        status = _status(m)
+        if status is not None and low <= status < high and m.cseq_method == "INVITE" and m.dst == invite.src:
+            return m
+    return None
+
+
+def _slow(
+    ctx: _Context, call: Call, value: float | None, limit: float, what: str, low: int, high: int
+) -> _Hit | None:
+    if call.kind is not CallKind.CALL or value is None or value <= limit:
+        return None
+    invite = _caller_invite(call)
+    if invite is None:
+        return None
+    answer = _first_response(call, invite, low, high)
+    msgs = (invite, answer) if answer is not None else (invite,)
+    reached = f" to {ctx.at(answer)}" if answer is not None else ""
+    return _Hit(f"{what} {value:.0f} ms from {ctx.at(invite)}{reached} (limit {limit:g} ms)", msgs)
+
+
+def _slow_pdd(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    hit = _slow(ctx, call, call.pdd_ms, limits["max_ms"], "post-dial delay", 101, 200)
+    if hit is not None:
+        yield hit
+
+
+def _slow_setup(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    hit = _slow(ctx, call, call.setup_ms, limits["max_ms"], "setup time", 200, 300)
+    if hit is not None:
+        yield hit
+
+
+_CHECKS: Final[dict[str, Check]] = {
+    "invite-no-final": _invite_no_final,
+    "2xx-not-acked": _2xx_not_acked,
+    "2xx-acked-late": _2xx_acked_late,
+    "response-without-request": _response_without_request,
+    "retransmissions": _retransmissions,
+    "cseq-not-increasing": _cseq_not_increasing,
+    "request-outside-dialog": _request_outside_dialog,
+    "481-in-dialog": _481_in_dialog,
+    "cancel-after-final": _cancel_after_final,
+    "missing-header": _missing_header,
+    "content-length-mismatch": _content_length_mismatch,
+    "branch-without-cookie": _branch_without_cookie,
+    "no-to-tag": _no_to_tag,
+    "sdp-no-common-codec": _sdp_no_common_codec,
+    "sdp-unreachable-media": _sdp_unreachable_media,
+    "slow-pdd": _slow_pdd,
+    "slow-setup": _slow_setup,
+}
+assert set(_CHECKS) == set(_BY_ID), "every rule has a check and every check a rule"
+
+
+# ---------------------------------------------------------------------------------- engine
+
+
+def _cause(messages: Iterable[Message]) -> str | None:
+    for m in messages:
+        value = m.sip.headers.get("reason")
+        if value:
+            return decode_reason(value)
+    return None
+
+
+def run_rules(analysis: Analysis, config: CheckConfig | None = None) -> list[Finding]:
+    """Apply every enabled rule to every item of ``analysis``.
+
+    ``config`` disables rules, changes their thresholds and severities (``load_config``);
+    None runs every rule with its defaults. Findings come ordered by call, then by the
+    first frame they name, then by the rule's place in ``RULES``.
+    """
+    disabled: frozenset[str] = config.disabled if config is not None else frozenset()
+    ctx = _Context(analysis)
+    keyed: list[tuple[tuple[int, int, int, int], Finding]] = []
+    for r in RULES:
+        if r.id in disabled:
+            continue
+        limits = dict(r.thresholds)
+        severity = r.severity
+        if config is not None:
+            limits.update(config.thresholds.get(r.id, {}))
+            severity = config.severity.get(r.id, severity)
+        check = _CHECKS[r.id]
+        for call in analysis.calls:
+            for n, hit in enumerate(check(ctx, call, limits)):
+                finding = Finding(
+                    rule=r.id,
+                    severity=severity,
+                    message=f"{_call_name(call)}: {hit.text}",
+                    explanation=r.explanation,
+                    call_index=call.index,
+                    call_id=call.id,
+                    frames=tuple(dict.fromkeys((m.file, m.frame) for m in hit.messages)),
+                    cause=_cause(hit.messages),
+                )
+                first = min((m.index for m in hit.messages), default=-1)
+                keyed.append(((call.index, first, _ORDER[r.id], n), finding))
+    keyed.sort(key=lambda item: item[0])
+    return [finding for _, finding in keyed]

@@ -1,0 +1,136 @@
+"""``sipflow check``: exit codes, report formats (text, JSON, JUnit, GitHub), faulty samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from click.testing import CliRunner
+
+from sipflow.checks.rules import RULES
+from sipflow.cli import main
+from tests.conftest import SAMPLES
+
+PROXY_CALL = str(SAMPLES / "proxy-call.pcap")
+GOOD = """\
+calls:
+  - name: alice calls bob and hangs up
+    match: {from: alice, to: bob}
+    outcome: completed
+    flow: [INVITE, 100?, 180*, 200, ACK, BYE, 200]
+    max_pdd_ms: 2000
+    max_setup_ms: 5000
+count: {calls: 1}
+"""
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _expect(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "calls.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_clean_sample_with_expectations_passes(tmp_path: Path) -> None:
+    code, out, err = run("check", PROXY_CALL, "--expect", _expect(tmp_path, GOOD))
+    assert code == 0, out + err
+    assert "PASS expectation 'alice calls bob and hangs up'" in out
+    assert "PASSED" in out.splitlines()[-1]
+
+
+def test_failed_expectation_exits_1_and_shows_the_ladder(tmp_path: Path) -> None:
+    bad = GOOD.replace("outcome: completed", "outcome: rejected")
+    code, out, _ = run("check", PROXY_CALL, "--expect", _expect(tmp_path, bad))
+    assert code == 1
+    assert "FAIL expectation" in out and "expected:" in out and "actual:" in out
+    assert "INVITE (SDP offer)" in out  # the call's --plain ladder
+    assert "FAILED" in out.splitlines()[-1]
+
+
+def test_bad_expectations_file_exits_2_with_the_line(tmp_path: Path) -> None:
+    path = _expect(tmp_path, GOOD.replace("    max_pdd_ms: 2000\n", "    max_pdd_ms: 2000\n    bogus: 1\n"))
+    code, _, err = run("check", PROXY_CALL, "--expect", path)
+    assert code == 2 and path in err and "7" in err and "bogus" in err
+
+
+def test_bad_config_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "sipflow.toml"
+    config.write_text("[check]\ndisable = 3\n")
+    code, _, err = run("check", PROXY_CALL, "--config", str(config))
+    assert code == 2 and str(config) in err
+
+
+def test_missing_capture_exits_2(tmp_path: Path) -> None:
+    code, _, err = run("check", str(tmp_path / "nope.pcap"))
+    assert code == 2 and "nope.pcap" in err
+
+
+def test_json_report(tmp_path: Path) -> None:
+    code, out, _ = run("check", PROXY_CALL, "--expect", _expect(tmp_path, GOOD), "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["passed"] is True and doc["findings"] == []
+    names = [e["name"] for e in doc["expectations"]]
+    assert "alice calls bob and hangs up" in names
+    assert all(e["passed"] for e in doc["expectations"])
+
+
+def test_junit_report_layout(tmp_path: Path) -> None:
+    out = tmp_path / "report.xml"
+    faulty = SAMPLES / "faulty-bye-481.pcap"
+    files = [PROXY_CALL] + ([str(faulty)] if faulty.exists() else [])
+    code, _, _ = run("check", *files, "--expect", _expect(tmp_path, GOOD.replace("calls: 1", "calls: 9")),
+                     "--format", "junit", "-o", str(out))  # fmt: skip
+    assert code == 1
+    root = ET.parse(out).getroot()
+    assert root.tag == "testsuites"
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == files
+    for suite in suites:
+        cases = suite.findall("testcase")
+        assert int(suite.get("tests", "-1")) == len(cases)
+        assert int(suite.get("failures", "-1")) == len(suite.findall("testcase/failure"))
+        assert {c.get("name") for c in cases} >= {rule.id for rule in RULES}
+    assert root.findall(".//testcase/failure")  # the count expectation fails
+
+
+def test_github_annotations_escape_packet_text(tmp_path: Path) -> None:
+    faulty = SAMPLES / "faulty-bye-481.pcap"
+    if not faulty.exists():
+        pytest.skip("faulty samples not generated")
+    code, out, _ = run("check", str(faulty), "--format", "github")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines and all(line.startswith(("::error ", "::warning ")) for line in lines)
+    assert all("\n" not in line and "\r" not in line for line in lines)
+    assert any("481-in-dialog" in line for line in lines)
+
+
+FAULTY = sorted(SAMPLES.glob("faulty-*.pcap"))
+
+
+@pytest.mark.parametrize("path", FAULTY, ids=lambda p: p.stem)
+def test_faulty_sample_is_flagged_by_exactly_its_rules(path: Path) -> None:
+    expected = json.loads(path.with_name(path.stem + ".expected.json").read_text())["rules"]
+    code, out, _ = run("check", str(path), "--format", "json")
+    doc = json.loads(out)
+    assert code == 1
+    assert sorted({f["rule"] for f in doc["findings"]}) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in sorted(SAMPLES.glob("*.pcap")) if not p.name.startswith("faulty-")],
+    ids=lambda p: p.stem,
+)
+def test_clean_samples_pass(path: Path) -> None:
+    code, out, _ = run("check", str(path), "--format", "json")
+    findings = [f for f in json.loads(out)["findings"] if f["severity"] == "error"]
+    assert code == 0 and findings == []
