@@ -1,11 +1,13 @@
 """The ``sipflow`` command: a thin shell over ``sipflow.pipeline.analyze`` and the renderers.
 
 Nothing imports this module. It turns ``SipflowError`` into a one-line message on stderr
-and exit code 2.
+and exit code 2; a file damaged inside (``Summary.partial``) gives its warnings and, once the
+output is written, exit code 3 (``check`` keeps 0/1/2).
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import json as json_module
 import math
@@ -36,7 +38,11 @@ from sipflow.render.text import clean
 from sipflow.stats import compute as compute_stats
 
 EXIT_BAD_INPUT = 2
+EXIT_PARTIAL = 3
+"""A file was damaged (truncated or corrupt): everything before the damage was analysed and shown."""
 MAX_WARNINGS_SHOWN = 20
+_PARTIAL = "sipflow.partial"
+"""Key in the click context's ``meta``: the loaded analysis is partial."""
 
 
 def _stderr() -> Console:
@@ -76,7 +82,23 @@ def _load(
         click.echo(f"sipflow: warning: {clean(str(warning))}", err=True)
     if len(warnings) > MAX_WARNINGS_SHOWN:
         click.echo(f"sipflow: warning: … and {len(warnings) - MAX_WARNINGS_SHOWN} more", err=True)
+    if analysis.summary.partial:
+        # Always shown, even when the warning naming the damage is among those left out.
+        click.echo("sipflow: warning: partial result: a file could not be read to its end", err=True)
+        click.get_current_context().meta[_PARTIAL] = True
     return analysis
+
+
+def _exit_partial(func: Callable[..., None]) -> Callable[..., None]:
+    """Exit 3 after a command that completed on a partial analysis (other exits pass through)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        func(*args, **kwargs)
+        if click.get_current_context().meta.get(_PARTIAL):
+            raise SystemExit(EXIT_PARTIAL)
+
+    return wrapper
 
 
 def _plural(n: int, word: str) -> str:
@@ -112,6 +134,7 @@ def summary_line(analysis: Analysis, shown: int) -> str:
 def _malformed_lines(analysis: Analysis) -> list[str]:
     return [
         f"malformed: {clean(m.file)} frame {m.frame} {m.src} -> {m.dst}: {clean(m.reason, 200)}"
+        + (" (truncated)" if m.truncated else "")
         for m in analysis.malformed
     ]
 
@@ -260,6 +283,7 @@ def main() -> None:
 @_correlation
 @_skew_option
 @_color_option
+@_exit_partial
 def calls(
     files: tuple[str, ...],
     fmt: str,
@@ -339,6 +363,7 @@ def _parse_alias(values: tuple[str, ...]) -> dict[str, str]:
 @_correlation
 @_skew_option
 @_color_option
+@_exit_partial
 def ladder(
     files: tuple[str, ...],
     index: int | None,
@@ -468,6 +493,7 @@ def _write_export(
 )
 @click.option("--by-host", is_flag=True, help="One column per IP address instead of per IP:port.")
 @_correlation
+@_exit_partial
 def export(
     files: tuple[str, ...],
     output: Path,
@@ -547,6 +573,7 @@ def export(
 )
 @_correlation
 @_skew_option
+@_exit_partial
 def stats(
     files: tuple[str, ...],
     fmt: str,
@@ -578,6 +605,11 @@ def stats(
         click.echo(json_module.dumps(document, indent=indent, ensure_ascii=True))
         return
     click.echo("\n".join([*stats_lines(result), *_malformed_lines(analysis)]))
+
+
+def _check_passed(passed: bool, strict: bool) -> bool:
+    """``check`` keeps 0/1/2: a partial read only warns (``_load``), and fails with --strict."""
+    return passed and not (strict and click.get_current_context().meta.get(_PARTIAL, False))
 
 
 @main.command()
@@ -661,7 +693,7 @@ def check(
             output.write_text(text)
         else:
             click.echo(text, nl=False)
-        raise SystemExit(0 if report.passed else 1)
+        raise SystemExit(0 if _check_passed(report.passed, strict) else 1)
     ladders = {}
     for result in results:
         if not result.passed and result.call_index is not None:
@@ -675,7 +707,7 @@ def check(
         console = _console(color)
         for style, line in styled:
             console.print(Text(line, style=style or ""), soft_wrap=True)
-    raise SystemExit(0 if report.passed else 1)
+    raise SystemExit(0 if _check_passed(report.passed, strict) else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

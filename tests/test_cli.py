@@ -59,7 +59,7 @@ def test_truncated_capture_warns_and_keeps_what_it_read(tmp_path: Path) -> None:
     path = tmp_path / "cut.pcap"
     path.write_bytes(data[:-20])  # cut inside the last record (the 200 OK to BYE)
     code, out, err = run("calls", str(path), "--format", "json")
-    assert code == 0
+    assert code == 3  # partial (README, Exit codes)
     assert "warning" in err and str(path) in err and "byte offset" in err
     doc = json.loads(out)
     assert doc["summary"]["partial"] is True

@@ -284,13 +284,15 @@ class CaptureReader:
     def _read_compressed(self, n: int) -> bytes:
         # Smaller pieces so that damage late in a compressed stream loses little data.
         stream = self._stream
-        if stream is None or self._closed:
+        if not isinstance(stream, io.BufferedIOBase) or self._closed:
             return b""
         parts: list[bytes] = []
         got = 0
         try:
             while got < n:
-                data = stream.read(min(n - got, 1 << 16))
+                # read1: one decompression step at a time, so that a stream cut short (EOFError)
+                # loses only the step that failed, not everything buffered for a larger read.
+                data = stream.read1(min(n - got, 1 << 16))
                 if not data:
                     break
                 parts.append(data)

@@ -1,0 +1,190 @@
+"""Broken and hostile captures (tests/captures/, made by make_broken.py): the exact lines a user
+sees on stderr, the exit code, and that every output format neutralises hostile header text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sipflow.cli import main
+
+CAPTURES = Path(__file__).resolve().parent / "captures"
+BROKEN = CAPTURES / "broken"
+HOSTILE = CAPTURES / "hostile" / "hostile-headers.pcap"
+PARTIAL = "sipflow: warning: partial result: a file could not be read to its end"
+
+
+def run(*args: str, color: bool = False) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), color=color, env={"COLUMNS": "250"})
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _json(name: str) -> tuple[int, dict[str, object], list[str]]:
+    path = str(BROKEN / name)
+    code, out, err = run("calls", path, "--format", "json", "--all")
+    return code, json.loads(out) if out else {}, [line.replace(path, "FILE") for line in err.splitlines()]
+
+
+# --- not a capture: exit 2, one line ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("empty.pcap", "sipflow: error: FILE, byte offset 0: empty file"),
+        ("text-file.pcap",
+         "sipflow: error: FILE, byte offset 0: not a pcap or pcapng file: magic number 54686973"),
+        ("wrong-magic.pcap",
+         "sipflow: error: FILE, byte offset 0: not a pcap or pcapng file: magic number deadbeef"),
+    ],
+)  # fmt: skip
+def test_not_a_capture(name: str, message: str) -> None:
+    code, doc, err = _json(name)
+    assert (code, doc, err) == (2, {}, [message])
+
+
+def test_directory() -> None:
+    code, out, err = run("calls", str(BROKEN))
+    assert (code, out) == (2, "")
+    assert err == f"sipflow: error: {BROKEN}: is a directory, not a capture file\n"
+
+
+# --- damaged inside: warnings, everything before the damage, exit 3 ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "warning", "messages"),
+    [
+        ("truncated-last-record.pcap",
+         "FILE, frame 7, byte offset 2758: the file ends inside record 7 (303 of 323 octets)", 6),
+        ("corrupt-record-length.pcap",
+         "FILE, frame 4, byte offset 1358: corrupt record header: captured length 2147483632 exceeds 262144; "
+         "reading stopped", 3),
+        ("bad-block-length.pcapng",
+         "FILE, frame 3, byte offset 1052: corrupt block length 13; reading stopped", 2),
+        # The offset of a compressed file is in its decompressed data.
+        ("truncated.pcap.gz",
+         "FILE, frame 2, byte offset 689: the file ends inside record 2 (30 of 286 octets) "
+         "(gzip error: Compressed file ended before the end-of-stream marker was reached)", 1),
+    ],
+)  # fmt: skip
+def test_damaged_file_is_partial(name: str, warning: str, messages: int) -> None:
+    code, doc, err = _json(name)
+    assert code == 3
+    assert err == [f"sipflow: warning: {warning}", PARTIAL]
+    summary = doc["summary"]
+    assert isinstance(summary, dict)
+    assert summary["partial"] is True and summary["sip_messages"] == messages
+
+
+@pytest.mark.parametrize("command", [["calls"], ["ladder", "--plain"], ["stats"]])
+def test_partial_exit_code_for_every_reading_command(command: list[str]) -> None:
+    code, out, err = run(command[0], str(BROKEN / "truncated-last-record.pcap"), *command[1:])
+    assert code == 3 and out and err.endswith(PARTIAL + "\n")
+
+
+def test_partial_export(tmp_path: Path) -> None:
+    out = tmp_path / "call.json"
+    code, _, err = run("export", str(BROKEN / "truncated-last-record.pcap"), "--call", "1", "-o", str(out))
+    assert code == 3 and err.endswith(PARTIAL + "\n") and json.loads(out.read_text())["calls"]
+
+
+def test_partial_check_warns_and_fails_only_with_strict() -> None:
+    path = str(BROKEN / "truncated-last-record.pcap")
+    code, _, err = run("check", path)
+    assert code == 0 and err.endswith(PARTIAL + "\n")
+    code, _, _ = run("check", path, "--strict")
+    assert code == 1
+
+
+def test_partial_and_no_match_exits_1() -> None:
+    code, _, err = run("ladder", str(BROKEN / "truncated-last-record.pcap"), "--call", "9")
+    assert code == 1 and "no call matches" in err
+
+
+# --- readable as they are -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["good.pcap.gz", "good.pcapng.gz"])
+def test_gzip_reads_like_the_original(name: str) -> None:
+    _, plain, _ = run("calls", str(CAPTURES.parent.parent / "samples" / "basic-call.pcap"), "--format", "csv")
+    code, zipped, err = run("calls", str(BROKEN / name), "--format", "csv")
+    assert (code, err, zipped) == (0, "", plain)
+
+
+def test_snaplen_cut_messages_show_as_truncated() -> None:
+    path = str(BROKEN / "snaplen-200.pcap")
+    code, out, err = run("calls", path)
+    assert (code, err) == (0, "")
+    lines = [line for line in out.splitlines() if line.startswith("malformed:")]
+    assert len(lines) == 7
+    assert lines[0] == (
+        f"malformed: {path} frame 1 127.0.0.10:5060 -> 127.0.0.30:5060: "
+        "no end of the header section (truncated)"
+    )
+
+
+# --- hostile header text ------------------------------------------------------------------------------
+
+RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+"""Control characters other than tab and newline (ESC included)."""
+
+
+def _no_raw_controls(text: str, *, colour: bool = False) -> None:
+    if colour:  # rich's own SGR sequences are fine; nothing else may be there
+        text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert not RAW_CONTROL.search(text.replace("\r\n", "\n")), repr(RAW_CONTROL.search(text))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["calls", "--all"],
+        ["calls", "--all", "--color", "always"],
+        ["calls", "--all", "--format", "json"],
+        ["calls", "--all", "--format", "csv"],
+        ["ladder", "--plain", "--full"],
+        ["ladder", "--no-pager", "--full", "--color", "always"],
+        ["stats"],
+        ["check"],
+    ],
+)
+def test_hostile_terminal_and_data_formats(args: list[str]) -> None:
+    code, out, err = run(args[0], str(HOSTILE), *args[1:])
+    assert code in (0, 1), err
+    _no_raw_controls(out + err, colour="always" in args)
+    if "csv" in args:
+        row = next(csv.DictReader(io.StringIO(out)))
+        for key, value in row.items():
+            assert not value.startswith(("=", "+", "-", "@")), (key, value)
+        assert row["call_ids"].startswith("'=HYPERLINK")
+    if "--plain" in args:
+        assert "[bold red]boom[/]" in out  # shown literally, never interpreted as rich markup
+
+
+@pytest.mark.parametrize("fmt", ["svg", "dot", "mmd", "puml", "html", "json"])
+def test_hostile_exports(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"call.{fmt}"
+    code, _, err = run("export", str(HOSTILE), "--all", "--call", "1", "-o", str(out))
+    if code == 2 and "graphviz" in err.lower():
+        pytest.skip(err)
+    assert code == 0, err
+    text = out.read_text()
+    _no_raw_controls(text)
+    # Markup matters where a browser reads it; dot, mmd, puml and json carry the text as quoted data.
+    if fmt == "html":
+        # The page's own scripts only: the packet's text is escaped inside them (\u003cscript\u003e).
+        for raw in ("<script>alert", "<script>y", "<script>z", "</svg><script>"):
+            assert raw not in text
+    if fmt == "svg":
+        assert "<script" not in text
+    if fmt in ("svg", "html"):
+        assert "</svg><script>" not in text
