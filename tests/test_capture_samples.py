@@ -32,13 +32,9 @@ pytestmark = pytest.mark.skipif(
 WEBSOCKET_FRAMES = frozenset({11, 13, 15, 18, 19, 24, 34, 46, 49, 52, 56})
 
 EXPECTED_DIFFERENCES = {
-    # SIP over SCTP (RFC 4168) is a transport of a later issue: its DATA chunks are counted
-    # as "SCTP" and no packet is yielded.
-    "sip_sctp.pcap": "SCTP",
-    # SIP over WebSocket (RFC 7118) is a transport of a later issue: the stream opened by the
-    # HTTP upgrade is counted as "WebSocket"; the SIP carried over UDP in the same file is
-    # yielded as usual.
-    "sip_tcp_websocket.pcap": "WebSocket",
+    # Encrypted: no packet, one warning pointing to tshark and a key log file, and the TLS
+    # conversations counted as not decoded.
+    "tlssaved.pcap": "TLS",
 }
 
 
@@ -60,6 +56,13 @@ def test_sample_matches_tshark(name: str) -> None:
     packets, reader = read_all(SAMPLES / name)
     stats = reader.stats
     assert stats.frames == int(gt["frame_count"])
+    if name == "tlssaved.pcap":
+        assert packets == [] and not stats.truncated
+        assert stats.unsupported == {"TLS conversations (encrypted)": 2}  # tshark -z conv,tcp: two
+        assert [w.message.split(";")[0] for w in reader.warnings] == [
+            "2 TLS conversations not decoded (encrypted)"
+        ]
+        return
     assert not stats.truncated and reader.warnings == [], [str(w) for w in reader.warnings]
     assert stats.unsupported == {}
     assert stats.sip_packets == len(packets)
@@ -70,15 +73,11 @@ def test_sample_matches_tshark(name: str) -> None:
     ours = Counter(p.frame for p in packets)
 
     if name == "sip_sctp.pcap":
-        assert packets == []
-        assert stats.non_sip == {"SCTP": stats.frames}
-        return
+        assert {p.transport for p in packets} == {Transport.SCTP}
+        assert packets[0].frames == (1, 2)  # two DATA fragments joined (RFC 9260 §6.9)
     if name == "sip_tcp_websocket.pcap":
-        expected = Counter({f: n for f, n in expected.items() if f not in WEBSOCKET_FRAMES})
-        assert ours == expected
-        assert {p.transport for p in packets} == {Transport.UDP}
-        assert stats.non_sip["WebSocket"] == 17  # handshake and WebSocket frames of both directions
-        return
+        assert {p.frame for p in packets if p.transport is Transport.WS} == WEBSOCKET_FRAMES
+        assert {p.transport for p in packets} == {Transport.UDP, Transport.WS}
 
     assert ours == expected
     assert len(packets) == int(gt["tshark_sip_messages"])

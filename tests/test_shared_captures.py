@@ -21,12 +21,6 @@ pytestmark = pytest.mark.skipif(not SHARED_CAPTURES.is_dir(), reason="../shared/
 
 DIFFERENCES: dict[str, tuple[str, str]] = {
     # file: (why, tshark display filter for the SIP frames sipflow does not decode yet)
-    "sip_sctp.pcap": ("SIP over SCTP (RFC 4168) comes in a later issue; its frames count as non-SIP", "sctp"),
-    "sip_tcp_websocket.pcap": (
-        "SIP over WebSocket (RFC 7118) comes in a later issue; the SIP this file carries directly "
-        "over UDP/TCP must still agree",
-        "websocket",
-    ),
 }
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from sipflow.capture import detect, fallback
+from sipflow.capture import detect, fallback, hep
 from sipflow.capture.ip import (
     FragmentReassembler,
     MalformedHeader,
@@ -100,6 +100,16 @@ _PROTO_SCTP: Final = 132
 _VXLAN_PORT: Final = 4789
 _DNS_PORTS: Final = frozenset((53, 5353, 5355))
 
+_SCTP_CHUNK: Final = struct.Struct("!BBH").unpack_from
+_SCTP_DATA: Final = struct.Struct("!IHHI").unpack_from
+_SCTP_MAX_PENDING: Final = 1024
+"""Fragmented SCTP messages waiting for their last fragment (oldest dropped beyond this)."""
+
+TLS_CONVERSATIONS: Final = "TLS conversations (encrypted)"
+"""Key in :attr:`CaptureStats.unsupported`: TCP conversations (not frames) that opened with TLS."""
+
+_HEP_TRANSPORTS: Final = {17: Transport.UDP, 6: Transport.TCP, 132: Transport.SCTP}
+
 _MAX_DEPTH: Final = 8
 """Tunnels nested deeper than this are not followed (a loop in a crafted packet)."""
 
@@ -141,6 +151,7 @@ class Decoder:
         self._frag6 = FragmentReassembler(timeout=fragment_timeout)
         self._tcp = tcp if tcp is not None else TcpReassembler(stats=self.stats, warn=self.warn, file=file)
         self._finished = False
+        self._sctp_pending: dict[tuple[bytes, int, bytes, int, int], tuple[int, list[bytes], list[int]]] = {}
 
     # --- public ------------------------------------------------------------------------------
 
@@ -206,6 +217,15 @@ class Decoder:
         self.stats.sip_packets += len(out)
         for reassembler, label in ((self._frag4, "IPv4"), (self._frag6, "IPv6")):
             self._dropped_fragments(reassembler.drain(), label, "the capture ended first")
+        tls = len(self._tcp.tls_conversations)
+        if tls:
+            # Encrypted SIP is never guessed at; tshark decrypts it given the session keys.
+            self.stats.count_unsupported(TLS_CONVERSATIONS, tls)
+            name = self.file or "FILE"
+            self.warn(
+                f"{tls} TLS conversation{'s' if tls != 1 else ''} not decoded (encrypted); with a key log "
+                f"file, tshark can decrypt them: tshark -o tls.keylog_file:KEYS -r {name} -Y sip"
+            )
         if self._suppressed:
             self.warnings.append(
                 CaptureWarning(file=self.file, message=f"{self._suppressed} more warnings not shown")
@@ -688,7 +708,7 @@ class Decoder:
         if proto in (_PROTO_ICMP, _PROTO_ICMPV6):
             return self._count(detect.ICMP)
         if proto == _PROTO_SCTP:
-            return self._count(detect.SCTP)
+            return self._sctp(frame, ts, src, dst, data, p, end, cut)
         return self._count(detect.OTHER_IP)
 
     def _udp(
@@ -727,10 +747,118 @@ class Decoder:
             self._count(detect.IP_FRAGMENT, len(frames) - 1)
         sport = data[p] << 8 | data[p + 1]
         dport = data[p + 2] << 8 | data[p + 3]
+        if hep.looks_like_hep(data, u, end):
+            out = self._hep(frame, ts, data, u, end, frames)
+            if out is not None:
+                return out
         if dport == _VXLAN_PORT and end - u >= 8 and data[u] & 0x08 and depth < _MAX_DEPTH:
             # RFC 7348 §5: 8-octet VXLAN header (I flag set), then an Ethernet frame.
             return self._ethernet(frame, ts, data, u + 8, end, cut, depth + 1)
         return self._count(detect.classify_udp(data, u, end, sport, dport))
+
+    def _hep(
+        self, frame: int, ts: float, data: bytes, u: int, end: int, frames: tuple[int, ...]
+    ) -> list[Packet] | None:
+        """A HEP message (any port): the SIP it carries, with the inner addresses and time."""
+        h = hep.decode(data, u, end)
+        if h is None:
+            return self._count(detect.HEP) if data[u : u + 4] == b"HEP3" else None
+        if h.protocol not in _HEP_TRANSPORTS or not detect.is_sip_start(h.payload):
+            # Only the HEP3 magic is evidence enough; a v1/v2-looking header around no SIP is
+            # left to the ordinary classification.
+            return self._count(detect.HEP) if h.version == 3 else None
+        self.stats.sip_packets += 1
+        return [
+            Packet(
+                frame=frame,
+                frames=frames or (frame,),
+                timestamp=ts if h.timestamp is None else h.timestamp,
+                src=Endpoint(h.src, h.sport),
+                dst=Endpoint(h.dst, h.dport),
+                transport=_HEP_TRANSPORTS[h.protocol],
+                payload=h.payload,
+                file=self.file,
+            )
+        ]
+
+    def _sctp(
+        self, frame: int, ts: float, src: bytes, dst: bytes, data: bytes, p: int, end: int, cut: bool
+    ) -> list[Packet]:
+        """An SCTP packet (RFC 9260 §3): DATA chunks carrying SIP (RFC 4168), one message each."""
+        if end - p < 12:
+            return self._malformed(frame, "SCTP", "common header cut short")
+        sport = data[p] << 8 | data[p + 1]
+        dport = data[p + 2] << 8 | data[p + 3]
+        out: list[Packet] = []
+        q = p + 12
+        while q + 4 <= end:
+            ctype, cflags, clen = _SCTP_CHUNK(data, q)
+            if clen < 4:
+                break
+            if ctype == 0 and clen >= 16 and q + clen <= end:
+                # RFC 9260 §3.3.1 DATA: flags U B E, TSN, stream id, stream sequence, PPID.
+                # The PPID is not checked: RFC 4168 leaves it 0, content decides (as for UDP).
+                tsn, stream, _ssn, _ppid = _SCTP_DATA(data, q + 4)
+                pkt = self._sctp_data(
+                    frame, ts, src, sport, dst, dport, tsn, stream, cflags, data[q + 16 : q + clen]
+                )
+                if pkt is not None:
+                    out.append(pkt)
+            q += (clen + 3) & ~3
+        if not out:
+            return self._count(detect.SCTP)
+        self.stats.sip_packets += len(out)
+        return out
+
+    def _sctp_data(
+        self,
+        frame: int,
+        ts: float,
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+        tsn: int,
+        stream: int,
+        flags: int,
+        chunk: bytes,
+    ) -> Packet | None:
+        """One DATA chunk; fragments (B/E flags, RFC 9260 §6.9) are joined in TSN order."""
+        key = (src, sport, dst, dport, stream)
+        begin, last = flags & 0x02, flags & 0x01
+        frames: tuple[int, ...]
+        if begin and last:
+            payload, frames = chunk, (frame,)
+        else:
+            pending = self._sctp_pending
+            if begin:
+                if len(pending) >= _SCTP_MAX_PENDING:
+                    pending.pop(next(iter(pending)))
+                pending[key] = (tsn, [chunk], [frame])
+                return None
+            got = pending.get(key)
+            if got is None or (got[0] + 1) & 0xFFFFFFFF != tsn:
+                pending.pop(key, None)
+                return None
+            got[1].append(chunk)
+            got[2].append(frame)
+            if not last:
+                pending[key] = (tsn, got[1], got[2])
+                return None
+            del pending[key]
+            payload, frames = b"".join(got[1]), tuple(sorted(set(got[2])))
+        if not detect.is_sip_start(payload):
+            return None
+        return Packet(
+            frame=frame,
+            frames=frames,
+            timestamp=ts,
+            src=Endpoint(format_address(src), sport),
+            dst=Endpoint(format_address(dst), dport),
+            transport=Transport.SCTP,
+            payload=payload,
+            file=self.file,
+        )
 
     def _tcp_segment(
         self, frame: int, ts: float, src: bytes, dst: bytes, data: bytes, p: int, end: int, missing: int

@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from sipflow.capture import detect
+from sipflow.capture import detect, websocket
 from sipflow.capture.ip import format_address
 from sipflow.capture.packet import CaptureStats, Endpoint, Packet, Transport
 
@@ -51,6 +51,7 @@ MAX_LINE: Final = 16384
 _HUNT: Final = 0
 _SIP: Final = 1
 _IGNORE: Final = 2
+_WS: Final = 3
 
 # RFC 3261 §20.14 Content-Length, §7.3.3 compact form "l"; header names are case-insensitive
 # (§7.3.1) and the value may follow folded whitespace (LWS, §25.1).
@@ -114,6 +115,10 @@ class _Stream:
         "skip",
         "src",
         "warned",
+        "ws_msg",
+        "ws_open",
+        "ws_segs",
+        "ws_shaken",
     )
 
     def __init__(self, src: Endpoint, dst: Endpoint, next_seq: int, timestamp: float) -> None:
@@ -145,6 +150,14 @@ class _Stream:
         self.warned = False
         self.fresh = True
         """No payload seen yet: the first payload decides the stream's kind."""
+        self.ws_shaken = False
+        """WebSocket: the HTTP handshake is behind us, frames follow (RFC 6455 §4)."""
+        self.ws_open = False
+        """WebSocket: a data message has begun and awaits its FIN frame."""
+        self.ws_msg: list[bytes] = []
+        """WebSocket: unmasked payloads of the frames of the message in progress."""
+        self.ws_segs: list[_Segment] = []
+        """WebSocket: the segments that carried the message in progress."""
 
 
 class TcpReassembler:
@@ -175,6 +188,8 @@ class TcpReassembler:
         self.gap_timeout = gap_timeout
         """Seconds of capture time a hole may wait for a retransmission before it is skipped."""
         self._streams: dict[tuple[bytes, int, bytes, int], _Stream] = {}
+        self.tls_conversations: set[tuple[tuple[bytes, int], tuple[bytes, int]]] = set()
+        """TCP conversations (endpoint pairs, either direction) whose first payload was a TLS record."""
 
     # --- public ------------------------------------------------------------------------------
 
@@ -251,8 +266,14 @@ class TcpReassembler:
                 if s.fresh:
                     s.fresh = False
                     s.kind = detect.classify_tcp(data, 0, n)
-                    if s.kind is detect.TLS or s.kind is detect.WEBSOCKET:
-                        s.mode = _IGNORE  # encrypted, or framed in a way not unwrapped here
+                    if s.kind is detect.TLS:
+                        s.mode = _IGNORE  # encrypted: counted per conversation, never guessed at
+                        a, b = (src, sport), (dst, dport)
+                        self.tls_conversations.add((a, b) if a <= b else (b, a))
+                    elif s.kind is detect.WEBSOCKET:
+                        s.mode = _WS  # RFC 7118: SIP inside WebSocket frames after the handshake
+                        s.ws_shaken = s.ws_open = False
+                        s.ws_msg, s.ws_segs = [], []
                 if s.mode == _IGNORE:
                     self.stats.count_non_sip(s.kind)
                 else:
@@ -424,6 +445,18 @@ class TcpReassembler:
         self._frame(s, out)
         s.next_seq = (s.next_seq + nbytes) & _MASK
         s.off += nbytes
+        if s.mode == _WS:
+            # WebSocket frames cannot be found again after a hole: give the stream up.
+            frame = s.segs[-1].frame if s.segs else None
+            self._warn(
+                f"TCP {s.src} -> {s.dst}: {nbytes} octets missing from a WebSocket stream; the rest "
+                "of the stream is not decoded",
+                frame,
+            )
+            self._leftover(s, out)
+            s.mode = _IGNORE
+            s.kind = detect.WEBSOCKET
+            return
         if s.skip >= nbytes:
             s.skip -= nbytes  # the hole is inside a body being dropped anyway: still in sync
             return
@@ -442,6 +475,9 @@ class TcpReassembler:
     def _leftover(self, s: _Stream, out: list[Packet]) -> None:
         """Hand up an incomplete message at the front of the buffer as truncated; drop the rest."""
         buf = s.buf
+        if s.mode == _WS:
+            self._ws_leftover(s, out)
+            return
         if not buf:
             return
         if s.mode == _SIP:
@@ -513,6 +549,9 @@ class TcpReassembler:
         while buf:
             if s.mode == _IGNORE:
                 self._consume(s, len(buf), s.kind)
+                return
+            if s.mode == _WS:
+                self._ws_frames(s, out)
                 return
             if s.skip:
                 n = min(s.skip, len(buf))
@@ -593,3 +632,99 @@ class TcpReassembler:
         self._warn(f"TCP {s.src} -> {s.dst}: {why}; handed up truncated", frame)
         self._emit(s, len(s.buf), out, truncated=True)
         s.mode = _HUNT
+
+    # --- WebSocket (RFC 6455, RFC 7118) ------------------------------------------------------------
+
+    def _ws_frames(self, s: _Stream, out: list[Packet]) -> None:
+        """Skip the HTTP handshake, then cut WebSocket frames; each message is one SIP message."""
+        buf = s.buf
+        while buf:
+            if not s.ws_shaken:
+                n = websocket.handshake_length(buf)
+                if n < 0:
+                    if len(buf) > self.max_message:
+                        s.mode = _IGNORE
+                        self._consume(s, len(buf), detect.WEBSOCKET)
+                    return
+                sip = websocket.offers_sip(buf[:n])
+                self._consume(s, n, detect.WEBSOCKET)
+                if not sip:
+                    s.mode = _IGNORE  # another subprotocol: not SIP (RFC 7118 §4.1)
+                    self._consume(s, len(buf), detect.WEBSOCKET)
+                    return
+                s.ws_shaken = True
+                continue
+            h = websocket.parse_header(buf)
+            if h is None:
+                return
+            total = h.header_len + h.payload_len
+            if h.payload_len > self.max_message:
+                frame = s.segs[0].frame if s.segs else None
+                self._warn(
+                    f"TCP {s.src} -> {s.dst}: WebSocket frame of {h.payload_len} octets exceeds "
+                    f"{self.max_message}; the rest of the stream is not decoded",
+                    frame,
+                )
+                self._ws_leftover(s, out)
+                s.mode = _IGNORE
+                return
+            if len(buf) < total:
+                return
+            payload = websocket.unmask(bytes(buf[h.header_len : total]), h.mask)
+            if h.opcode >= 0x8:  # RFC 6455 §5.5: control frames, may sit inside a fragmented message
+                self._consume(s, total, detect.WEBSOCKET)
+                continue
+            if h.opcode != websocket.OP_CONTINUATION:
+                if s.ws_open:
+                    self._ws_emit(s, out, truncated=True)  # a message that never got its FIN
+                s.ws_open = True
+            elif not s.ws_open:
+                self._consume(s, total, detect.WEBSOCKET)  # continuation of a message not seen
+                continue
+            s.ws_segs.extend(self._consume(s, total, None))
+            s.ws_msg.append(payload)
+            if h.fin:
+                self._ws_emit(s, out)
+
+    def _ws_leftover(self, s: _Stream, out: list[Packet]) -> None:
+        """The stream ends or breaks: hand up a message in progress (truncated), drop the rest."""
+        buf = s.buf
+        if s.ws_shaken and buf:
+            h = websocket.parse_header(buf)
+            if h is not None and h.opcode < 0x8 and (h.opcode or s.ws_open):
+                payload = websocket.unmask(bytes(buf[h.header_len : h.header_len + h.payload_len]), h.mask)
+                if h.opcode:
+                    if s.ws_open:
+                        self._ws_emit(s, out, truncated=True)
+                    s.ws_open = True
+                s.ws_segs.extend(self._consume(s, len(buf), None))
+                s.ws_msg.append(payload)
+        if s.ws_open:
+            self._ws_emit(s, out, truncated=True)
+        if buf:
+            self._consume(s, len(buf), detect.WEBSOCKET)
+
+    def _ws_emit(self, s: _Stream, out: list[Packet], *, truncated: bool = False) -> None:
+        payload = b"".join(s.ws_msg)
+        segs = s.ws_segs
+        s.ws_msg, s.ws_segs, s.ws_open = [], [], False
+        if not segs:
+            return
+        frames = tuple(sorted({seg.frame for seg in segs}))
+        if not (detect.is_sip_start(payload) or (truncated and detect.is_partial_sip_start(payload))):
+            self.stats.count_non_sip(detect.WEBSOCKET, len(frames))
+            return
+        last = max(segs, key=lambda seg: seg.frame)
+        out.append(
+            Packet(
+                frame=last.frame,
+                frames=frames,
+                timestamp=last.timestamp,
+                src=s.src,
+                dst=s.dst,
+                transport=Transport.WS,
+                payload=payload,
+                truncated=truncated,
+                file=self.file,
+            )
+        )
