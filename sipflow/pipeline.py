@@ -107,9 +107,24 @@ _Parsed = SipRequest | SipResponse | str
 """A parsed message, or why it could not be parsed."""
 
 
+def _parse(packet: Packet) -> SipRequest | SipResponse:
+    """Parse a packet's SIP; a message the capture cut short (snaplen, end of capture) is read
+    up to its last complete header line, so it shows as the truncated message it is."""
+    try:
+        return parse_message(packet.payload)
+    except ParseError:
+        if not packet.truncated:
+            raise
+        head = packet.payload.split(b"\r\n\r\n", 1)[0]
+        cut = head.rfind(b"\n")
+        if cut <= 0:
+            raise
+        return parse_message(head[: cut + 1].rstrip(b"\r\n") + b"\r\n\r\n")
+
+
 def _push(dedupe: Deduplicator[_Parsed], packet: Packet, tracker: Tracker) -> None:
     try:
-        sip = parse_message(packet.payload)
+        sip = _parse(packet)
     except ParseError as exc:
         _feed(tracker, dedupe.push(packet, exc.reason, None))
     else:
@@ -171,7 +186,7 @@ def analyze(
                 _push(dedupe, packet, tracker)
             else:
                 try:
-                    sip = parse_message(packet.payload)
+                    sip = _parse(packet)
                 except ParseError as exc:
                     feed_malformed(packet, exc.reason)
                 else:

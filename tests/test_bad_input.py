@@ -121,15 +121,21 @@ def test_gzip_reads_like_the_original(name: str) -> None:
 
 
 def test_snaplen_cut_messages_show_as_truncated() -> None:
+    """Cut by the snapshot length, each message is read up to its last whole header line and
+    shown as the truncated message it is, not as malformed."""
     path = str(BROKEN / "snaplen-200.pcap")
-    code, out, err = run("calls", path)
+    code, out, err = run("calls", path, "--format", "json")
     assert (code, err) == (0, "")
-    lines = [line for line in out.splitlines() if line.startswith("malformed:")]
-    assert len(lines) == 7
-    assert lines[0] == (
-        f"malformed: {path} frame 1 127.0.0.10:5060 -> 127.0.0.30:5060: "
-        "no end of the header section (truncated)"
-    )
+    doc = json.loads(out)
+    assert doc["summary"]["malformed"] == 0 and doc["summary"]["sip_messages"] == 7
+    code, out, err = run("ladder", path, "--plain")
+    assert code == 0
+    rows = [line for line in out.splitlines() if "(truncated)" in line]
+    labels = [row.split("| ", 1)[1].split("|")[0].strip() for row in rows]
+    assert labels == [
+        "INVITE (truncated)", "100 Trying (truncated)", "180 Ringing (truncated)", "200 OK (truncated)",
+        "ACK (truncated)", "BYE (truncated)", "200 OK (truncated)",
+    ]  # fmt: skip
 
 
 # --- hostile header text ------------------------------------------------------------------------------

@@ -89,7 +89,10 @@ def test_tcp_stream_that_never_frames_sip(tmp_path: Path) -> None:
     junk = b"INVITE sip:x SIP/2.0\r\n" + b"X-Junk: " + b"y" * (5 * MB)
     analysis, mib = _run(tmp_path, lambda: tcp_stream(junk))
     assert mib < 24, f"peak {mib:.1f} MiB"  # measured ~5 MiB: the stream buffer is capped at 1 MiB
-    assert analysis.summary.sip_messages == 0
+    # The first 1 MiB is handed up truncated and shown as the cut-short INVITE it is (its
+    # complete header lines); the rest of the stream is dropped.
+    assert analysis.summary.sip_messages == 1 and analysis.summary.malformed == 0
+    assert analysis.messages[0].truncated and analysis.messages[0].label == "INVITE"
     assert "longer than 1048576 octets" in _warnings(analysis)
 
 
