@@ -14,7 +14,7 @@ from rich.text import Text
 
 from sipflow.model.call import Call, CallState
 from sipflow.render.ladder import Arrow, ArrowClass, Ladder
-from sipflow.render.summary import address, call_facts, delta, leg_letter, short_method
+from sipflow.render.summary import address, call_summary, delta, leg_letter, short_method
 from sipflow.render.text import clean, clean_lines, clock, ms, seconds
 
 STYLES: dict[ArrowClass, str] = {
@@ -191,24 +191,15 @@ def call_header(call: Call, *, plain: bool = False, explain: bool = False) -> li
     line.append(call.state.value, state_style)
     if call.final_status is not None:
         line.append(f" {call.final_status} {clean(call.final_reason or '', 40)}".rstrip(), state_style)
-    second = Text("  " + ", ".join(call_facts(call)))
     if call.kind.value != "call":
         line.append(f"  [{call.kind.value}]")
-    out = [line, second]
-    if len(call.legs) == 1 and not (explain and call.related):
-        out.append(Text(f"  Call-ID: {clean(call.id, 120)}"))
-    elif explain:
+    _, lines = call_summary(call)  # the same words as the other formats
+    out = [line]
+    if explain and (len(call.legs) > 1 or call.related):
+        out.append(Text("  " + lines[0]))
         out.extend(explain_lines(call))
     else:
-        for i, leg in enumerate(call.legs):
-            out.append(
-                Text(f"  leg {leg_letter(i)}: {clean(leg.call_id, 120)}", no_wrap=True, overflow="crop")
-            )
-        for link in call.correlation:
-            a, b = (leg_letter(i) for i in link.legs)
-            out.append(Text(f"  {a}-{b}: {short_method(link.method)} {link.confidence:.2f}"))
-    if call.related and not explain:
-        out.append(Text(f"  related (transfer): {', '.join(clean(c, 120) for c in call.related)}"))
+        out.extend(Text("  " + text, no_wrap=True, overflow="crop") for text in lines)
     out.append(Text(""))
     return out
 
