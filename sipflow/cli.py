@@ -269,7 +269,7 @@ def main() -> None:
     gc.disable()
 
 
-@main.command()
+@main.command(short_help="List the calls: who, state, final status, PDD, setup, duration.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option(
     "--format",
@@ -348,7 +348,7 @@ def _parse_alias(values: tuple[str, ...]) -> dict[str, str]:
     return aliases
 
 
-@main.command()
+@main.command(short_help="Draw the ladder diagram of calls in the terminal.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--call", "index", type=int, metavar="N", help="Only call number N (the # of `sipflow calls`).")
 @_filters
@@ -474,7 +474,7 @@ def _write_export(
         out.write_bytes(_diagram(fmt, build_ladder(call, aliases=aliases, by_host=by_host)))
 
 
-@main.command()
+@main.command(short_help="Write calls as SVG/PNG/PDF, DOT, Mermaid, PlantUML, HTML, JSON or pcap.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option(
     "-o",
@@ -561,7 +561,7 @@ def export(
         raise SystemExit(EXIT_BAD_INPUT) from None
 
 
-@main.command()
+@main.command(short_help="Counts as tshark -z sip,stat, response times, RFC 6076 metrics.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option(
     "--format",
@@ -612,7 +612,7 @@ def _check_passed(passed: bool, strict: bool) -> bool:
     return passed and not (strict and click.get_current_context().meta.get(_PARTIAL, False))
 
 
-@main.command()
+@main.command(short_help="Fail a CI build on an incorrect trace: rules and expectations.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--expect", "expect_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.yaml",
               help="Expectations the calls must meet (see README).")  # fmt: skip
