@@ -50,126 +50,18 @@ TWIN_S_PORT=5099
 ALL_SAMPLES=(topoh-xcid topoh-plain b2bua-3pcc b2bua-load)
 MAX_BYTES=$((3 * 1024 * 1024))
 
-log() { printf '%s\n' "make-correlation-samples: $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-need() { # command debian-package
-	command -v "$1" >/dev/null 2>&1 ||
-		die "'$1' not found; install the Debian package '$2' (apt-get install $2)"
-}
-need sipp sip-tester
-need kamailio kamailio
-need tcpdump tcpdump
-need tshark tshark
-need ss iproute2
-need timeout coreutils
+SCRIPT=make-correlation-samples
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 need python3 python3
-
-KMOD=${KAMAILIO_MODULES:-}
-if [[ -z $KMOD ]]; then
-	tm=$(dpkg -L kamailio 2>/dev/null | grep -m1 '/modules/tm\.so$' || true)
-	[[ -n $tm ]] || tm=$(ls /usr/lib/*/kamailio/modules/tm.so /usr/lib/kamailio/modules/tm.so 2>/dev/null | head -n1 || true)
-	[[ -n $tm ]] || die "Kamailio module tm.so not found; install the Debian package 'kamailio' (or set KAMAILIO_MODULES)"
-	KMOD=$(dirname "$tm")
-fi
-for m in tm tmx sl rr pv maxfwd textops siputils xlog kex corex topoh; do
-	[[ -f $KMOD/$m.so ]] || die "Kamailio module $m.so missing in $KMOD; install the Debian package 'kamailio'"
-done
-
-if [[ $(id -u) -ne 0 ]]; then
-	log "warning: not root; tcpdump needs CAP_NET_RAW to capture on lo"
-fi
-
-# ---------------------------------------------------------------- state
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/sipflow-correlation.XXXXXX")
-BG_PIDS=()      # background processes we started and have not reaped yet
-CAP_PID=""
-PROXY_PID=""
-
-cleanup() {
-	local rc=$?
-	local p
-	for p in "${BG_PIDS[@]}"; do
-		if kill -0 "$p" 2>/dev/null; then
-			kill "$p" 2>/dev/null || true
-		fi
-	done
-	for p in "${BG_PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	if [[ $rc -ne 0 || -n ${KEEP_WORK:-} ]]; then
-		log "logs kept in $WORK"
-	else
-		rm -rf "$WORK"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-bg_in() { # dir command...: run in the background in dir, remember its pid in $BG_LAST
-	local dir=$1
-	shift
-	(cd "$dir" && exec "$@") &
-	BG_LAST=$!
-	BG_PIDS+=("$BG_LAST")
-}
-
-reap() { # pid: wait for a background process and forget it; returns its status
-	local rc=0 p keep=()
-	wait "$1" || rc=$?
-	for p in "${BG_PIDS[@]}"; do
-		[[ $p == "$1" ]] || keep+=("$p")
-	done
-	BG_PIDS=("${keep[@]}")
-	return "$rc"
-}
-
-wait_listen() { # proto addr:port [alternative addr:port]
-	local opt=-lnu i
-	[[ $1 == tcp ]] && opt=-lnt
-	for ((i = 0; i < 100; i++)); do
-		if ss -H "$opt" | awk '{print $4}' | grep -qxF -e "$2" -e "${3:-$2}"; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	die "nothing listens on $1 $2 after 5 s"
-}
-
-check_free() { # addr:port ... must not be in use before we start
-	local a
-	for a in "$@"; do
-		if ss -H -lnu | awk '{print $4}' | grep -qxF "$a" ||
-			ss -H -lnt | awk '{print $4}' | grep -qxF "$a"; then
-			die "$a is already in use; stop whatever listens there first"
-		fi
-	done
-}
+kamailio_modules tm tmx sl rr pv maxfwd textops siputils xlog kex corex topoh
+work_dir correlation
 
 # ---------------------------------------------------------------- capture
-start_capture() { # name bpf-filter
-	local name=$1 filter=$2 d=$WORK/$1
-	: >"$d/tcpdump.log"
-	bg_in "$d" timeout 120 tcpdump -i lo -n -U --immediate-mode -w "$d/capture.pcap" "$filter" \
-		2>"$d/tcpdump.log"
-	CAP_PID=$BG_LAST
-	local i
-	for ((i = 0; i < 100; i++)); do
-		grep -q 'listening on' "$d/tcpdump.log" && break
-		kill -0 "$CAP_PID" 2>/dev/null || die "tcpdump failed: $(cat "$d/tcpdump.log")"
-		sleep 0.05
-	done
-	grep -q 'listening on' "$d/tcpdump.log" || die "tcpdump did not start"
-	sleep 0.3
+start_capture() { # name bpf-filter: $WORK/name/capture.pcap, tcpdump started in $WORK/name
+	start_capture_at "$WORK/$1" "$WORK/$1/capture.pcap" "$WORK/$1/tcpdump.log" "$2"
 }
 
-stop_capture() {
-	sleep 0.3     # let the last packets reach the capture
-	kill -INT "$CAP_PID"
-	reap "$CAP_PID" || true
-	CAP_PID=""
-}
 
 start_topoh_proxy() { # name [-A DEFINE ...]
 	local name=$1 d=$WORK/$1
@@ -182,11 +74,6 @@ start_topoh_proxy() { # name [-A DEFINE ...]
 	wait_listen udp "$PROXY:$PORT"
 }
 
-stop_proxy() {
-	kill "$PROXY_PID"
-	reap "$PROXY_PID" || true
-	PROXY_PID=""
-}
 
 # ---------------------------------------------------------------- SIPp
 # Every SIPp: bound to its role's address, no keyboard, bounded in time,
