@@ -28,7 +28,7 @@ from sipflow.correlate import CorrelationOptions, HeaderRule
 from sipflow.errors import SipflowError
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallState
-from sipflow.pipeline import Progress, analyze
+from sipflow.pipeline import DEFAULT_MAX_CALL_IDS, Progress, analyze
 from sipflow.render import csv as csv_render
 from sipflow.render import json as json_render
 from sipflow.render.ladder import Ladder, build_ladder
@@ -43,6 +43,8 @@ EXIT_PARTIAL = 3
 MAX_WARNINGS_SHOWN = 20
 _PARTIAL = "sipflow.partial"
 """Key in the click context's ``meta``: the loaded analysis is partial."""
+_MAX_CALL_IDS = "sipflow.max_call_ids"
+"""Key in the click context's ``meta``: the --max-call-ids value."""
 
 
 def _stderr() -> Console:
@@ -73,7 +75,10 @@ def _load(
 ) -> Analysis:
     try:
         with _progress() as progress:
-            analysis = analyze(files, progress=progress, correlation=correlation, skew=skew)
+            limit = click.get_current_context().meta.get(_MAX_CALL_IDS, DEFAULT_MAX_CALL_IDS)
+            analysis = analyze(
+                files, progress=progress, correlation=correlation, skew=skew, max_call_ids=limit
+            )
     except SipflowError as exc:
         click.echo(f"sipflow: error: {clean(str(exc))}", err=True)
         raise SystemExit(EXIT_BAD_INPUT) from None
@@ -84,9 +89,38 @@ def _load(
         click.echo(f"sipflow: warning: … and {len(warnings) - MAX_WARNINGS_SHOWN} more", err=True)
     if analysis.summary.partial:
         # Always shown, even when the warning naming the damage is among those left out.
-        click.echo("sipflow: warning: partial result: a file could not be read to its end", err=True)
+        click.echo(f"sipflow: warning: partial result: {_partial_reasons(analysis)}", err=True)
         click.get_current_context().meta[_PARTIAL] = True
     return analysis
+
+
+def _partial_reasons(analysis: Analysis) -> str:
+    s = analysis.summary
+    reasons = []
+    if s.incomplete_files:
+        reasons.append("a file could not be read to its end")
+    if s.untracked:
+        reasons.append(f"{_plural(s.untracked, 'SIP message')} beyond the Call-ID limit left out")
+    return "; ".join(reasons)
+
+
+def _max_call_ids_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--max-call-ids``, kept in the context for ``_load`` (no parameter in each command)."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+        ctx.meta[_MAX_CALL_IDS] = value
+
+    return click.option(
+        "--max-call-ids",
+        type=click.IntRange(min=0),
+        default=DEFAULT_MAX_CALL_IDS,
+        show_default=True,
+        expose_value=False,
+        callback=remember,
+        metavar="N",
+        help="Analyse at most N Call-IDs (0: no limit); messages of later Call-IDs are counted, "
+        "left out, and the result is partial (exit 3).",
+    )(func)
 
 
 def _exit_partial(func: Callable[..., None]) -> Callable[..., None]:
@@ -127,7 +161,7 @@ def summary_line(analysis: Analysis, shown: int) -> str:
     if s.unsupported:
         parts.append("not decoded: " + ", ".join(f"{k} {v}" for k, v in sorted(s.unsupported.items())))
     if s.partial:
-        parts.append("PARTIAL: a file could not be read to its end")
+        parts.append(f"PARTIAL: {_partial_reasons(analysis)}")
     return "; ".join(parts)
 
 
@@ -281,6 +315,7 @@ def main() -> None:
 )
 @_filters
 @_correlation
+@_max_call_ids_option
 @_skew_option
 @_color_option
 @_exit_partial
@@ -361,6 +396,7 @@ def _parse_alias(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--width", type=click.IntRange(40, 1000), help="Line width (default: terminal width, or 80).")
 @click.option("--pager/--no-pager", default=None, help="Page long output (default: on a terminal).")
 @_correlation
+@_max_call_ids_option
 @_skew_option
 @_color_option
 @_exit_partial
@@ -493,6 +529,7 @@ def _write_export(
 )
 @click.option("--by-host", is_flag=True, help="One column per IP address instead of per IP:port.")
 @_correlation
+@_max_call_ids_option
 @_exit_partial
 def export(
     files: tuple[str, ...],
@@ -572,6 +609,7 @@ def export(
     help="Output format (json: the same numbers, status codes as string keys).",
 )
 @_correlation
+@_max_call_ids_option
 @_skew_option
 @_exit_partial
 def stats(
@@ -635,6 +673,7 @@ def _check_passed(passed: bool, strict: bool) -> bool:
               help="Write the report here instead of stdout.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Warnings fail the check too.")
 @_correlation
+@_max_call_ids_option
 @_color_option
 def check(
     files: tuple[str, ...],

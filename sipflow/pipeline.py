@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 
-from sipflow.capture.packet import Packet
+from sipflow.capture.packet import CaptureWarning, Packet
 from sipflow.capture.reader import CaptureReader
 from sipflow.correlate import CorrelationOptions, correlate, related_calls
 from sipflow.errors import ParseError, UsageError
@@ -122,20 +122,57 @@ def _parse(packet: Packet) -> SipRequest | SipResponse:
         return parse_message(head[: cut + 1].rstrip(b"\r\n") + b"\r\n\r\n")
 
 
-def _push(dedupe: Deduplicator[_Parsed], packet: Packet, tracker: Tracker) -> None:
+DEFAULT_MAX_CALL_IDS = 1_000_000
+"""Call-IDs analysed by default. A flood of one-message Call-IDs (a scanner, a broken
+client) costs about 2.5 KiB each, so this bounds such junk near 2.5 GiB; real calls are
+rarely that many in one capture, and the limit can be raised or lifted."""
+
+
+class _CallIdLimit:
+    """Lets messages through to the tracker until ``limit`` Call-IDs are known; after that,
+    only messages of those Call-IDs. Counts what it keeps out and where that began."""
+
+    def __init__(self, tracker: Tracker, limit: int | None) -> None:
+        self.tracker = tracker
+        self.limit = limit
+        self.untracked = 0
+        self.first: Packet | None = None
+
+    def admits(self, packet: Packet, sip: SipRequest | SipResponse) -> bool:
+        tracker = self.tracker
+        if self.limit is None or tracker.leg_count < self.limit or tracker.has_leg(sip.call_id):
+            return True
+        self.untracked += 1
+        if self.first is None:
+            self.first = packet
+        return False
+
+    def warning(self) -> CaptureWarning | None:
+        if self.first is None:
+            return None
+        return CaptureWarning(
+            file=self.first.file,
+            message=f"the limit of {self.limit:,} Call-IDs was reached: {self.untracked:,} SIP messages "
+            "from here on with other Call-IDs were not analysed (raise the limit: --max-call-ids, "
+            "0 for none)",
+            frame=self.first.frame,
+        )
+
+
+def _push(dedupe: Deduplicator[_Parsed], packet: Packet, tracker: Tracker, gate: _CallIdLimit) -> None:
     try:
         sip = _parse(packet)
     except ParseError as exc:
-        _feed(tracker, dedupe.push(packet, exc.reason, None))
+        _feed(tracker, dedupe.push(packet, exc.reason, None), gate)
     else:
-        _feed(tracker, dedupe.push(packet, sip, duplicate_key(packet, sip)))
+        _feed(tracker, dedupe.push(packet, sip, duplicate_key(packet, sip)), gate)
 
 
-def _feed(tracker: Tracker, released: Iterable[Merged[_Parsed]]) -> None:
+def _feed(tracker: Tracker, released: Iterable[Merged[_Parsed]], gate: _CallIdLimit) -> None:
     for merged in released:
         if isinstance(merged.item, str):
             tracker.feed_malformed(merged.packet, merged.item)
-        else:
+        elif gate.admits(merged.packet, merged.item):
             tracker.feed(merged.packet, merged.item, copies=merged.copies)
 
 
@@ -158,6 +195,7 @@ def analyze(
     progress: Progress | None = None,
     correlation: CorrelationOptions | None = None,
     skew: Mapping[str, float] | None = None,
+    max_call_ids: int | None = DEFAULT_MAX_CALL_IDS,
 ) -> Analysis:
     """Read every capture in ``paths`` (merged by time) and build calls from their SIP.
 
@@ -168,12 +206,20 @@ def analyze(
     messages they share (``merge.estimate_skew``). Raises ``UsageError`` for a skew naming
     no file.
 
+    Once ``max_call_ids`` distinct Call-IDs are known (None or 0: no limit), messages with
+    further Call-IDs are left out, counted in ``Summary.untracked`` and named in a warning,
+    and the result is partial; messages of the known Call-IDs are still analysed.
+
     Raises ``CaptureError`` for a file that cannot be opened or is not a capture. Damage
     inside a file (a truncated last record, a bad packet) is reported in ``warnings`` and
     everything readable is analysed.
     """
     names = tuple(os.fspath(p) for p in paths)
+    if max_call_ids is not None and max_call_ids < 0:
+        raise UsageError(f"max_call_ids must be 0 (no limit) or more, not {max_call_ids}")
     tracker = Tracker()
+    gate = _CallIdLimit(tracker, max_call_ids or None)
+    admits = gate.admits
     feed, feed_malformed = tracker.feed, tracker.feed_malformed
     with ExitStack() as stack:
         stack.enter_context(_gc_paused())
@@ -183,24 +229,26 @@ def analyze(
         total = sum(r.size for r in readers)
         for count, packet in enumerate(_merged(readers, skews), start=1):
             if dedupe is not None:
-                _push(dedupe, packet, tracker)
+                _push(dedupe, packet, tracker, gate)
             else:
                 try:
                     sip = _parse(packet)
                 except ParseError as exc:
                     feed_malformed(packet, exc.reason)
                 else:
-                    feed(packet, sip)
+                    if admits(packet, sip):
+                        feed(packet, sip)
             if progress is not None and count % _PROGRESS_EVERY == 0:
                 progress(sum(r.position for r in readers), total)
         if dedupe is not None:
-            _feed(tracker, dedupe.flush())
+            _feed(tracker, dedupe.flush(), gate)
         if progress is not None:
             progress(total, total)
-        model = tracker.finish()
+        model = tracker.finish(release=True)
         ordered = sorted(model.legs, key=lambda leg: leg.messages[0].index)
         calls = _calls(ordered, correlation)
-    warnings = tuple(w for r in readers for w in r.warnings)
+    limited = gate.warning()
+    warnings = tuple(w for r in readers for w in r.warnings) + ((limited,) if limited is not None else ())
     non_sip: dict[str, int] = {}
     unsupported: dict[str, int] = {}
     for r in readers:
@@ -220,7 +268,9 @@ def analyze(
         retransmissions=sum(1 for m in model.messages if m.retransmission),
         calls=sum(1 for c in calls if c.kind is CallKind.CALL),
         items=len(calls),
-        partial=any(r.stats.truncated for r in readers),
+        partial=any(r.stats.truncated for r in readers) or gate.untracked > 0,
+        incomplete_files=tuple(r.name for r in readers if r.stats.truncated),
+        untracked=gate.untracked,
         first_time=min(times) if times else None,
         last_time=max(times) if times else None,
         duplicates=dedupe.duplicates if dedupe is not None else 0,

@@ -194,3 +194,41 @@ def test_hostile_exports(tmp_path: Path, fmt: str) -> None:
         assert "<script" not in text
     if fmt in ("svg", "html"):
         assert "</svg><script>" not in text
+
+
+# --- the Call-ID limit: what is left out is counted, named, and the result is partial -------------
+
+
+THREE_CALLS = str(Path(__file__).resolve().parents[1] / "samples" / "three-calls.pcap")
+LIMITED = [
+    f"sipflow: warning: {THREE_CALLS}, frame 17: the limit of 2 Call-IDs was reached: 14 SIP messages from "
+    "here on with other Call-IDs were not analysed (raise the limit: --max-call-ids, 0 for none)",
+    "sipflow: warning: partial result: 14 SIP messages beyond the Call-ID limit left out",
+]
+
+
+def test_call_id_limit_in_the_cli() -> None:
+    code, out, err = run("calls", THREE_CALLS, "--max-call-ids", "2", "--format", "json")
+    assert (code, err.splitlines()) == (3, LIMITED)
+    doc = json.loads(out)
+    assert [c["id"] for c in doc["calls"]] == [f"sipflow-three-calls-{i}@127.0.0.10" for i in (1, 2)]
+    assert doc["summary"]["untracked"] == 14 and doc["summary"]["partial"] is True
+    code, out, err = run("calls", THREE_CALLS, "--max-call-ids", "2")
+    assert code == 3 and out.rstrip().endswith("PARTIAL: 14 SIP messages beyond the Call-ID limit left out")
+    # 0 lifts the limit; the default (1,000,000) is far above three.
+    for limit in (["--max-call-ids", "0"], []):
+        code, out, err = run("calls", THREE_CALLS, *limit, "--format", "json")
+        assert (code, err) == (0, "") and len(json.loads(out)["calls"]) == 3
+        assert "untracked" not in json.loads(out)["summary"]
+
+
+@pytest.mark.parametrize(
+    "command", [["ladder", "--plain"], ["stats"], ["check"], ["export", "--call", "1", "-o", "OUT"]]
+)
+def test_call_id_limit_in_every_reading_command(command: list[str], tmp_path: Path) -> None:
+    args = [str(tmp_path / "out.json") if a == "OUT" else a for a in command[1:]]
+    code, _, err = run(command[0], THREE_CALLS, "--max-call-ids", "2", *args)
+    assert err.splitlines() == LIMITED
+    assert code == (0 if command[0] == "check" else 3)  # check only warns on a partial read
+    code, _, err = run(command[0], THREE_CALLS, "--max-call-ids", "-1", *args)
+    assert code == 2 and "-1 is not in the range x>=0" in err

@@ -13,8 +13,12 @@ import tracemalloc
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import pytest
+
 import sipflow
+from sipflow.errors import UsageError
 from sipflow.model.analysis import Analysis
+from sipflow.pipeline import DEFAULT_MAX_CALL_IDS
 
 MB = 1 << 20
 _ETHER = bytes.fromhex("02000000000b02000000000a0800")
@@ -126,11 +130,72 @@ def test_udp_header_line_as_long_as_a_datagram(tmp_path: Path) -> None:
     assert mib < 64, f"peak {mib:.1f} MiB"  # measured ~27 MiB (messages are kept)
 
 
-def test_many_call_ids(tmp_path: Path) -> None:
-    # Every Call-ID is analysed: nothing is capped by count, memory grows linearly with the
-    # messages kept (~3.5 KiB traced per one-message Call-ID, mostly the parsed headers).
-    # Measured by hand without tracemalloc: see the figures in the report / README.
-    n = 5_000
-    analysis, mib = _run(tmp_path, lambda: (udp_frame(options(f"cid-{i}@junk")) for i in range(n)))
-    assert analysis.summary.items == n
-    assert mib < 60, f"peak {mib:.1f} MiB"  # measured ~23 MiB
+def _retained(path: Path, **kwargs: int) -> tuple[Analysis, int]:
+    """``analyze(path)`` and the bytes it still holds when it returns (traced)."""
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        analysis = sipflow.analyze([path], **kwargs)
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return analysis, after - before
+
+
+def _one_message_call_ids(tmp_path: Path, n: int, start: int = 0) -> Path:
+    path = tmp_path / f"cids-{start}-{n}.pcap"
+    write_pcap(path, (udp_frame(options(f"cid-{i}@junk")) for i in range(start, start + n)))
+    return path
+
+
+def test_memory_per_call_id(tmp_path: Path) -> None:
+    # Every Call-ID is analysed up to the limit, so memory grows with them: what matters is
+    # the cost of each. The slope between two sizes leaves out fixed costs (parser caches).
+    # Measured 2.2 KiB per one-message Call-ID (a 330-octet OPTIONS: its raw bytes, the
+    # message, its transaction, leg and item); it was 3.9 KiB when headers were kept parsed.
+    # Without tracemalloc, 1,000,000 such Call-IDs peak at about 2.5 GiB RSS (README).
+    small, small_bytes = _retained(_one_message_call_ids(tmp_path, 1000))
+    large, large_bytes = _retained(_one_message_call_ids(tmp_path, 4000))
+    assert (small.summary.items, large.summary.items) == (1000, 4000)
+    per_call_id = (large_bytes - small_bytes) / 3000
+    assert per_call_id < 3 * 1024, f"{per_call_id:.0f} bytes per Call-ID"
+    # What a message keeps is its raw bytes and references into it: no parsed header copies.
+    sip = large.messages[-1].sip
+    assert sip.headers.data is sip.raw and sip.body == b""
+
+
+def test_call_id_limit(tmp_path: Path) -> None:
+    # 3,000 one-message Call-IDs, then the answers to the first 10 requests: with a limit of
+    # 1,000, the other 2,000 requests are left out, counted and named in one warning; the
+    # answers to known Call-IDs are still analysed.
+    frames = [udp_frame(options(f"cid-{i}@junk")) for i in range(3000)]
+    for i in range(10):
+        answer = options(f"cid-{i}@junk").replace(b"OPTIONS sip:bob@10.0.0.2 SIP/2.0", b"SIP/2.0 200 OK")
+        answer = answer.replace(b"To: <sip:bob@10.0.0.2>", b"To: <sip:bob@10.0.0.2>;tag=b")
+        frames.append(udp_frame(answer, sport=5060, dport=5060))
+    path = tmp_path / "limit.pcap"
+    write_pcap(path, frames)
+
+    capped, capped_bytes = _retained(path, max_call_ids=1000)
+    s = capped.summary
+    assert (s.items, s.sip_messages, s.untracked, s.partial) == (1000, 1010, 2000, True)
+    assert s.incomplete_files == ()
+    assert [str(w) for w in capped.warnings] == [
+        f"{path}, frame 1001: the limit of 1,000 Call-IDs was reached: 2,000 SIP messages from here "
+        "on with other Call-IDs were not analysed (raise the limit: --max-call-ids, 0 for none)"
+    ]
+    answered = [c for c in capped.calls if c.final_status == 200]
+    assert [c.id for c in answered] == [f"cid-{i}@junk" for i in range(10)]
+
+    whole, whole_bytes = _retained(path, max_call_ids=0)
+    assert (whole.summary.items, whole.summary.untracked, whole.summary.partial) == (3000, 0, False)
+    assert whole.warnings == ()
+    assert capped_bytes < whole_bytes / 2  # the limit bounds memory: a third of the Call-IDs
+
+
+def test_call_id_limit_default_and_bad_value(tmp_path: Path) -> None:
+    assert DEFAULT_MAX_CALL_IDS == 1_000_000
+    path = _one_message_call_ids(tmp_path, 3)
+    assert sipflow.analyze([path]).summary.untracked == 0
+    with pytest.raises(UsageError, match=r"max_call_ids must be 0 \(no limit\) or more, not -1"):
+        sipflow.analyze([path], max_call_ids=-1)

@@ -6,6 +6,7 @@ import pytest
 
 from sipflow.errors import ParseError
 from sipflow.sip import (
+    Headers,
     SipRequest,
     SipResponse,
     parse_message,
@@ -385,3 +386,43 @@ def test_parse_via_values() -> None:
 def test_split_header_values() -> None:
     assert split_header_values('a, "b, c" , <sip:d,e@f>, ,g') == ["a", '"b, c"', "<sip:d,e@f>", "g"]
     assert split_header_values("") == []
+
+
+def test_headers_are_a_view_of_the_raw_bytes() -> None:
+    # Headers keep no strings of their own: they split the message's raw bytes on request,
+    # with the same unfolding, name stripping and line-end leniency as the parser.
+    data = (
+        b"\r\n\r\nOPTIONS sip:bob@example.com SIP/2.0\n"
+        b"  continued start line\n"
+        b"Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1\r\n"
+        b"To :<sip:bob@example.com>\n"
+        b"From: <sip:alice@example.com>;tag=1\n"
+        b"no colon here\n"
+        b"Subject: caf\xc3\xa9 \xff and\r\n\t more\n"
+        b"Call-ID: c1\nCSeq: 1 OPTIONS\nMax-Forwards: 70\nContent-Length: 2\n\nhiTRAILING"
+    )
+    message = parse_message(data)
+    assert message.raw == data[4:-8] and message.trailing == b"TRAILING" and message.body == b"hi"
+    assert message.headers.data is message.raw
+    assert message.headers.fields == (
+        ("Via", "SIP/2.0/UDP a.example.com;branch=z9hG4bK1"),
+        ("To", "<sip:bob@example.com>"),
+        ("From", "<sip:alice@example.com>;tag=1"),
+        ("Subject", "caf\u00e9 \ufffd and more"),
+        ("Call-ID", "c1"),
+        ("CSeq", "1 OPTIONS"),
+        ("Max-Forwards", "70"),
+        ("Content-Length", "2"),
+    )
+    assert message.headers.get("t") == "<sip:bob@example.com>" and len(message.headers) == 8
+    assert "Continuation line follows the start line." in message.defects
+    assert "Header line has no colon: 'no colon here'." in message.defects
+    # A message without header lines has empty headers, not the start line.
+    bare = parse_message(b"OPTIONS sip:bob@example.com SIP/2.0\r\n\r\n")
+    assert bare.headers.fields == () and bare.headers.get("Via") is None
+
+
+def test_headers_from_fields() -> None:
+    headers = Headers.from_fields([("Via", "SIP/2.0/UDP h;branch=z9hG4bK1"), ("i", "c1")])
+    assert headers.get("call-id") == "c1" and headers.get_all("v") == ["SIP/2.0/UDP h;branch=z9hG4bK1"]
+    assert Headers.from_fields([]).fields == ()

@@ -34,11 +34,17 @@ class Summary:
     items: int
     """Items of every kind (one per Call-ID, for now)."""
     partial: bool
-    """Some file could not be read to its end (truncated or corrupt): the result is partial."""
+    """The result is partial: some file could not be read to its end (truncated or corrupt),
+    or ``untracked`` messages were left out."""
     first_time: float | None
     last_time: float | None
     duplicates: int = 0
     """Messages captured in several files and merged into one (``sipflow.merge``)."""
+    incomplete_files: tuple[str, ...] = ()
+    """Files that could not be read to their end (truncated or corrupt)."""
+    untracked: int = 0
+    """SIP messages left out because their Call-ID came after the limit on Call-IDs
+    (``analyze(max_call_ids=...)``) was reached; not counted in ``sip_messages``."""
     skew: Mapping[str, float] = field(default_factory=dict)
     """Clock skew of each file whose clock was corrected: seconds it runs ahead of the first
     file's (estimated, or given); subtracted from its timestamps. Files at 0 are left out."""

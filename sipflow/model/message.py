@@ -58,13 +58,17 @@ class Message:
         *,
         retransmission: bool = False,
         copies: tuple[tuple[str, int], ...] = (),
+        src: Endpoint | None = None,
+        dst: Endpoint | None = None,
     ) -> Message:
+        """The message of ``packet``; ``src``/``dst``, when given, replace the packet's
+        (equal) endpoints by shared objects."""
         return cls(
             index=index,
             sip=sip,
             timestamp=packet.timestamp,
-            src=packet.src,
-            dst=packet.dst,
+            src=packet.src if src is None else src,
+            dst=packet.dst if dst is None else dst,
             transport=packet.transport,
             frame=packet.frame,
             frames=packet.frames,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sipflow.capture.packet import Packet
+from sipflow.capture.packet import Endpoint, Packet
 from sipflow.model.call import Leg, initial_transactions, leg_hops, leg_kind
 from sipflow.model.dialog import Dialog, DialogBuilder, DialogEvent, DialogId
 from sipflow.model.message import Malformed, Message
@@ -18,6 +18,10 @@ from sipflow.sip.message import SipRequest, SipResponse
 DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 """Methods whose 1xx/2xx responses with a To tag create a dialog (RFC 3261 §12.1, RFC 6665 §4.1,
 RFC 3515 §2.4.4)."""
+
+_ENDPOINTS_SHARED = 1 << 16
+"""Distinct endpoints shared between messages; beyond that (a flood from random ports) each
+message keeps its own, as sharing would then cost more than it saves."""
 
 
 @dataclass(slots=True)
@@ -53,11 +57,21 @@ class Tracker:
         self._tx_dialogs: dict[int, list[DialogId]] = {}
         self._legs: dict[str, _LegBuilder] = {}
         self._initial_tx: dict[int, bool] = {}
+        self._endpoints: dict[Endpoint, Endpoint] = {}
         self._last_time = 0.0
 
     @property
     def messages(self) -> list[Message]:
         return self._messages
+
+    @property
+    def leg_count(self) -> int:
+        """Distinct Call-IDs fed so far (one leg each)."""
+        return len(self._legs)
+
+    def has_leg(self, call_id: str | None) -> bool:
+        """Whether a message with this Call-ID was fed already."""
+        return (call_id or "") in self._legs
 
     def feed(
         self, packet: Packet, sip: SipRequest | SipResponse, *, copies: tuple[tuple[str, int], ...] = ()
@@ -65,13 +79,16 @@ class Tracker:
         """Account for one parsed message; returns its record (retransmission flag set).
 
         ``copies``: (file, frame) of the same message captured in other files."""
+        src, dst = self._endpoint(packet.src), self._endpoint(packet.dst)
         if isinstance(sip, SipRequest):
-            tx, retrans = self._table.match_request(sip, packet.src, packet.dst)
+            tx, retrans = self._table.match_request(sip, src, dst)
             if not retrans and sip.method == tx.method:
                 self._initial_tx.setdefault(tx.id, sip.to is None or sip.to.tag is None)
         else:
-            tx, retrans = self._table.match_response(sip, packet.src, packet.dst)
-        msg = Message.from_packet(len(self._messages), packet, sip, retransmission=retrans, copies=copies)
+            tx, retrans = self._table.match_response(sip, src, dst)
+        msg = Message.from_packet(
+            len(self._messages), packet, sip, retransmission=retrans, copies=copies, src=src, dst=dst
+        )
         self._messages.append(msg)
         tx.messages.append(msg)
         self._last_time = max(self._last_time, packet.timestamp)
@@ -85,6 +102,15 @@ class Tracker:
         if not retrans and sip.call_id is not None:
             self._track_dialog(msg, sip, tx, leg)
         return msg
+
+    def _endpoint(self, endpoint: Endpoint) -> Endpoint:
+        """One shared object per address and port: messages keep a reference, not a copy."""
+        known = self._endpoints.get(endpoint)
+        if known is not None:
+            return known
+        if len(self._endpoints) < _ENDPOINTS_SHARED:
+            self._endpoints[endpoint] = endpoint
+        return endpoint
 
     def feed_malformed(self, packet: Packet, reason: str) -> Malformed:
         item = Malformed.from_packet(packet, reason)
@@ -161,13 +187,23 @@ class Tracker:
 
     # -----------------------------------------------------------------------------------
 
-    def finish(self, capture_end: float | None = None) -> ModelResult:
-        """Freeze everything; ``capture_end`` (default: last packet time) drives the timers."""
+    def finish(self, capture_end: float | None = None, *, release: bool = False) -> ModelResult:
+        """Freeze everything; ``capture_end`` (default: last packet time) drives the timers.
+
+        With ``release``, each builder is let go as soon as it is frozen, so the mutable and
+        the frozen model are never both held whole (lower peak memory); the tracker is then
+        spent. Without it, the tracker can be fed further and finished again."""
         end = self._last_time if capture_end is None else capture_end
-        transactions = tuple(b.build(end) for b in self._table.builders)
+        transactions = self._table.freeze(end, release=release)
         dialogs = {dialog_id: b.build() for dialog_id, b in self._dialogs.items()}
+        builders = list(self._legs.values())
+        if release:
+            self._dialogs, self._tx_dialogs, self._initial_tx, self._endpoints = {}, {}, {}, {}
+            self._legs = {}
         legs = []
-        for builder in self._legs.values():
+        builders.reverse()
+        while builders:
+            builder = builders.pop()
             txs = tuple(transactions[i] for i in builder.transactions)
             skeleton = Leg(
                 call_id=builder.call_id,

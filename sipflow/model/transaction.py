@@ -142,7 +142,9 @@ class TransactionBuilder:
     cancelled_by: int | None = None
     cancels: int | None = None
     has_request: bool = False
-    seen_responses: set[tuple[int, str | None, Endpoint]] = field(default_factory=set)
+    seen_responses: set[tuple[int, str | None, Endpoint]] | None = None
+    """(status, To tag, sender) of each response seen; None until the first one (memory:
+    most transactions of a large capture are one request and its answer)."""
 
     def build(self, capture_end: float) -> Transaction:
         first = self.messages[0].sip
@@ -151,7 +153,8 @@ class TransactionBuilder:
         # §17.1.1.2: timer B runs only in the Calling state; a provisional response moves an
         # INVITE client transaction to Proceeding, where it waits for the final response.
         # §17.1.2.2: timer F runs in Trying and Proceeding alike.
-        proceeding = self.method == "INVITE" and any(status < 200 for status, _, _ in self.seen_responses)
+        seen = self.seen_responses or ()
+        proceeding = self.method == "INVITE" and any(status < 200 for status, _, _ in seen)
         timed_out = (
             self.final_status is None
             and self.method != "ACK"
@@ -196,6 +199,19 @@ class TransactionTable:
         self._by_key[key] = tx
         return tx
 
+    def freeze(self, capture_end: float, *, release: bool = False) -> tuple[Transaction, ...]:
+        """Every transaction, frozen. With ``release``, the table is empty afterwards: each
+        builder is let go once frozen."""
+        if not release:
+            return tuple(b.build(capture_end) for b in self.builders)
+        builders, self.builders = self.builders, []
+        self._by_key = {}
+        builders.reverse()
+        out = []
+        while builders:
+            out.append(builders.pop().build(capture_end))
+        return tuple(out)
+
     def match_request(self, sip: SipRequest, src: Endpoint, dst: Endpoint) -> tuple[TransactionBuilder, bool]:
         method = sip.method
         if method == "ACK":
@@ -238,10 +254,13 @@ class TransactionTable:
             tx = self._new(key, method, dst, src)
         to_tag = sip.to.tag if sip.to is not None else None
         fingerprint = (sip.status, to_tag, src)
-        if fingerprint in tx.seen_responses:
+        seen = tx.seen_responses
+        if seen is None:
+            seen = tx.seen_responses = set()
+        elif fingerprint in seen:
             tx.retransmissions += 1
             return tx, True
-        tx.seen_responses.add(fingerprint)
+        seen.add(fingerprint)
         if sip.status >= 200 and tx.final_status is None:
             tx.final_status = sip.status
         return tx, False

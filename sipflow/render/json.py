@@ -132,6 +132,9 @@ def analysis_dict(analysis: Analysis, calls: Iterable[Call], *, with_flow: bool 
         ],
         "warnings": [str(w) for w in analysis.warnings],
     }
+    if s.untracked:
+        # Messages left out over the Call-ID limit (``analyze(max_call_ids=...)``).
+        out["summary"]["untracked"] = s.untracked
     if len(analysis.files) > 1 or s.skew:
         # Several captures: messages merged from more than one, and the clock skews taken out.
         out["summary"].update(duplicates=s.duplicates, skew=dict(s.skew))

@@ -2,13 +2,18 @@
 
 Headers keep their order and raw case; lookups accept long or compact names in any case.
 The fields the protocol model needs (Call-ID, CSeq, From/To tags, Via) are parsed eagerly;
-everything else is parsed on request from ``headers``.
+everything else is parsed on request from ``headers``, which keeps no strings of its own: it
+splits the message's raw bytes each time it is asked (a message costs its bytes plus a few
+small objects, so a capture of a million messages fits in memory).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
+from typing import Final
 
 # RFC 3261 §7.3.3 compact forms, plus those of later RFCs that the issue lists.
 COMPACT_FORMS: dict[str, str] = {
@@ -51,16 +56,67 @@ def canonical_name(name: str) -> str:
     return key
 
 
+_FOLD_RE: Final = re.compile(r"\r?\n[ \t]+")
+"""A line break followed by whitespace: folding, replaced by one SP (RFC 3261 §7.3.1)."""
+_FOLD_SEARCH_RE: Final = re.compile(r"\n[ \t]")
+
+
+def split_fields(lines: list[str], folded: bool, defects: list[str] | None = None) -> list[tuple[str, str]]:
+    """``(name, value)`` pairs of the header lines after the start line (line ends removed).
+
+    With ``folded`` (some line starts with SP or HTAB), continuation lines are joined to the
+    line before with one SP (RFC 3261 §7.3.1); one right after the start line has nothing to
+    continue and is dropped. Values lose the blanks around them; names keep blanks before the
+    colon. Lines without a colon are dropped. Each problem is appended to ``defects``.
+    """
+    if folded:
+        if lines and lines[0][:1] in (" ", "\t"):
+            if defects is not None:
+                defects.append("Continuation line follows the start line.")
+            lines = lines[1:]
+        lines = _FOLD_RE.sub(" ", "\n".join(lines)).split("\n")
+    fields = [(n, v.strip(" \t")) for n, c, v in map(str.partition, lines, repeat(":")) if c]
+    if defects is not None and len(fields) != len(lines):
+        for line in lines:
+            if ":" not in line:
+                defects.append(f"Header line has no colon: {line[:40]!r}.")
+    return fields
+
+
 @dataclass(frozen=True, slots=True)
 class Headers:
     """The header fields of a message, in order, with their raw names and values.
 
-    Folded lines are already unfolded (RFC 3261 §7.3.1); a header repeated on several lines
-    appears several times.
+    A view of ``data[start:end]``, the header lines after the start line in the message's raw
+    bytes, decoded as UTF-8 (invalid octets become U+FFFD) and split on each request: folded
+    lines come unfolded (RFC 3261 §7.3.1); a header repeated on several lines appears several
+    times; names lose blanks before the colon; lines without a colon are left out (the parser
+    reports them as defects).
     """
 
-    fields: tuple[tuple[str, str], ...]
-    """``(raw name, raw value)`` pairs in wire order."""
+    data: bytes = field(repr=False)
+    """The message's raw bytes (shared with ``raw``, not a copy)."""
+    start: int = 0
+    """Offset of the first header line in ``data``."""
+    end: int = 0
+    """Offset of the end of the last header line (before the empty line)."""
+
+    @classmethod
+    def from_fields(cls, fields: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> Headers:
+        """Headers holding ``fields`` (for messages built by hand, e.g. in tests)."""
+        block = "".join(f"{name}: {value}\r\n" for name, value in fields).encode()
+        return cls(block, 0, max(0, len(block) - 2))
+
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        """``(raw name, raw value)`` pairs in wire order."""
+        if self.end <= self.start:
+            return ()
+        block = self.data[self.start : self.end].decode("utf-8", "replace")
+        if "\r\n" in block:
+            block = block.replace("\r\n", "\n")
+        folded = block[:1] in (" ", "\t") or _FOLD_SEARCH_RE.search(block) is not None
+        return tuple((name.rstrip(" \t"), value) for name, value in split_fields(block.split("\n"), folded))
 
     def get(self, name: str) -> str | None:
         """The value of the first field called ``name`` (long or compact, any case)."""
@@ -185,9 +241,10 @@ class CSeq:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _MessageBase:
     headers: Headers
-    body: bytes
     raw: bytes
     """The whole message as received (start line, headers, body)."""
+    body_start: int
+    """Offset of the body in ``raw`` (``len(raw)`` when there is none)."""
     call_id: str | None
     cseq: CSeq | None
     from_: NameAddr | None
@@ -203,6 +260,11 @@ class _MessageBase:
     trailing: bytes = b""
     """Bytes after the Content-Length-framed body, not part of this message (e.g. a second
     message in the same UDP datagram, RFC 4475 §3.1.1.8: ignored, and not a defect)."""
+
+    @property
+    def body(self) -> bytes:
+        """The message body (framed by Content-Length where it is usable, §18.3)."""
+        return self.raw[self.body_start :]
 
     @property
     def top_via(self) -> Via | None:

@@ -20,8 +20,7 @@ printable and encodable by renderers; the exact octets stay in ``message.raw``.
 from __future__ import annotations
 
 import re
-from itertools import repeat
-from typing import Final
+from typing import Final, TypeVar
 
 from sipflow.errors import ParseError
 from sipflow.sip import grammar as g
@@ -34,7 +33,10 @@ from sipflow.sip.message import (
     Uri,
     Via,
     canonical_name,
+    split_fields,
 )
+
+_FOLD_SEARCH_RE: Final = re.compile(r"\n[ \t]")
 
 __all__ = [
     "parse_message",
@@ -182,12 +184,28 @@ def _generic_params(text: str, sink: list[str] | None, what: str) -> Params:
     return tuple(out)
 
 
+_SHARED: dict[object, object] = {}
+_SHARED_MAX: Final = 4096
+_T = TypeVar("_T", str, int)
+
+
+def _shared(value: _T) -> _T:
+    """One object for an often repeated small value (a host, a transport, a parameter name,
+    a port): a capture's messages keep references to it instead of copies of their own."""
+    known = _SHARED.get(value)
+    if known is None:
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[value] = value
+        return value
+    return known  # type: ignore[return-value]
+
+
 def _simple_params(text: str) -> Params:
     """Split parameters already matched by ``_SIMPLE_PARAMS_RE`` (no blanks, no quotes)."""
     out: list[tuple[str, str | None]] = []
     for part in text[1:].split(";"):
         name, eq, value = part.partition("=")
-        out.append((name.lower(), value if eq else None))
+        out.append((_shared(name.lower()), value if eq else None))
     return tuple(out)
 
 
@@ -460,9 +478,9 @@ def _parse_via(text: str, sink: list[str] | None) -> Via | None:
         if fast_port is None or fast_port <= 65535:
             return Via(
                 protocol="SIP/2.0",
-                transport=transport.upper(),
-                host=host[1:-1] if host[0] == "[" else host,
-                port=fast_port,
+                transport=_shared(transport.upper()),
+                host=_shared(host[1:-1] if host[0] == "[" else host),
+                port=_shared(fast_port) if fast_port is not None else None,
                 params=_simple_params(ptext) if ptext else (),
             )
     # RFC 3261 §20.42: via-parm = sent-protocol LWS sent-by *( SEMI via-params )
@@ -698,10 +716,6 @@ def _check_request_uri(uri: str, defects: list[str]) -> None:
         defects.append("Request-URI carries escaped headers.")
 
 
-_FOLD_RE: Final = re.compile(r"\r?\n[ \t]+")
-"""A line break followed by whitespace: folding, replaced by one SP (RFC 3261 §7.3.1)."""
-_FOLD_SEARCH_RE: Final = re.compile(r"\n[ \t]")
-
 _EAGER: dict[str, str] = {}
 """Header name as written → its canonical name if the parser collects it, else ``""``.
 
@@ -728,27 +742,14 @@ def _learn_name(name: str, defects: list[str]) -> str:
 def _header_fields(text: str, lines: list[str], defects: list[str]) -> tuple[str, list[tuple[str, str]]]:
     """Split the header section into the start line and ``(name, value)`` fields.
 
-    ``lines`` is ``text`` split at its line ends. Folded lines are joined (§7.3.1); values
-    lose the blanks around them. Lines without a colon are reported and dropped. Names keep
-    blanks before the colon; ``parse_message`` strips them.
+    ``lines`` is ``text`` split at its line ends (see ``split_fields``). Names keep blanks
+    before the colon; ``parse_message`` strips them.
     """
     first = lines[0]
     if len(lines) == 1:
         return first, []
-    if _FOLD_SEARCH_RE.search(text) is not None:
-        rest = lines[1:]
-        if rest[0][:1] in (" ", "\t"):
-            defects.append("Continuation line follows the start line.")
-            del rest[0]
-        lines = _FOLD_RE.sub(" ", "\n".join(rest)).split("\n")
-    else:
-        del lines[0]
-    fields = [(n, v.strip(" \t")) for n, c, v in map(str.partition, lines, repeat(":")) if c]
-    if len(fields) != len(lines):
-        for line in lines:
-            if ":" not in line:
-                defects.append(f"Header line has no colon: {line[:40]!r}.")
-    return first, fields
+    del lines[0]
+    return first, split_fields(lines, _FOLD_SEARCH_RE.search(text) is not None, defects)
 
 
 def parse_message(data: bytes) -> SipRequest | SipResponse:
@@ -888,19 +889,21 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
             )
         else:
             end = body_start + length_for_framing
-    body = data[body_start:end]
     if end == n:
         raw = data if start == 0 else data[start:]
         trailing = b""
     else:
         raw = data[start:end]
         trailing = data[end:]
+    # The header lines start after the start line's LF; Headers splits them again on request.
+    first_end = data.find(b"\n", start, head_end)
+    headers = Headers(raw, (head_end if first_end < 0 else first_end + 1) - start, head_end - start)
 
     if is_request:
         return SipRequest(
-            headers=Headers(tuple(fields)),
-            body=body,
+            headers=headers,
             raw=raw,
+            body_start=body_start - start,
             call_id=call_id,
             cseq=cseq,
             from_=from_,
@@ -914,9 +917,9 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
             version=parsed_start[2],
         )
     return SipResponse(
-        headers=Headers(tuple(fields)),
-        body=body,
+        headers=headers,
         raw=raw,
+        body_start=body_start - start,
         call_id=call_id,
         cseq=cseq,
         from_=from_,
