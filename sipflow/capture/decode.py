@@ -108,8 +108,6 @@ _SCTP_MAX_PENDING: Final = 1024
 TLS_CONVERSATIONS: Final = "TLS conversations (encrypted)"
 """Key in :attr:`CaptureStats.unsupported`: TCP conversations (not frames) that opened with TLS."""
 
-_HEP_TRANSPORTS: Final = {17: Transport.UDP, 6: Transport.TCP, 132: Transport.SCTP}
-
 _MAX_DEPTH: Final = 8
 """Tunnels nested deeper than this are not followed (a loop in a crafted packet)."""
 
@@ -761,25 +759,14 @@ class Decoder:
     ) -> list[Packet] | None:
         """A HEP message (any port): the SIP it carries, with the inner addresses and time."""
         h = hep.decode(data, u, end)
-        if h is None:
-            return self._count(detect.HEP) if data[u : u + 4] == b"HEP3" else None
-        if h.protocol not in _HEP_TRANSPORTS or not detect.is_sip_start(h.payload):
-            # Only the HEP3 magic is evidence enough; a v1/v2-looking header around no SIP is
-            # left to the ordinary classification.
-            return self._count(detect.HEP) if h.version == 3 else None
-        self.stats.sip_packets += 1
-        return [
-            Packet(
-                frame=frame,
-                frames=frames or (frame,),
-                timestamp=ts if h.timestamp is None else h.timestamp,
-                src=Endpoint(h.src, h.sport),
-                dst=Endpoint(h.dst, h.dport),
-                transport=_HEP_TRANSPORTS[h.protocol],
-                payload=h.payload,
-                file=self.file,
-            )
-        ]
+        if h is not None:
+            pkt = hep.to_packet(h, frame=frame, frames=frames or (frame,), timestamp=ts, file=self.file)
+            if pkt is not None:
+                self.stats.sip_packets += 1
+                return [pkt]
+        # Only the HEP3 magic is evidence enough; a v1/v2-looking header around no SIP is left
+        # to the ordinary classification.
+        return self._count(detect.HEP) if data[u : u + 4] == hep.HEP3_MAGIC else None
 
     def _sctp(
         self, frame: int, ts: float, src: bytes, dst: bytes, data: bytes, p: int, end: int, cut: bool

@@ -14,6 +14,11 @@ with a consistent header length and address family for the older versions.
   are 0x0001 family, 0x0002 protocol, 0x0003/0x0004 IPv4 source/destination, 0x0005/0x0006
   IPv6 source/destination, 0x0007/0x0008 ports, 0x0009/0x000a seconds/microseconds,
   0x000b protocol type (1 = SIP) and 0x000f payload.
+
+Over UDP each datagram is one HEP message. Over TCP (Kamailio ``siptrace`` with
+``;transport=tcp``, heplify ``-nt tcp``, OpenSIPS ``proto_hep``) HEP3 messages follow each other
+back to back on the byte stream, each framed by its own total length:
+:func:`v3_length` and :func:`v3_well_formed` let the TCP reassembler cut them out.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from sipflow.capture import detect
 from sipflow.capture.ip import format_address
+from sipflow.capture.packet import Endpoint, Packet, Transport
 
 _AF_INET: Final = 2
 _AF_INET6: Final = 10
@@ -32,7 +39,12 @@ _PROTO_SCTP: Final = 132
 PROTOCOLS: Final = frozenset((_PROTO_TCP, _PROTO_UDP, _PROTO_SCTP))
 """IP protocol numbers a HEP header may carry that sipflow maps to a SIP transport."""
 
-_HEP3: Final = b"HEP3"
+TRANSPORTS: Final = {_PROTO_UDP: Transport.UDP, _PROTO_TCP: Transport.TCP, _PROTO_SCTP: Transport.SCTP}
+"""The SIP transport of each IP protocol number a HEP header may carry."""
+
+HEP3_MAGIC: Final = b"HEP3"
+HEP3_HEADER: Final = 6
+"""``HEP3`` and the 16-bit total length (network order) that counts these 6 octets too."""
 _CHUNK: Final = struct.Struct("!HHH")
 _V2_TIME: Final = struct.Struct("<IIH")
 _PROTOCOL_TYPE_SIP: Final = 1
@@ -61,21 +73,130 @@ def looks_like_hep(data: bytes | bytearray, start: int, end: int) -> bool:
         return False
     b0 = data[start]
     if b0 == 0x48:
-        return data[start : start + 4] == _HEP3
+        return data[start : start + 4] == HEP3_MAGIC
     if b0 in (1, 2):
         return data[start + 1] in (16, 40) and data[start + 2] in (_AF_INET, _AF_INET6)
     return False
 
 
-def decode(data: bytes | bytearray, start: int = 0, end: int | None = None) -> HepPacket | None:
-    """Decode one HEP message at ``data[start:end]``; None when it is not HEP or not SIP."""
+def v3_length(data: bytes | bytearray, start: int = 0) -> int:
+    """The total length the HEP3 header at ``data[start:]`` announces (header included).
+
+    0 while fewer than 6 octets are there; -1 when they are not a HEP3 header or announce a
+    length too short to hold one (the header alone is 6 octets, a chunk at least 6 more).
+    """
+    if len(data) - start < HEP3_HEADER:
+        return 0
+    if data[start : start + 4] != HEP3_MAGIC:
+        return -1
+    total = data[start + 4] << 8 | data[start + 5]
+    return total if total >= HEP3_HEADER + _CHUNK.size else -1
+
+
+V3_PLAUSIBLE: Final = HEP3_HEADER + _CHUNK.size
+"""Octets :func:`v3_plausible` looks at: the header and the first chunk header."""
+
+
+def v3_plausible(data: bytes | bytearray, start: int) -> bool:
+    """Whether a HEP3 message may begin at ``data[start]``: the magic, a total length that holds
+    at least one chunk, and a first chunk of the generic vendor (0) that fits in it.
+
+    For finding the next message in a TCP stream picked up mid-way or after junk.
+    """
+    total = v3_length(data, start)
+    if total <= 0 or len(data) - start < V3_PLAUSIBLE:
+        return False
+    vendor, _ctype, clen = _CHUNK.unpack_from(data, start + HEP3_HEADER)
+    return bool(vendor == 0 and 6 <= clen <= total - HEP3_HEADER)
+
+
+_PAYLOAD_CHUNK: Final = b"\x00\x00\x00\x0f"
+"""Vendor 0, type 0x000f: how the chunk carrying the captured packet begins."""
+
+
+def hep3_before(data: bytes | bytearray, i: int) -> bool:
+    """Whether the octets before ``data[i]`` (a SIP start line, or -1 for none) show a HEP3
+    stream: a plausible HEP3 header, or the payload chunk header the start line is the value of.
+
+    For a TCP stream picked up mid-way: its SIP must be read through the HEP3 headers (inner
+    addresses and time), not found by a search for start lines.
+    """
+    j = data.find(HEP3_MAGIC, 0, i if i >= 0 else len(data))
+    while j >= 0:
+        if v3_plausible(data, j):
+            return True
+        j = data.find(HEP3_MAGIC, j + 1, i if i >= 0 else len(data))
+    return i >= _CHUNK.size and data[i - 6 : i - 2] == _PAYLOAD_CHUNK
+
+
+def v3_well_formed(data: bytes | bytearray, start: int, total: int) -> bool:
+    """Whether the chunks of the HEP3 message ``data[start:start + total]`` fit its length.
+
+    Every chunk length counts its own 6-octet header and must end inside the message; fewer
+    than 6 octets may be left after the last chunk (padding, as :func:`decode` tolerates). A
+    message that fails this was framed on a wrong length: the stream is out of step.
+    """
+    end = start + total
+    p = start + HEP3_HEADER
+    while p + 6 <= end:
+        clen = data[p + 4] << 8 | data[p + 5]
+        if clen < 6 or p + clen > end:
+            return False
+        p += clen
+    return True
+
+
+def decode(
+    data: bytes | bytearray, start: int = 0, end: int | None = None, *, cut: bool = False
+) -> HepPacket | None:
+    """Decode one HEP message at ``data[start:end]``; None when it is not HEP or not SIP.
+
+    ``cut``: the octets end before the HEP3 message does (a TCP stream cut by a hole or by the
+    end of the capture); the payload chunk may then be partial. Only for HEP3.
+    """
     if end is None:
         end = len(data)
     if not looks_like_hep(data, start, end):
         return None
     if data[start] == 0x48:
-        return _decode_v3(data, start, end)
+        return _decode_v3(data, start, end, cut)
     return _decode_v12(data, start, end)
+
+
+def sip_transport(h: HepPacket, *, truncated: bool = False) -> Transport | None:
+    """The transport of the SIP message ``h`` carries; None when it carries none (another IP
+    protocol, or a payload without a SIP start line). ``truncated``: the payload was cut short."""
+    transport = TRANSPORTS.get(h.protocol)
+    payload = h.payload
+    if transport is None or not (
+        detect.is_sip_start(payload) or (truncated and detect.is_partial_sip_start(payload))
+    ):
+        return None
+    return transport
+
+
+def to_packet(
+    h: HepPacket, *, frame: int, frames: tuple[int, ...], timestamp: float, file: str, truncated: bool = False
+) -> Packet | None:
+    """The SIP packet a HEP message carries, with the inner addresses, time and transport.
+
+    None when it carries no SIP (another IP protocol, or a payload without a SIP start line).
+    ``timestamp`` (the outer capture time) is used only when the HEP header has none (v1).
+    """
+    transport = sip_transport(h, truncated=truncated)
+    if transport is None:
+        return None
+    return Packet(
+        frame=frame,
+        frames=frames,
+        timestamp=timestamp if h.timestamp is None else h.timestamp,
+        src=Endpoint(h.src, h.sport),
+        dst=Endpoint(h.dst, h.dport),
+        transport=transport,
+        payload=h.payload,
+        truncated=truncated,
+        file=file,
+    )
 
 
 def _decode_v12(data: bytes | bytearray, start: int, end: int) -> HepPacket | None:
@@ -102,13 +223,13 @@ def _decode_v12(data: bytes | bytearray, start: int, end: int) -> HepPacket | No
     )  # fmt: skip
 
 
-def _decode_v3(data: bytes | bytearray, start: int, end: int) -> HepPacket | None:
+def _decode_v3(data: bytes | bytearray, start: int, end: int, cut: bool) -> HepPacket | None:
     if end - start < 6:
         return None
     total = data[start + 4] << 8 | data[start + 5]
-    if total < 6 or start + total > end:
+    if total < 6 or (start + total > end and not cut):
         return None
-    end = start + total
+    end = min(end, start + total)
     p = start + 6
     proto = 0
     src = dst = ""
@@ -119,8 +240,12 @@ def _decode_v3(data: bytes | bytearray, start: int, end: int) -> HepPacket | Non
     payload: bytes | None = None
     while p + 6 <= end:
         vendor, ctype, clen = _CHUNK.unpack_from(data, p)
-        if clen < 6 or p + clen > end:
+        if clen < 6:
             return None
+        if p + clen > end:
+            if not (cut and vendor == 0 and ctype == 0x000F):
+                return None
+            clen = end - p  # the payload chunk, cut short: keep what is there
         v = p + 6
         n = clen - 6
         if vendor == 0:

@@ -19,6 +19,14 @@ means 0). CRLFs between messages are keep-alives (RFC 5626 §3.5.1, RFC 3261 §7
 skipped. A stream that does not start with a SIP start line (picked up mid-message, or after a
 hole) is searched for the next line that is one (:func:`find_sip_start`).
 
+A stream's kind is decided from its first octets in sequence order, once enough of them are
+there (:meth:`TcpReassembler._sniff`): a TLS record header (counted, never decoded); ``HEP3``
+(HEP3 messages back to back, each framed by its 16-bit total length and decoded like HEP over
+UDP, with the inner addresses and time); an HTTP upgrade request or ``101`` response (the
+decision waits for the end of its header block, up to :data:`MAX_HANDSHAKE` octets, so that a
+handshake spread over several segments is recognised), after which WebSocket frames carry SIP
+(RFC 6455, RFC 7118); anything else is framed as SIP at once.
+
 Every frame is accounted for exactly once in :class:`CaptureStats.non_sip` unless it carried
 part of a SIP message: segments without payload as ``TCP control``, repeated bytes as
 ``TCP retransmission``, and bytes that framed no SIP by the stream's kind (``TLS``,
@@ -34,7 +42,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from sipflow.capture import detect, websocket
+from sipflow.capture import detect, hep, websocket
 from sipflow.capture.ip import format_address
 from sipflow.capture.packet import CaptureStats, Endpoint, Packet, Transport
 
@@ -48,10 +56,28 @@ _MASK: Final = 0xFFFFFFFF
 MAX_LINE: Final = 16384
 """Longest start line waited for before a stream is declared out of sync."""
 
+MAX_HANDSHAKE: Final = 16384
+"""Longest HTTP header block waited for before a stream that opens like a WebSocket handshake
+(``GET`` request, ``HTTP/1.1 101`` response) is classified from what has arrived."""
+
+# Stream modes. The first two frame SIP; every other one is >= _IGNORE (one test on the hot path).
 _HUNT: Final = 0
+"""Searching for a SIP start line."""
 _SIP: Final = 1
+"""In step with the SIP messages of the stream."""
 _IGNORE: Final = 2
+"""Counted by kind, never decoded (TLS, a broken WebSocket stream)."""
 _WS: Final = 3
+_HEP: Final = 4
+"""In step with the HEP3 messages of the stream."""
+_HEP_HUNT: Final = 5
+"""Searching for the next HEP3 header (after junk, a hole, or a mid-stream pickup)."""
+_NEW: Final = 6
+"""No octet in sequence yet, or too few to tell the stream's kind."""
+
+_HTTP_STARTS: Final = (b"GET ", b"HTTP/1.1 101")
+"""How an RFC 6455 §4.1 opening handshake and its §4.2.2 response begin."""
+_WAIT_PREFIXES: Final = (hep.HEP3_MAGIC, *_HTTP_STARTS)
 
 # RFC 3261 §20.14 Content-Length, §7.3.3 compact form "l"; header names are case-insensitive
 # (§7.3.1) and the value may follow folded whitespace (LWS, §25.1).
@@ -99,7 +125,6 @@ class _Stream:
         "closed",
         "dst",
         "fin_seq",
-        "fresh",
         "kind",
         "last_ts",
         "mode",
@@ -135,7 +160,7 @@ class _Stream:
         self.ooo_heap: list[int] = []
         """Offsets of ``ooo`` as a heap (entries no longer in ``ooo`` are skipped lazily)."""
         self.ooo_bytes = 0
-        self.mode = _HUNT
+        self.mode = _NEW
         self.kind = detect.OTHER_TCP
         self.fin_seq: int | None = None
         self.peer_ack: int | None = None
@@ -148,8 +173,6 @@ class _Stream:
         self.skip = 0
         """Body octets of an oversized message still to be dropped."""
         self.warned = False
-        self.fresh = True
-        """No payload seen yet: the first payload decides the stream's kind."""
         self.ws_shaken = False
         """WebSocket: the HTTP handshake is behind us, frames follow (RFC 6455 §4)."""
         self.ws_open = False
@@ -188,7 +211,7 @@ class TcpReassembler:
         self.gap_timeout = gap_timeout
         """Seconds of capture time a hole may wait for a retransmission before it is skipped."""
         self._streams: dict[tuple[bytes, int, bytes, int], _Stream] = {}
-        self.tls_conversations: set[tuple[tuple[bytes, int], tuple[bytes, int]]] = set()
+        self.tls_conversations: set[tuple[Endpoint, Endpoint]] = set()
         """TCP conversations (endpoint pairs, either direction) whose first payload was a TLS record."""
 
     # --- public ------------------------------------------------------------------------------
@@ -257,23 +280,12 @@ class TcpReassembler:
                 else:
                     # Data after the close: the 4-tuple was reused without a SYN we saw.
                     s.closed = False
-                    s.mode = _HUNT
+                    s.mode = _NEW
+                    s.kind = detect.OTHER_TCP
                     s.next_seq = dseq
                     s.fin_seq = None
                     s.peer_ack = None
-                    s.fresh = True
             if n:
-                if s.fresh:
-                    s.fresh = False
-                    s.kind = detect.classify_tcp(data, 0, n)
-                    if s.kind is detect.TLS:
-                        s.mode = _IGNORE  # encrypted: counted per conversation, never guessed at
-                        a, b = (src, sport), (dst, dport)
-                        self.tls_conversations.add((a, b) if a <= b else (b, a))
-                    elif s.kind is detect.WEBSOCKET:
-                        s.mode = _WS  # RFC 7118: SIP inside WebSocket frames after the handshake
-                        s.ws_shaken = s.ws_open = False
-                        s.ws_msg, s.ws_segs = [], []
                 if s.mode == _IGNORE:
                     self.stats.count_non_sip(s.kind)
                 else:
@@ -348,7 +360,7 @@ class TcpReassembler:
             if gap > 0:
                 self._gap(s, gap, out)
             self._drain(s, out)
-        self._frame(s, out)
+        self._frame_final(s, out)
         self._leftover(s, out)
 
     # --- bytes -------------------------------------------------------------------------------
@@ -442,9 +454,11 @@ class TcpReassembler:
 
     def _gap(self, s: _Stream, nbytes: int, out: list[Packet]) -> None:
         """``nbytes`` octets at ``next_seq`` were never captured: end the message in progress."""
-        self._frame(s, out)
+        self._frame_final(s, out)
         s.next_seq = (s.next_seq + nbytes) & _MASK
         s.off += nbytes
+        if s.mode == _NEW:
+            return  # nothing in sequence yet: the octets after the hole will tell the kind
         if s.mode == _WS:
             # WebSocket frames cannot be found again after a hole: give the stream up.
             frame = s.segs[-1].frame if s.segs else None
@@ -461,15 +475,18 @@ class TcpReassembler:
             s.skip -= nbytes  # the hole is inside a body being dropped anyway: still in sync
             return
         s.skip = 0
-        if s.mode == _SIP:
+        if s.mode in (_SIP, _HEP):
             frame = s.segs[-1].frame if s.segs else None
+            what = "HEP3 message" if s.mode == _HEP else "message"
             self._warn(
-                f"TCP {s.src} -> {s.dst}: {nbytes} octets missing from the capture; the message in "
+                f"TCP {s.src} -> {s.dst}: {nbytes} octets missing from the capture; the {what} in "
                 "progress is handed up truncated and the stream resynchronised",
                 frame,
             )
         self._leftover(s, out)
-        if s.mode != _IGNORE:
+        if s.mode == _HEP:
+            s.mode = _HEP_HUNT
+        elif s.mode not in (_IGNORE, _HEP_HUNT):
             s.mode = _HUNT
 
     def _leftover(self, s: _Stream, out: list[Packet]) -> None:
@@ -480,6 +497,8 @@ class TcpReassembler:
             return
         if not buf:
             return
+        if s.mode == _HEP:
+            self._hep_leftover(s, out)
         if s.mode == _SIP:
             skip = _CRLF_RUN.match(buf).end()  # type: ignore[union-attr]  # always matches
             if skip:
@@ -547,11 +566,18 @@ class TcpReassembler:
         """Cut complete SIP messages off the front of the stream (RFC 3261 §18.3)."""
         buf = s.buf
         while buf:
-            if s.mode == _IGNORE:
-                self._consume(s, len(buf), s.kind)
-                return
-            if s.mode == _WS:
-                self._ws_frames(s, out)
+            mode = s.mode
+            if mode >= _IGNORE:
+                if mode == _NEW:
+                    if self._sniff(s, final=False):
+                        continue
+                    return
+                if mode == _IGNORE:
+                    self._consume(s, len(buf), s.kind)
+                elif mode == _WS:
+                    self._ws_frames(s, out)
+                else:
+                    self._hep_frames(s, out)
                 return
             if s.skip:
                 n = min(s.skip, len(buf))
@@ -564,6 +590,11 @@ class TcpReassembler:
                     self._consume(s, skip, detect.SIP_KEEPALIVE)
                     continue
                 i = detect.find_sip_start(buf)
+                if i and hep.hep3_before(buf, i):
+                    # HEP3 messages picked up mid-stream: the SIP inside them is read through
+                    # their headers, never found by the SIP search.
+                    s.mode, s.kind = _HEP_HUNT, detect.HEP
+                    continue
                 if i < 0:
                     # Keep the last, unfinished line: it may be the start of a start line.
                     keep_from = max(buf.rfind(b"\n") + 1, len(buf) - MAX_LINE)
@@ -620,6 +651,55 @@ class TcpReassembler:
                 return
             self._emit(s, total, out)
 
+    def _frame_final(self, s: _Stream, out: list[Packet]) -> None:
+        """Frame what is buffered, deciding the kind of a stream now if it still waits to be told."""
+        self._frame(s, out)
+        if s.mode == _NEW and s.buf:
+            self._sniff(s, final=True)
+            self._frame(s, out)
+
+    def _sniff(self, s: _Stream, *, final: bool) -> bool:
+        """Decide the stream's kind from its first octets in sequence; False while undecided.
+
+        Waits only for octets that could still change the answer: the end of an HTTP header
+        block that may be a WebSocket handshake (bounded by :data:`MAX_HANDSHAKE`), or the rest
+        of a prefix the first octets begin (``HEP3``, ``GET ``, ``HTTP/1.1 101``, a TLS record
+        header). A SIP start line is never waited on. ``final``: no more octets come before a
+        hole or the end of the stream, decide with what is there.
+        """
+        buf = s.buf
+        n = len(buf)
+        if buf.startswith(hep.HEP3_MAGIC):
+            s.mode, s.kind = _HEP, detect.HEP
+            s.scan = 0
+            return True
+        if buf.startswith(_HTTP_STARTS) and not detect.is_sip_start(buf):
+            # RFC 6455 §4.1: the handshake is an HTTP header block; Upgrade may be its last line.
+            end = buf.find(b"\r\n\r\n", s.scan, MAX_HANDSHAKE)
+            if end < 0 and n < MAX_HANDSHAKE and not final:
+                s.scan = max(0, n - 3)
+                return False
+            kind = detect.classify_tcp(buf, 0, end + 4 if end >= 0 else min(n, MAX_HANDSHAKE))
+        elif not final and n < 12 and any(p.startswith(buf) for p in _WAIT_PREFIXES):
+            return False
+        elif not final and n < 3 and 0x14 <= buf[0] <= 0x17 and (n == 1 or buf[1] == 3):
+            return False  # perhaps a TLS record header (RFC 8446 §5.1)
+        else:
+            kind = detect.classify_tcp(buf, 0, n) if 0x14 <= buf[0] <= 0x17 else detect.OTHER_TCP
+        s.scan = 0
+        s.kind = kind
+        if kind is detect.TLS:
+            s.mode = _IGNORE  # encrypted: counted per conversation, never guessed at
+            a, b = s.src, s.dst
+            self.tls_conversations.add((a, b) if a <= b else (b, a))
+        elif kind is detect.WEBSOCKET:
+            s.mode = _WS  # RFC 7118: SIP inside WebSocket frames after the handshake
+            s.ws_shaken = s.ws_open = False
+            s.ws_msg, s.ws_segs = [], []
+        else:
+            s.mode = _HUNT
+        return True
+
     def _resync(self, s: _Stream, why: str) -> None:
         if not s.warned:
             s.warned = True
@@ -632,6 +712,102 @@ class TcpReassembler:
         self._warn(f"TCP {s.src} -> {s.dst}: {why}; handed up truncated", frame)
         self._emit(s, len(s.buf), out, truncated=True)
         s.mode = _HUNT
+
+    # --- HEP3 over TCP --------------------------------------------------------------------------------
+
+    def _hep_frames(self, s: _Stream, out: list[Packet]) -> None:
+        """Cut HEP3 messages by their total length; each one that carries SIP is one packet."""
+        buf = s.buf
+        while buf:
+            if s.skip:
+                n = min(s.skip, len(buf))
+                s.skip -= n
+                self._consume(s, n, detect.HEP)
+                continue
+            if s.mode == _HEP_HUNT and not self._hep_hunt(s):
+                return
+            total = hep.v3_length(buf)
+            if total == 0 and hep.HEP3_MAGIC.startswith(buf[:4]):
+                return  # the header is still arriving
+            if total <= 0:
+                if buf.startswith(hep.HEP3_MAGIC):  # 6 octets or more are there
+                    self._hep_resync(s, f"a HEP3 header with an impossible length ({buf[4] << 8 | buf[5]})")
+                else:
+                    self._hep_resync(s, "data that is not a HEP3 header")
+                continue
+            if total > self.max_message:
+                frame = s.segs[0].frame if s.segs else None
+                self._warn(
+                    f"TCP {s.src} -> {s.dst}: HEP3 message of {total} octets exceeds "
+                    f"{self.max_message}; skipped",
+                    frame,
+                )
+                s.skip = total
+                continue
+            if len(buf) < total:
+                return
+            if not hep.v3_well_formed(buf, 0, total):
+                self._hep_resync(s, f"a HEP3 header whose length ({total}) does not fit its chunks")
+                continue
+            h = hep.decode(buf, 0, total)
+            if h is None or hep.sip_transport(h) is None:
+                self._consume(s, total, detect.HEP)  # RTCP reports, logs, ... (as over UDP)
+                continue
+            self._hep_emit(s, h, total, out)
+
+    def _hep_hunt(self, s: _Stream) -> bool:
+        """Drop octets up to the next plausible HEP3 header; False while none is in the buffer."""
+        buf = s.buf
+        find = buf.find
+        i = find(hep.HEP3_MAGIC)
+        while i >= 0:
+            if len(buf) - i < hep.V3_PLAUSIBLE:
+                break  # a candidate still arriving
+            if hep.v3_plausible(buf, i):
+                if i:
+                    self._consume(s, i, detect.HEP)
+                s.mode = _HEP
+                return True
+            i = find(hep.HEP3_MAGIC, i + 1)
+        keep = len(buf) - i if i >= 0 else 3  # the last octets may begin a magic
+        if len(buf) > keep:
+            self._consume(s, len(buf) - keep, detect.HEP)
+        return False
+
+    def _hep_resync(self, s: _Stream, why: str) -> None:
+        if not s.warned:
+            s.warned = True
+            frame = s.segs[0].frame if s.segs else None
+            self._warn(f"TCP {s.src} -> {s.dst}: {why}; resynchronising on the next HEP3 header", frame)
+        self._consume(s, 1, detect.HEP)  # the search starts after the octet known not to begin one
+        s.mode = _HEP_HUNT
+
+    def _hep_emit(
+        self, s: _Stream, h: hep.HepPacket, n: int, out: list[Packet], *, truncated: bool = False
+    ) -> None:
+        touched = self._consume(s, n, None)
+        if not touched:
+            return
+        last = max(touched, key=lambda seg: seg.frame)
+        p = hep.to_packet(
+            h,
+            frame=last.frame,
+            frames=tuple(sorted({seg.frame for seg in touched})),
+            timestamp=last.timestamp,
+            file=self.file,
+            truncated=truncated,
+        )
+        if p is not None:
+            out.append(p)
+
+    def _hep_leftover(self, s: _Stream, out: list[Packet]) -> None:
+        """The stream ends or breaks inside a HEP3 message: hand up the SIP it began (truncated)."""
+        buf = s.buf
+        if s.skip or hep.v3_length(buf) <= len(buf):
+            return  # no message in progress at the front (or one being skipped)
+        h = hep.decode(buf, 0, len(buf), cut=True)
+        if h is not None and hep.sip_transport(h, truncated=True) is not None:
+            self._hep_emit(s, h, len(buf), out, truncated=True)
 
     # --- WebSocket (RFC 6455, RFC 7118) ------------------------------------------------------------
 
