@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from sipflow.errors import ParseError
 from sipflow.sip import (
+    Headers,
     find_sdp,
     parse_message,
     parse_name_addr,
@@ -192,3 +193,40 @@ def test_header_lists_round_trip(
     assert message.cseq is not None and (message.cseq.seq, message.cseq.method) == (seq, method)
     assert message.body == body
     assert message.defects == ()
+
+
+# --- Headers: the fast lookup of plain header sections answers as the full split does -------------
+
+_NAMES = ["Via", "v", "CALL-ID", "i", "To", "t", "Contact", "m", "X-CID", "Subject", "s", "Max-Forwards"]
+
+
+def _cased(name: str) -> st.SearchStrategy[str]:
+    flips = st.lists(st.booleans(), min_size=len(name), max_size=len(name))
+    return flips.map(lambda fs: "".join(c.swapcase() if f else c for c, f in zip(name, fs, strict=True)))
+
+
+_name = st.sampled_from(_NAMES).flatmap(_cased)
+_header_line = st.tuples(
+    _name,
+    st.sampled_from(["", " ", "\t", " \t", "\x0b", "\r"]),
+    st.sampled_from([":", "::"]),
+    st.text(alphabet=st.sampled_from(list("ab c;=:<>@\t\r")), max_size=12),
+).map(lambda t: f"{t[0]}{t[1]}{t[2]}{t[3]}")
+_header_block = st.tuples(
+    st.lists(st.one_of(_header_line, st.just("no colon"), st.just("")), min_size=0, max_size=8),
+    st.lists(st.sampled_from(["\r\n", "\n"]), min_size=8, max_size=8),
+)
+
+
+@given(_header_block)
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+def test_fast_header_lookup_equals_the_full_split(block: tuple[list[str], list[str]]) -> None:
+    lines, ends = block
+    data = "".join(line + end for line, end in zip(lines, ends, strict=False)).encode()
+    end = len(data) - 2 if data.endswith(b"\r\n") else max(0, len(data) - 1)
+    text = data[:end].decode()
+    plain = text.isascii() and "\n " not in text and "\n\t" not in text and not text.startswith((" ", "\t"))
+    fast, slow = Headers(data, 0, end, plain), Headers(data, 0, end, False)
+    for name in [*_NAMES, "x-cid", "call-id", "nothing", "via:", "to ", "c"]:
+        assert fast.get(name) == slow.get(name), name
+        assert fast.get_all(name) == slow.get_all(name), name

@@ -83,6 +83,32 @@ def split_fields(lines: list[str], folded: bool, defects: list[str] | None = Non
     return fields
 
 
+_COMPACT_OF: Final = {long: short for short, long in COMPACT_FORMS.items()}
+_LINE_PATTERNS: dict[str, re.Pattern[bytes] | None] = {}
+_LINE_PATTERNS_MAX: Final = 4096
+# What str.strip() removes from a name and may stand on its line before the colon (§7.3.1).
+_NAME_BLANKS: Final = rb"[ \t\x0b\x0c\r\x1c-\x1f]*"
+_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
+"""RFC 3261 §25.1 token: the header names the fast lookup serves (others take the slow path)."""
+
+
+def _line_pattern(key: str) -> re.Pattern[bytes] | None:
+    """A pattern matching, at a line start, a header name whose canonical name is ``key``, its
+    colon and the blanks after it; None for a name that is not a token (left to the slow path)."""
+    pattern = _LINE_PATTERNS.get(key)
+    if pattern is None and key not in _LINE_PATTERNS:
+        if _TOKEN_RE.fullmatch(key) is not None:
+            names = [re.escape(key.encode())]
+            compact = _COMPACT_OF.get(key)
+            if compact is not None:
+                names.append(compact.encode())
+            alternatives = b"|".join(names)
+            pattern = re.compile(rb"^(?:" + alternatives + rb")" + _NAME_BLANKS + rb":[ \t]*", re.I | re.M)
+        if len(_LINE_PATTERNS) < _LINE_PATTERNS_MAX:
+            _LINE_PATTERNS[key] = pattern
+    return pattern
+
+
 @dataclass(frozen=True, slots=True)
 class Headers:
     """The header fields of a message, in order, with their raw names and values.
@@ -100,12 +126,17 @@ class Headers:
     """Offset of the first header line in ``data``."""
     end: int = 0
     """Offset of the end of the last header line (before the empty line)."""
+    plain: bool = False
+    """The header section is ASCII and has no folded lines: a lookup may then search the bytes
+    for the one line it wants instead of splitting them all (same answers, faster)."""
 
     @classmethod
     def from_fields(cls, fields: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> Headers:
         """Headers holding ``fields`` (for messages built by hand, e.g. in tests)."""
-        block = "".join(f"{name}: {value}\r\n" for name, value in fields).encode()
-        return cls(block, 0, max(0, len(block) - 2))
+        text = "".join(f"{name}: {value}\r\n" for name, value in fields)
+        plain = text.isascii() and _FOLD_SEARCH_RE.search(text) is None
+        block = text.encode()
+        return cls(block, 0, max(0, len(block) - 2), plain)
 
     @property
     def fields(self) -> tuple[tuple[str, str], ...]:
@@ -121,6 +152,10 @@ class Headers:
     def get(self, name: str) -> str | None:
         """The value of the first field called ``name`` (long or compact, any case)."""
         key = canonical_name(name)
+        pattern = _line_pattern(key) if self.plain else None
+        if pattern is not None:
+            m = pattern.search(self.data, self.start, self.end)
+            return None if m is None else self._value(m.end())
         for raw_name, value in self.fields:
             if canonical_name(raw_name) == key:
                 return value
@@ -129,7 +164,21 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """The values of every field called ``name``, one per header line."""
         key = canonical_name(name)
+        pattern = _line_pattern(key) if self.plain else None
+        if pattern is not None:
+            return [self._value(m.end()) for m in pattern.finditer(self.data, self.start, self.end)]
         return [value for raw_name, value in self.fields if canonical_name(raw_name) == key]
+
+    def _value(self, i: int) -> str:
+        """The value of a plain header line whose value starts at ``data[i]``, as ``fields``
+        gives it: up to the line end (one CR before the LF is the line end's), blanks off."""
+        data = self.data
+        j = data.find(b"\n", i, self.end)
+        if j < 0:
+            j = self.end
+        elif data[j - 1 : j] == b"\r":
+            j -= 1
+        return data[i:j].decode("ascii").strip(" \t")
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None

@@ -897,7 +897,8 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
         trailing = data[end:]
     # The header lines start after the start line's LF; Headers splits them again on request.
     first_end = data.find(b"\n", start, head_end)
-    headers = Headers(raw, (head_end if first_end < 0 else first_end + 1) - start, head_end - start)
+    plain = text.isascii() and _FOLD_SEARCH_RE.search(text) is None
+    headers = Headers(raw, (head_end if first_end < 0 else first_end + 1) - start, head_end - start, plain)
 
     if is_request:
         return SipRequest(
