@@ -2,9 +2,10 @@
 
     python fuzz/make_corpus.py [--shared /work/shared]
 
-sip_parser: every distinct SIP payload of samples/*.pcap (and the shared captures), plus the
-RFC 4475 torture messages. capture_reader: the pcap/pcapng files under 50 kB, each cut to its
-first records, plus gzip/bzip2/xz-compressed and truncated variants of a few of them.
+sip_parser: every distinct SIP payload of samples/*.pcap, tests/captures/transports/*.pcap
+(and the shared captures), plus the RFC 4475 torture messages. capture_reader: the pcap/pcapng
+files under 50 kB, each cut to its first records, plus gzip/bzip2/xz-compressed and truncated
+variants of a few of them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def _write(target: str, data: bytes, prefix: str) -> bool:
 
 def _captures(shared: Path) -> list[Path]:
     files = sorted((ROOT / "samples").glob("*.pcap*"))
+    files += sorted((ROOT / "tests" / "captures" / "transports").glob("*.pcap*"))
     if (shared / "captures").is_dir():
         files += sorted((shared / "captures").glob("*.pcap*"))
     return files

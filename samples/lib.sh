@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Shared by make-samples.sh, make-correlation-samples.sh and make-faulty-samples.sh:
+# Shared by make-samples.sh, make-correlation-samples.sh, make-faulty-samples.sh and
+# make-hep-samples.sh:
 # tool checks, Kamailio modules, background processes we start (and only those, by PID),
 # tcpdump and Kamailio on loopback. Source it after setting SCRIPT (the log prefix).
 # Every process is bounded (timeout) and stopped by the EXIT trap.

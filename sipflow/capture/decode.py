@@ -746,7 +746,7 @@ class Decoder:
         sport = data[p] << 8 | data[p + 1]
         dport = data[p + 2] << 8 | data[p + 3]
         if hep.looks_like_hep(data, u, end):
-            out = self._hep(frame, ts, data, u, end, frames)
+            out = self._hep(frame, ts, data, u, end, frames, cut)
             if out is not None:
                 return out
         if dport == _VXLAN_PORT and end - u >= 8 and data[u] & 0x08 and depth < _MAX_DEPTH:
@@ -755,12 +755,14 @@ class Decoder:
         return self._count(detect.classify_udp(data, u, end, sport, dport))
 
     def _hep(
-        self, frame: int, ts: float, data: bytes, u: int, end: int, frames: tuple[int, ...]
+        self, frame: int, ts: float, data: bytes, u: int, end: int, frames: tuple[int, ...], cut: bool
     ) -> list[Packet] | None:
         """A HEP message (any port): the SIP it carries, with the inner addresses and time."""
-        h = hep.decode(data, u, end)
+        h = hep.decode(data, u, end, cut=cut and data[u : u + 4] == hep.HEP3_MAGIC)
         if h is not None:
-            pkt = hep.to_packet(h, frame=frame, frames=frames or (frame,), timestamp=ts, file=self.file)
+            pkt = hep.to_packet(
+                h, frame=frame, frames=frames or (frame,), timestamp=ts, file=self.file, truncated=cut
+            )
             if pkt is not None:
                 self.stats.sip_packets += 1
                 return [pkt]
