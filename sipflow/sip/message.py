@@ -61,20 +61,26 @@ _FOLD_RE: Final = re.compile(r"\r?\n[ \t]+")
 _FOLD_SEARCH_RE: Final = re.compile(r"\n[ \t]")
 
 
+def unfold(lines: list[str], defects: list[str] | None = None) -> list[str]:
+    """Header lines (after the start line, line ends removed) with folding undone: a line
+    starting with SP or HTAB continues the one before, joined with one SP (RFC 3261 §7.3.1).
+    One right after the start line has nothing to continue and is dropped (a defect)."""
+    if lines and lines[0][:1] in (" ", "\t"):
+        if defects is not None:
+            defects.append("Continuation line follows the start line.")
+        lines = lines[1:]
+    return _FOLD_RE.sub(" ", "\n".join(lines)).split("\n")
+
+
 def split_fields(lines: list[str], folded: bool, defects: list[str] | None = None) -> list[tuple[str, str]]:
     """``(name, value)`` pairs of the header lines after the start line (line ends removed).
 
-    With ``folded`` (some line starts with SP or HTAB), continuation lines are joined to the
-    line before with one SP (RFC 3261 §7.3.1); one right after the start line has nothing to
-    continue and is dropped. Values lose the blanks around them; names keep blanks before the
-    colon. Lines without a colon are dropped. Each problem is appended to ``defects``.
+    With ``folded`` (some line starts with SP or HTAB), lines are unfolded first (``unfold``).
+    Values lose the blanks around them; names keep blanks before the colon. Lines without a
+    colon are dropped. Each problem is appended to ``defects``.
     """
     if folded:
-        if lines and lines[0][:1] in (" ", "\t"):
-            if defects is not None:
-                defects.append("Continuation line follows the start line.")
-            lines = lines[1:]
-        lines = _FOLD_RE.sub(" ", "\n".join(lines)).split("\n")
+        lines = unfold(lines, defects)
     fields = [(n, v.strip(" \t")) for n, c, v in map(str.partition, lines, repeat(":")) if c]
     if defects is not None and len(fields) != len(lines):
         for line in lines:

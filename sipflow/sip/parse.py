@@ -33,7 +33,7 @@ from sipflow.sip.message import (
     Uri,
     Via,
     canonical_name,
-    split_fields,
+    unfold,
 )
 
 _FOLD_SEARCH_RE: Final = re.compile(r"\n[ \t]")
@@ -739,19 +739,6 @@ def _learn_name(name: str, defects: list[str]) -> str:
     return key
 
 
-def _header_fields(text: str, lines: list[str], defects: list[str]) -> tuple[str, list[tuple[str, str]]]:
-    """Split the header section into the start line and ``(name, value)`` fields.
-
-    ``lines`` is ``text`` split at its line ends (see ``split_fields``). Names keep blanks
-    before the colon; ``parse_message`` strips them.
-    """
-    first = lines[0]
-    if len(lines) == 1:
-        return first, []
-    del lines[0]
-    return first, split_fields(lines, _FOLD_SEARCH_RE.search(text) is not None, defects)
-
-
 def parse_message(data: bytes) -> SipRequest | SipResponse:
     """Parse one SIP message (RFC 3261 §7) from ``data``.
 
@@ -797,28 +784,36 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
             lines = text.split("\n")
         else:
             lines = text.split("\r\n")
-    first, fields = _header_fields(text, lines, defects)
-    parsed_start = _memo_start_line(first, defects)
+    first = lines[0]
+    del lines[0]
+    if lines and _FOLD_SEARCH_RE.search(text) is not None:
+        lines = unfold(lines, defects)
 
+    # One pass over the header lines collects the values of the headers parsed eagerly; the
+    # others stay in the raw bytes (``Headers`` splits them on request).
     found: dict[str, list[str]] = {}
     eager = _EAGER.get
-    repeated = False
-    unusual_names = False
-    for name, value in fields:
+    repeated = colonless = False
+    name_defects: list[str] = []
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon:
+            colonless = True
+            continue
         key = eager(name)
         if key is None:
-            key = _learn_name(name, defects)
-            unusual_names = True
+            key = _learn_name(name, name_defects)
         if key:
             bucket = found.get(key)
             if bucket is None:
-                found[key] = [value]
+                found[key] = [value.strip(" \t")]
             else:
-                bucket.append(value)
+                bucket.append(value.strip(" \t"))
                 repeated = True
-    if unusual_names:
-        # Names with blanks before the colon ("To :", RFC 4475 §3.1.1.1) are never memoised.
-        fields = [(name.rstrip(" \t"), value) for name, value in fields]
+    if colonless:
+        defects.extend(f"Header line has no colon: {line[:40]!r}." for line in lines if ":" not in line)
+    parsed_start = _memo_start_line(first, defects)
+    defects.extend(name_defects)
 
     if repeated:
         for key, title in _SINGLE_VALUED:
