@@ -34,7 +34,7 @@ from sipflow.model.call import Leg, Link
 from sipflow.model.message import Message
 from sipflow.model.session import SdpRole, sdp_roles
 from sipflow.model.transaction import Transaction
-from sipflow.sip.message import SipRequest, SipResponse, canonical_name
+from sipflow.sip.message import SipRequest, SipResponse
 from sipflow.sip.parse import parse_name_addr, parse_uri
 from sipflow.sip.sdp import SessionDescription
 
@@ -229,21 +229,18 @@ def _facts(index: int, leg: Leg, rules: Sequence[HeaderRule]) -> _LegFacts | Non
         bye_at=min(byes) if byes else None,
     )
     headers = sip.headers
-    present = {canonical_name(name) for name, _ in headers}
     for rule in rules:
-        if canonical_name(rule.name) not in present:
-            continue
         for value in headers.get_all(rule.name):
             claimed = rule.extract(value)
             if claimed:
                 facts.claims[rule.name] = claimed
                 break
-    pcv = headers.get("P-Charging-Vector") if "p-charging-vector" in present else None
+    pcv = headers.get("P-Charging-Vector")
     if pcv:
         match = re.search(r"icid-value\s*=\s*\"?([^\";]+)", pcv, re.IGNORECASE)
         if match:
             facts.icid = match.group(1).strip()
-    sid = headers.get("Session-ID") if "session-id" in present else None
+    sid = headers.get("Session-ID")
     if sid:
         local, _, params = sid.partition(";")
         uuids = [local.strip().lower()]

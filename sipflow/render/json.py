@@ -37,8 +37,12 @@ def transaction_dict(tx: Transaction) -> dict[str, Any]:
     return out
 
 
-def leg_dict(leg: Leg) -> dict[str, Any]:
-    state, final_status = leg_outcome(leg)  # the leg's own, besides the call's (caller's view)
+def leg_dict(leg: Leg, call: Call | None = None) -> dict[str, Any]:
+    """``call``: the leg's call, whose outcome is the leg's own when it is its only leg."""
+    if call is not None and len(call.legs) == 1 and call.legs[0] is leg:
+        state, final_status = call.state, call.final_status
+    else:
+        state, final_status = leg_outcome(leg)  # the leg's own, besides the call's (caller's view)
     return {
         "call_id": leg.call_id,
         "state": state.value,
@@ -68,7 +72,7 @@ def call_dict(call: Call) -> dict[str, Any]:
         "duration_s": call.duration_s,
         "messages": len(call.messages),
         "retransmissions": call.retransmissions,
-        "legs": [leg_dict(leg) for leg in call.legs],
+        "legs": [leg_dict(leg, call) for leg in call.legs],
         "correlation": [
             {
                 "legs": list(link.legs),
