@@ -133,14 +133,16 @@ class Headers:
     end: int = 0
     """Offset of the end of the last header line (before the empty line)."""
     plain: bool = False
-    """The header section is ASCII and has no folded lines: a lookup may then search the bytes
-    for the one line it wants instead of splitting them all (same answers, faster)."""
+    """The header section has no folded lines and only ASCII names: a lookup may then search
+    the bytes for the one line it wants instead of splitting them all (same answers, faster;
+    UTF-8 decodes the same in pieces cut at ASCII octets, and only a name with non-ASCII
+    characters, like a Kelvin sign or a no-break space, could lower or strip to a name sought)."""
 
     @classmethod
     def from_fields(cls, fields: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> Headers:
         """Headers holding ``fields`` (for messages built by hand, e.g. in tests)."""
         text = "".join(f"{name}: {value}\r\n" for name, value in fields)
-        plain = text.isascii() and _FOLD_SEARCH_RE.search(text) is None
+        plain = all(name.isascii() for name, _ in fields) and _FOLD_SEARCH_RE.search(text) is None
         block = text.encode()
         return cls(block, 0, max(0, len(block) - 2), plain)
 
@@ -184,7 +186,7 @@ class Headers:
             j = self.end
         elif data[j - 1 : j] == b"\r":
             j -= 1
-        return data[i:j].decode("ascii").strip(" \t")
+        return data[i:j].decode("utf-8", "replace").strip(" \t")
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None

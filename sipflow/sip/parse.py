@@ -786,14 +786,15 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
             lines = text.split("\r\n")
     first = lines[0]
     del lines[0]
-    if lines and _FOLD_SEARCH_RE.search(text) is not None:
+    folded = bool(lines) and _FOLD_SEARCH_RE.search(text) is not None
+    if folded:
         lines = unfold(lines, defects)
 
     # One pass over the header lines collects the values of the headers parsed eagerly; the
     # others stay in the raw bytes (``Headers`` splits them on request).
     found: dict[str, list[str]] = {}
     eager = _EAGER.get
-    repeated = colonless = False
+    repeated = colonless = odd_names = False
     name_defects: list[str] = []
     for line in lines:
         name, colon, value = line.partition(":")
@@ -803,6 +804,7 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
         key = eager(name)
         if key is None:
             key = _learn_name(name, name_defects)
+            odd_names = odd_names or not name.isascii()
         if key:
             bucket = found.get(key)
             if bucket is None:
@@ -892,7 +894,7 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
         trailing = data[end:]
     # The header lines start after the start line's LF; Headers splits them again on request.
     first_end = data.find(b"\n", start, head_end)
-    plain = text.isascii() and _FOLD_SEARCH_RE.search(text) is None
+    plain = not (folded or odd_names)
     headers = Headers(raw, (head_end if first_end < 0 else first_end + 1) - start, head_end - start, plain)
 
     if is_request:
