@@ -243,7 +243,10 @@ class NameAddr:
     @property
     def tag(self) -> str | None:
         """The ``tag`` parameter (RFC 3261 §19.3), or None."""
-        return self.param("tag")
+        for key, value in self.params:  # names are lower case already: no param() (hot path)
+            if key == "tag":
+                return value if value is not None else ""
+        return None
 
     @property
     def is_wildcard(self) -> bool:
@@ -272,7 +275,10 @@ class Via:
 
     @property
     def branch(self) -> str | None:
-        return self.param("branch")
+        for key, value in self.params:  # names are lower case already: no param() (hot path)
+            if key == "branch":
+                return value if value is not None else ""
+        return None
 
     @property
     def sent_by(self) -> str:
