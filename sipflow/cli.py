@@ -97,7 +97,7 @@ def _load(
 def _partial_reasons(analysis: Analysis) -> str:
     s = analysis.summary
     reasons = []
-    if s.incomplete_files:
+    if s.incomplete_files or not s.untracked:
         reasons.append("a file could not be read to its end")
     if s.untracked:
         reasons.append(f"{_plural(s.untracked, 'SIP message')} beyond the Call-ID limit left out")
