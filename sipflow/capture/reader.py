@@ -70,6 +70,7 @@ _IDB: Final = 1
 _PB: Final = 2  # obsolete Packet Block (Appendix A)
 _SPB: Final = 3
 _EPB: Final = 6
+_BLOCK_NAMES: Final = {_PB: "Packet Block", _EPB: "Enhanced Packet Block"}
 _OPT_IF_TSRESOL: Final = 9
 _OPT_IF_TSOFFSET: Final = 14
 
@@ -444,15 +445,20 @@ class CaptureReader:
             if u32(buf, pos + blen - 4)[0] != blen:
                 self._stop("corrupt block: trailing length differs; reading stopped", frame + 1, base + pos)
                 return
-            if btype == _EPB:
-                # pcapng §4.3: interface id, timestamp (high, low), captured and original length.
+            if btype in (_EPB, _PB):
+                # pcapng §4.3 Enhanced Packet Block: interface id, timestamp (high, low), captured
+                # and original length; Appendix A, the obsolete Packet Block: the same with a
+                # 16-bit interface id and a drops count.
                 if blen < 32:
-                    self._stop("corrupt Enhanced Packet Block (too short)", frame + 1, base + pos)
+                    self._stop(f"corrupt {_BLOCK_NAMES[btype]} (too short)", frame + 1, base + pos)
                     return
-                iface, hi, lo, caplen, olen = epb(buf, pos + 8)
+                if btype == _EPB:
+                    iface, hi, lo, caplen, olen = epb(buf, pos + 8)
+                else:
+                    iface, _drops, hi, lo, caplen, olen = s.pb.unpack_from(buf, pos + 8)
                 if 32 + caplen > blen:
                     self._stop(
-                        f"corrupt Enhanced Packet Block: captured length {caplen}", frame + 1, base + pos
+                        f"corrupt {_BLOCK_NAMES[btype]}: captured length {caplen}", frame + 1, base + pos
                     )
                     return
                 frame += 1
@@ -475,22 +481,6 @@ class CaptureReader:
                     packets = feed(frame, last_ts, linktype, buf, olen, pos + 12, pos + 12 + caplen)
                 else:
                     packets = self._no_interface(0, frame, base + pos, warned_ifaces)
-            elif btype == _PB:
-                # pcapng Appendix A: the obsolete Packet Block (16-bit interface id, drops count).
-                if blen < 32:
-                    self._stop("corrupt Packet Block (too short)", frame + 1, base + pos)
-                    return
-                iface, _drops, hi, lo, caplen, olen = s.pb.unpack_from(buf, pos + 8)
-                if 32 + caplen > blen:
-                    self._stop(f"corrupt Packet Block: captured length {caplen}", frame + 1, base + pos)
-                    return
-                frame += 1
-                if iface < len(interfaces):
-                    linktype, units, offset, _ = interfaces[iface]
-                    last_ts = ((hi << 32) | lo) / units + offset
-                    packets = feed(frame, last_ts, linktype, buf, olen, pos + 28, pos + 28 + caplen)
-                else:
-                    packets = self._no_interface(iface, frame, base + pos, warned_ifaces)
             elif btype == _IDB:
                 packets = []
                 if blen < 20:
