@@ -168,12 +168,9 @@ def _parse_or_reason(packet: Packet) -> _Parsed:
 
 
 def _push(dedupe: Deduplicator[_Parsed], packet: Packet, tracker: Tracker, gate: _CallIdLimit) -> None:
-    try:
-        sip = _parse(packet)
-    except ParseError as exc:
-        _feed(tracker, dedupe.push(packet, exc.reason, None), gate)
-    else:
-        _feed(tracker, dedupe.push(packet, sip, duplicate_key(packet, sip)), gate)
+    item = _parse_or_reason(packet)
+    key = None if isinstance(item, str) else duplicate_key(packet, item)
+    _feed(tracker, dedupe.push(packet, item, key), gate)
 
 
 def _feed(tracker: Tracker, released: Iterable[Merged[_Parsed]], gate: _CallIdLimit) -> None:

@@ -117,6 +117,12 @@ class _Segment:
         self.sip = False
 
 
+def _span(segs: list[_Segment]) -> tuple[_Segment, tuple[int, ...]]:
+    """The segment with the last frame among ``segs`` (it completes the message: its frame and
+    time are the message's) and every frame they came in, sorted."""
+    return max(segs, key=lambda seg: seg.frame), tuple(sorted({seg.frame for seg in segs}))
+
+
 class _Stream:
     """One direction of a TCP connection."""
 
@@ -546,8 +552,7 @@ class TcpReassembler:
         touched = self._consume(s, n, None)
         if not touched:
             return
-        last = max(touched, key=lambda seg: seg.frame)
-        frames = tuple(sorted({seg.frame for seg in touched}))
+        last, frames = _span(touched)
         out.append(
             Packet(
                 frame=last.frame,
@@ -788,11 +793,11 @@ class TcpReassembler:
         touched = self._consume(s, n, None)
         if not touched:
             return
-        last = max(touched, key=lambda seg: seg.frame)
+        last, frames = _span(touched)
         p = hep.to_packet(
             h,
             frame=last.frame,
-            frames=tuple(sorted({seg.frame for seg in touched})),
+            frames=frames,
             timestamp=last.timestamp,
             file=self.file,
             truncated=truncated,
@@ -886,11 +891,10 @@ class TcpReassembler:
         s.ws_msg, s.ws_segs, s.ws_open = [], [], False
         if not segs:
             return
-        frames = tuple(sorted({seg.frame for seg in segs}))
+        last, frames = _span(segs)
         if not (detect.is_sip_start(payload) or (truncated and detect.is_partial_sip_start(payload))):
             self.stats.count_non_sip(detect.WEBSOCKET, len(frames))
             return
-        last = max(segs, key=lambda seg: seg.frame)
         out.append(
             Packet(
                 frame=last.frame,

@@ -58,7 +58,8 @@ def canonical_name(name: str) -> str:
 
 _FOLD_RE: Final = re.compile(r"\r?\n[ \t]+")
 """A line break followed by whitespace: folding, replaced by one SP (RFC 3261 §7.3.1)."""
-_FOLD_SEARCH_RE: Final = re.compile(r"\n[ \t]")
+fold_search: Final = re.compile(r"\n[ \t]").search
+"""Finds a line that starts with SP or HTAB (a folded line, §7.3.1) in header text."""
 
 
 def unfold(lines: list[str], defects: list[str] | None = None) -> list[str]:
@@ -142,7 +143,7 @@ class Headers:
     def from_fields(cls, fields: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> Headers:
         """Headers holding ``fields`` (for messages built by hand, e.g. in tests)."""
         text = "".join(f"{name}: {value}\r\n" for name, value in fields)
-        plain = all(name.isascii() for name, _ in fields) and _FOLD_SEARCH_RE.search(text) is None
+        plain = all(name.isascii() for name, _ in fields) and fold_search(text) is None
         block = text.encode()
         return cls(block, 0, max(0, len(block) - 2), plain)
 
@@ -154,7 +155,7 @@ class Headers:
         block = self.data[self.start : self.end].decode("utf-8", "replace")
         if "\r\n" in block:
             block = block.replace("\r\n", "\n")
-        folded = block[:1] in (" ", "\t") or _FOLD_SEARCH_RE.search(block) is not None
+        folded = block[:1] in (" ", "\t") or fold_search(block) is not None
         return tuple((name.rstrip(" \t"), value) for name, value in split_fields(block.split("\n"), folded))
 
     def get(self, name: str) -> str | None:
@@ -198,6 +199,15 @@ class Headers:
         return len(self.fields)
 
 
+def _param(params: tuple[tuple[str, str | None], ...], key: str) -> str | None:
+    """The value of parameter ``key`` (lower case, as parameter names are stored), ``""`` for
+    one without a value, None when absent."""
+    for name, value in params:
+        if name == key:
+            return value if value is not None else ""
+    return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Uri:
     """A SIP/SIPS/tel or other URI (RFC 3261 §19.1). Unknown schemes keep only ``raw``."""
@@ -213,11 +223,7 @@ class Uri:
     """URI parameters; names lower-cased, values as written."""
 
     def param(self, name: str) -> str | None:
-        low = name.lower()
-        for key, value in self.params:
-            if key == low:
-                return value if value is not None else ""
-        return None
+        return _param(self.params, name.lower())
 
     def __str__(self) -> str:
         return self.raw
@@ -234,19 +240,12 @@ class NameAddr:
     """Header parameters (outside the angle brackets); names lower-cased."""
 
     def param(self, name: str) -> str | None:
-        low = name.lower()
-        for key, value in self.params:
-            if key == low:
-                return value if value is not None else ""
-        return None
+        return _param(self.params, name.lower())
 
     @property
     def tag(self) -> str | None:
         """The ``tag`` parameter (RFC 3261 §19.3), or None."""
-        for key, value in self.params:  # names are lower case already: no param() (hot path)
-            if key == "tag":
-                return value if value is not None else ""
-        return None
+        return _param(self.params, "tag")
 
     @property
     def is_wildcard(self) -> bool:
@@ -267,18 +266,11 @@ class Via:
     params: tuple[tuple[str, str | None], ...] = ()
 
     def param(self, name: str) -> str | None:
-        low = name.lower()
-        for key, value in self.params:
-            if key == low:
-                return value if value is not None else ""
-        return None
+        return _param(self.params, name.lower())
 
     @property
     def branch(self) -> str | None:
-        for key, value in self.params:  # names are lower case already: no param() (hot path)
-            if key == "branch":
-                return value if value is not None else ""
-        return None
+        return _param(self.params, "branch")
 
     @property
     def sent_by(self) -> str:

@@ -33,10 +33,9 @@ from sipflow.sip.message import (
     Uri,
     Via,
     canonical_name,
+    fold_search,
     unfold,
 )
-
-_FOLD_SEARCH_RE: Final = re.compile(r"\n[ \t]")
 
 __all__ = [
     "parse_message",
@@ -786,7 +785,7 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
             lines = text.split("\r\n")
     first = lines[0]
     del lines[0]
-    folded = bool(lines) and _FOLD_SEARCH_RE.search(text) is not None
+    folded = bool(lines) and fold_search(text) is not None
     if folded:
         lines = unfold(lines, defects)
 
