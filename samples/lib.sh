@@ -163,3 +163,31 @@ stop_proxy() {
 	reap "$PROXY_PID" || true
 	PROXY_PID=""
 }
+
+# ---------------------------------------------------------------- samples
+select_samples() { # name ...: SAMPLES = the names given, or ALL_SAMPLES; each needs its mk_<name>
+	if [[ $# -gt 0 ]]; then
+		SAMPLES=("$@")
+	else
+		SAMPLES=("${ALL_SAMPLES[@]}")
+	fi
+	local s
+	for s in "${SAMPLES[@]}"; do
+		declare -F "mk_$s" >/dev/null || die "unknown sample '$s' (known: ${ALL_SAMPLES[*]})"
+	done
+}
+
+check_sip_only() { # name pcap: not empty, nothing but SIP (TCP handshakes excepted)
+	local bad
+	[[ -s $2 ]] || die "$1: empty capture"
+	bad=$(tshark -r "$2" -Y 'icmp or icmpv6 or (udp and not sip)' 2>/dev/null | wc -l)
+	[[ $bad -eq 0 ]] || die "$1: $bad unexpected non-SIP packets in the capture"
+}
+
+install_file() { # source target: replace target in one step, through a dot file whose name
+	# matches no sample pattern (*.pcap*, *.truth.json)
+	local tmp
+	tmp=$(dirname "$2")/.$(basename "${2%.*}").tmp
+	cp "$1" "$tmp"
+	mv -f "$tmp" "$2"
+}

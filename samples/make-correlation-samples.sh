@@ -174,14 +174,7 @@ truth_kind() {
 }
 
 # ---------------------------------------------------------------- main
-if [[ $# -gt 0 ]]; then
-	SAMPLES=("$@")
-else
-	SAMPLES=("${ALL_SAMPLES[@]}")
-fi
-for s in "${SAMPLES[@]}"; do
-	declare -F "mk_$s" >/dev/null || die "unknown sample '$s' (known: ${ALL_SAMPLES[*]})"
-done
+select_samples "$@"
 
 start=$SECONDS
 for s in "${SAMPLES[@]}"; do
@@ -189,18 +182,14 @@ for s in "${SAMPLES[@]}"; do
 	mkdir -p "$WORK/$s"
 	"mk_$s"
 	pcap=$WORK/$s/capture.pcap
-	[[ -s $pcap ]] || die "$s: empty capture"
-	bad=$(tshark -r "$pcap" -Y 'icmp or icmpv6 or (udp and not sip)' 2>/dev/null | wc -l)
-	[[ $bad -eq 0 ]] || die "$s: $bad unexpected non-SIP packets in the capture"
+	check_sip_only "$s" "$pcap"
 	size=$(stat -c %s "$pcap")
 	[[ $size -le $MAX_BYTES ]] || die "$s: capture is $size bytes, more than $MAX_BYTES"
 	# ground truth from the generators' logs, checked against the capture
 	python3 "$TRUTH" "$(truth_kind "$s")" "$s" "$WORK/$s" "$pcap" "$WORK/$s/truth.json" >&2 ||
 		die "$s: ground truth check failed (see $WORK/$s)"
-	cp "$pcap" "$OUT/.$s.tmp"     # (names must not match *.pcap / *.truth.json)
-	mv -f "$OUT/.$s.tmp" "$OUT/$s.pcap"
-	cp "$WORK/$s/truth.json" "$OUT/.$s.truth.tmp"
-	mv -f "$OUT/.$s.truth.tmp" "$OUT/$s.truth.json"
+	install_file "$pcap" "$OUT/$s.pcap"
+	install_file "$WORK/$s/truth.json" "$OUT/$s.truth.json"
 	log "$s: $(tshark -r "$OUT/$s.pcap" -Y sip 2>/dev/null | wc -l) SIP messages, $size bytes -> samples/$s.pcap, samples/$s.truth.json"
 done
 log "done in $((SECONDS - start)) s"

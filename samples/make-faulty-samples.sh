@@ -170,15 +170,12 @@ mk_faulty-invite-timeout() {
 }
 
 # ---------------------------------------------------------------- main
-SAMPLES=()
+names=()
 for s in "$@"; do
 	[[ $s == faulty-* ]] || s=faulty-$s
-	SAMPLES+=("$s")
+	names+=("$s")
 done
-[[ ${#SAMPLES[@]} -gt 0 ]] || SAMPLES=("${ALL_SAMPLES[@]}")
-for s in "${SAMPLES[@]}"; do
-	declare -F "mk_$s" >/dev/null || die "unknown sample '$s' (known: ${ALL_SAMPLES[*]})"
-done
+select_samples "${names[@]}"
 
 check_free "$CALLER:$PORT" "$PROXY:$PORT" "$CALLEE:$PORT"
 
@@ -187,9 +184,7 @@ for s in "${SAMPLES[@]}"; do
 	log "$s ..."
 	"mk_$s"
 	p=$WORK/$s.pcap
-	[[ -s $p ]] || die "$s: empty capture"
-	bad=$(tshark -r "$p" -Y 'icmp or icmpv6 or (udp and not sip)' 2>/dev/null | wc -l)
-	[[ $bad -eq 0 ]] || die "$s: $bad unexpected non-SIP packets in the capture"
+	check_sip_only "$s" "$p"
 	seq=$(tshark -r "$p" -Y sip -T fields -E separator=, \
 		-e sip.Method -e sip.Status-Code -e sip.CSeq.seq 2>/dev/null |
 		sed 's/^,//; s/,,*/\//' | tr '\n' ' ' | sed 's/ $//')
@@ -198,8 +193,7 @@ for s in "${SAMPLES[@]}"; do
 	resent=$(tshark -r "$p" -Y 'sip.resend == 1' 2>/dev/null | wc -l)
 	[[ $resent -eq ${EXPECT_RESENT[$s]} ]] ||
 		die "$s: $resent resent SIP messages, expected ${EXPECT_RESENT[$s]} (see $WORK)"
-	cp "$p" "$HERE/.$s.tmp"     # (name must not match *.pcap*)
-	mv -f "$HERE/.$s.tmp" "$HERE/$s.pcap"
+	install_file "$p" "$HERE/$s.pcap"
 	log "$s: $(wc -w <<<"$seq") SIP messages -> samples/$s.pcap"
 done
 log "done in $((SECONDS - start)) s"

@@ -256,14 +256,7 @@ mk_hep-udp() { mk_run hep-udp udp $HEP_UDP_PORT; }
 mk_hep-tcp() { mk_run hep-tcp tcp $HEP_TCP_PORT -A WITH_HEP_TCP; }
 
 # ---------------------------------------------------------------- main
-if [[ $# -gt 0 ]]; then
-	SAMPLES=("$@")
-else
-	SAMPLES=("${ALL_SAMPLES[@]}")
-fi
-for s in "${SAMPLES[@]}"; do
-	declare -F "mk_$s" >/dev/null || die "unknown sample '$s' (known: ${ALL_SAMPLES[*]})"
-done
+select_samples "$@"
 
 check_free "$CALLER:$PORT" "$PROXY:$PORT" "$CALLEE:$PORT"
 
@@ -273,8 +266,7 @@ for s in "${SAMPLES[@]}"; do
 	"mk_$s"
 	check_run "$s" "${s#hep-}"
 	for f in "$s" "$s-direct"; do
-		cp "$WORK/$f.pcap" "$HERE/.$f.tmp"     # (name must not match *.pcap*)
-		mv -f "$HERE/.$f.tmp" "$HERE/$f.pcap"
+		install_file "$WORK/$f.pcap" "$HERE/$f.pcap"
 	done
 	log "$s: $(stat -c %s "$HERE/$s.pcap") bytes -> samples/$s.pcap," \
 		"$(stat -c %s "$HERE/$s-direct.pcap") bytes -> samples/$s-direct.pcap"

@@ -214,14 +214,7 @@ mk_three-calls() {
 }
 
 # ---------------------------------------------------------------- main
-if [[ $# -gt 0 ]]; then
-	SAMPLES=("$@")
-else
-	SAMPLES=("${ALL_SAMPLES[@]}")
-fi
-for s in "${SAMPLES[@]}"; do
-	declare -F "mk_$s" >/dev/null || die "unknown sample '$s' (known: ${ALL_SAMPLES[*]})"
-done
+select_samples "$@"
 
 check_free "$CALLER:$PORT" "$PROXY:$PORT" "$CALLEE:$PORT"
 
@@ -229,15 +222,11 @@ start=$SECONDS
 for s in "${SAMPLES[@]}"; do
 	log "$s ..."
 	"mk_$s"
-	[[ -s $WORK/$s.pcap ]] || die "$s: empty capture"
-	# reject captures with anything but SIP (TCP handshakes excepted)
-	bad=$(tshark -r "$WORK/$s.pcap" -Y 'icmp or icmpv6 or (udp and not sip)' 2>/dev/null | wc -l)
-	[[ $bad -eq 0 ]] || die "$s: $bad unexpected non-SIP packets in the capture"
+	check_sip_only "$s" "$WORK/$s.pcap"
 	nsip=$(tshark -r "$WORK/$s.pcap" -Y sip 2>/dev/null | wc -l)
 	[[ $nsip -eq ${EXPECT_SIP[$s]} ]] ||
 		die "$s: $nsip SIP messages captured, expected ${EXPECT_SIP[$s]} (see $WORK)"
-	cp "$WORK/$s.pcap" "$HERE/.$s.tmp"     # (name must not match *.pcap*)
-	mv -f "$HERE/.$s.tmp" "$HERE/$s.pcap"
+	install_file "$WORK/$s.pcap" "$HERE/$s.pcap"
 	log "$s: $nsip SIP messages -> samples/$s.pcap"
 done
 # The captures for call-leg correlation (legs with different Call-IDs, with
