@@ -26,7 +26,7 @@ from sipflow.checks.reason import decode_reason
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallKind, Leg
 from sipflow.model.dialog import Dialog
-from sipflow.model.message import Message
+from sipflow.model.message import MatchedBy, Message
 from sipflow.model.session import SdpRole, sdp_roles
 from sipflow.model.transaction import TIMER_B, Transaction
 from sipflow.sip.message import SipRequest, SipResponse
@@ -91,6 +91,16 @@ RULES: Final[tuple[Rule, ...]] = (
         "Responses are matched to requests by top Via branch, sent-by and CSeq method (RFC 3261 "
         "§17.1.3); one that matches nothing was sent with a mangled Via, CSeq or Call-ID, or its "
         "request was not captured (capture started late, another path, another interface).",
+    ),
+    Rule(
+        "via-mismatch",
+        Severity.ERROR,
+        "A response's (or a non-2xx ACK's) top Via names no transaction of the request it answers.",
+        "A response must carry the Via header fields of its request, top branch and sent-by "
+        "unchanged (RFC 3261 §8.2.6.2, §17.1.3), and the ACK of a non-2xx response the INVITE's "
+        "branch (§17.1.1.3). sipflow matched it by Call-ID, CSeq and addresses instead. Usual "
+        "causes: a UAS that answers the INVITE with the Via of the CANCEL, an ALG or SBC that "
+        "rewrites Via. A missing Via is reported as missing-header.",
     ),
     Rule(
         "retransmissions",
@@ -397,6 +407,28 @@ def _response_without_request(ctx: _Context, call: Call, limits: Mapping[str, fl
             if len(responses) > 1:
                 text += f"; also {ctx.frames(responses[1:])}"
             yield _Hit(text, tuple(responses))
+
+
+def _via_mismatch(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    for leg in call.legs:
+        for tx in leg.transactions:
+            request = tx.request
+            for m in tx.messages:
+                if m.matched_by is not MatchedBy.CSEQ or m.retransmission:
+                    continue
+                via = m.sip.top_via
+                if via is None:
+                    continue  # missing-header reports it
+                answered = f"the {tx.method} at {ctx.frames([request])}" if request else f"the {tx.method}"
+                expected = ""
+                if request is not None and request.sip.top_via is not None:
+                    theirs = request.sip.top_via
+                    expected = f", not {theirs.branch or 'none'} ({theirs.sent_by})"
+                yield _Hit(
+                    f"{ctx.at(m)} from {m.src} has top Via branch {via.branch or 'none'} "
+                    f"({via.sent_by}){expected}; matched to {answered} by Call-ID and CSeq",
+                    (m, request) if request is not None else (m,),
+                )
 
 
 def _retransmissions(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
@@ -826,6 +858,7 @@ _CHECKS: Final[dict[str, Check]] = {
     "2xx-not-acked": _2xx_not_acked,
     "2xx-acked-late": _2xx_acked_late,
     "response-without-request": _response_without_request,
+    "via-mismatch": _via_mismatch,
     "retransmissions": _retransmissions,
     "cseq-not-increasing": _cseq_not_increasing,
     "request-outside-dialog": _request_outside_dialog,

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sipflow.capture.packet import Endpoint, Packet, Transport
 from sipflow.sip.message import SipRequest, SipResponse
+
+
+class MatchedBy(StrEnum):
+    """How a message found its transaction."""
+
+    VIA = "via"
+    """Top Via branch and sent-by, with the CSeq method (RFC 3261 §17.1.3, §17.2.3), or the
+    RFC 2543 fallback keys for a branch without the magic cookie."""
+    CSEQ = "cseq"
+    """A message whose Via is missing or names no transaction, matched by Call-ID, CSeq
+    number and method, and the addresses of the request (``model.transaction``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,7 +42,12 @@ class Message:
     truncated: bool = False
     """The capture cut the message short (snaplen, end of capture inside a TCP message)."""
     copies: tuple[tuple[str, int], ...] = ()
-    """(file, frame) of the same message captured in other files (``sipflow.merge``)."""
+    """(file, frame) of the same message captured again: at another capture point (another
+    file, or another interface of the same file), or twice at one (``sipflow.merge``)."""
+    matched_by: MatchedBy = MatchedBy.VIA
+    """How the message was matched to its transaction: by its top Via (RFC 3261 §17.1.3,
+    §17.2.3) or, where the Via is missing or matches no transaction, by the fallback on
+    Call-ID, CSeq and addresses (``MatchedBy.CSEQ``)."""
 
     @property
     def is_request(self) -> bool:
@@ -58,6 +75,7 @@ class Message:
         *,
         retransmission: bool = False,
         copies: tuple[tuple[str, int], ...] = (),
+        matched_by: MatchedBy = MatchedBy.VIA,
         src: Endpoint | None = None,
         dst: Endpoint | None = None,
     ) -> Message:
@@ -76,6 +94,7 @@ class Message:
             retransmission=retransmission,
             truncated=packet.truncated,
             copies=copies,
+            matched_by=matched_by,
         )
 
 

@@ -80,21 +80,29 @@ class Tracker:
 
         ``copies``: (file, frame) of the same message captured in other files."""
         src, dst = self._endpoint(packet.src), self._endpoint(packet.dst)
+        call_id = sip.call_id or ""
+        leg = self._legs.get(call_id)
+        candidates = leg.transactions if leg is not None else ()
         if isinstance(sip, SipRequest):
-            tx, retrans = self._table.match_request(sip, src, dst)
+            tx, retrans, matched_by = self._table.match_request(sip, src, dst, candidates)
             if not retrans and sip.method == tx.method:
                 self._initial_tx.setdefault(tx.id, sip.to is None or sip.to.tag is None)
         else:
-            tx, retrans = self._table.match_response(sip, src, dst)
+            tx, retrans, matched_by = self._table.match_response(sip, src, dst, candidates)
         msg = Message.from_packet(
-            len(self._messages), packet, sip, retransmission=retrans, copies=copies, src=src, dst=dst
+            len(self._messages),
+            packet,
+            sip,
+            retransmission=retrans,
+            copies=copies,
+            matched_by=matched_by,
+            src=src,
+            dst=dst,
         )
         self._messages.append(msg)
         tx.messages.append(msg)
         self._last_time = max(self._last_time, packet.timestamp)
 
-        call_id = sip.call_id or ""
-        leg = self._legs.get(call_id)
         if leg is None:
             leg = self._legs[call_id] = _LegBuilder(call_id)
         leg.messages.append(msg)

@@ -11,11 +11,12 @@ paragraphs) where the branch lacks the ``z9hG4bK`` magic cookie.
 
 from __future__ import annotations
 
+from collections.abc import Reversible
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sipflow.capture.packet import Endpoint
-from sipflow.model.message import Message
+from sipflow.model.message import MatchedBy, Message
 from sipflow.sip.message import SipRequest, SipResponse
 
 T1 = 0.5
@@ -24,6 +25,10 @@ TIMER_B = 64 * T1
 """RFC 3261 §17.1.1.2: INVITE client transaction timeout, 32 s."""
 TIMER_F = 64 * T1
 """RFC 3261 §17.1.2.2: non-INVITE client transaction timeout, 32 s."""
+
+FALLBACK_LOOKBACK = 64
+"""Transactions of the same Call-ID (latest first) the CSeq fallback looks at: a response
+answers a recent request, and a Call-ID refreshed for days must not make it quadratic."""
 
 
 class TransactionKey(NamedTuple):
@@ -183,8 +188,19 @@ class TransactionBuilder:
 class TransactionTable:
     """Matches messages to transactions (RFC 3261 §17.1.3 and §17.2.3), as an observer.
 
-    ``match`` returns the builder the message belongs to and whether the message is a
-    retransmission of one already seen in it. The caller builds the ``Message`` record.
+    ``match_request`` and ``match_response`` return the builder the message belongs to,
+    whether the message is a retransmission of one already seen in it, and how it was
+    matched. The caller builds the ``Message`` record.
+
+    A response whose top Via is missing, or names no transaction (a UAS that answered an
+    INVITE with the Via of the CANCEL, a proxy that stripped its own Via and relayed a
+    response with none), is matched by a fallback on what the response still carries:
+    ``candidates``, the ids of the transactions with the same Call-ID (the caller keeps
+    them), are searched latest first for one with the same CSeq number and method whose
+    request went the reverse way (same addresses and ports, else the same hosts), an open
+    one before one already answered. A non-2xx ACK whose branch names no INVITE is matched
+    the same way to the INVITE it acknowledges (its To tag that of the refusal). Such a message is marked
+    ``MatchedBy.CSEQ``.
     """
 
     def __init__(self) -> None:
@@ -212,18 +228,24 @@ class TransactionTable:
             out.append(builders.pop().build(capture_end))
         return tuple(out)
 
-    def match_request(self, sip: SipRequest, src: Endpoint, dst: Endpoint) -> tuple[TransactionBuilder, bool]:
+    def match_request(
+        self, sip: SipRequest, src: Endpoint, dst: Endpoint, candidates: Reversible[int] = ()
+    ) -> tuple[TransactionBuilder, bool, MatchedBy]:
         method = sip.method
         if method == "ACK":
             # §17.2.3: the ACK of a non-2xx final response matches the INVITE transaction.
+            matched_by = MatchedBy.VIA
             invite = self._by_key.get(transaction_key(sip, "INVITE"))
-            if invite is not None and invite.final_status is not None and invite.final_status >= 300:
+            if invite is None or not _acknowledgeable(invite):
+                invite = self._fallback(sip, "INVITE", src, dst, candidates, ack=True)
+                matched_by = MatchedBy.CSEQ
+            if invite is not None and _acknowledgeable(invite):
                 retrans = any(
                     isinstance(m.sip, SipRequest) and m.sip.method == "ACK" for m in invite.messages
                 )
                 if retrans:
                     invite.retransmissions += 1
-                return invite, retrans
+                return invite, retrans, matched_by
         key = transaction_key(sip, method)
         tx = self._by_key.get(key)
         if tx is None:
@@ -235,23 +257,28 @@ class TransactionTable:
                 if invite is not None:
                     tx.cancels = invite.id
                     invite.cancelled_by = tx.id
-            return tx, False
+            return tx, False, MatchedBy.VIA
         if not tx.has_request:
             # Responses came first (the request was not captured, or arrived late).
             tx.has_request = True
             tx.client, tx.server = src, dst
-            return tx, False
+            return tx, False, MatchedBy.VIA
         tx.retransmissions += 1
-        return tx, True
+        return tx, True, MatchedBy.VIA
 
     def match_response(
-        self, sip: SipResponse, src: Endpoint, dst: Endpoint
-    ) -> tuple[TransactionBuilder, bool]:
+        self, sip: SipResponse, src: Endpoint, dst: Endpoint, candidates: Reversible[int] = ()
+    ) -> tuple[TransactionBuilder, bool, MatchedBy]:
         method = sip.cseq.method if sip.cseq is not None else ""
         key = transaction_key(sip, method)
         tx = self._by_key.get(key)
+        matched_by = MatchedBy.VIA
         if tx is None:
-            tx = self._new(key, method, dst, src)
+            found = self._fallback(sip, method, dst, src, candidates, ack=False)
+            if found is None:
+                tx = self._new(key, method, dst, src)
+            else:
+                tx, matched_by = found, MatchedBy.CSEQ
         to_tag = sip.to.tag if sip.to is not None else None
         fingerprint = (sip.status, to_tag, src)
         seen = tx.seen_responses
@@ -259,8 +286,65 @@ class TransactionTable:
             seen = tx.seen_responses = set()
         elif fingerprint in seen:
             tx.retransmissions += 1
-            return tx, True
+            return tx, True, matched_by
         seen.add(fingerprint)
         if sip.status >= 200 and tx.final_status is None:
             tx.final_status = sip.status
-        return tx, False
+        return tx, False, matched_by
+
+    def _fallback(
+        self,
+        sip: SipRequest | SipResponse,
+        method: str,
+        client: Endpoint,
+        server: Endpoint,
+        candidates: Reversible[int],
+        *,
+        ack: bool,
+    ) -> TransactionBuilder | None:
+        """The transaction a message with a missing or unknown Via belongs to, by Call-ID
+        (``candidates``), CSeq and the request's ``client`` and ``server``; None if none fits.
+
+        Ranked: exact addresses before same hosts, open (for an ACK: answered non-2xx)
+        before answered, then the latest."""
+        cseq = sip.cseq
+        if cseq is None or not method or cseq.method != (method if not ack else "ACK"):
+            return None
+        best: TransactionBuilder | None = None
+        best_rank = 4
+        builders = self.builders
+        for looked, tx_id in enumerate(reversed(candidates)):
+            if looked >= FALLBACK_LOOKBACK:
+                break
+            tx = builders[tx_id]
+            if tx.method != method or not tx.has_request:
+                continue
+            first = tx.messages[0].sip.cseq if tx.messages else None
+            if first is None or first.seq != cseq.seq:
+                continue
+            if tx.client == client and tx.server == server:
+                rank = 0
+            elif tx.client.host == client.host and tx.server.host == server.host:
+                rank = 1
+            else:
+                continue
+            if ack:
+                # The ACK of *this* refusal: its To tag is the final response's (§17.1.1.3),
+                # not that of a 2xx to another INVITE that reused the CSeq.
+                to_tag = sip.to.tag if sip.to is not None else None
+                if not _acknowledgeable(tx) or not any(
+                    status >= 300 and tag == to_tag for status, tag, _ in tx.seen_responses or ()
+                ):
+                    continue
+            elif tx.final_status is not None:
+                rank += 2
+            if rank < best_rank:
+                best, best_rank = tx, rank
+                if rank == 0:
+                    break
+        return best
+
+
+def _acknowledgeable(invite: TransactionBuilder) -> bool:
+    """An INVITE transaction whose final response was non-2xx: its ACK belongs to it (§17.1.1.3)."""
+    return invite.final_status is not None and invite.final_status >= 300

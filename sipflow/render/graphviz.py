@@ -255,11 +255,7 @@ class _Row:
 
 def _label_lines(arrow: Arrow) -> list[str]:
     """The arrow's text with its marks, on lines of at most ``LINE_LIMIT`` characters."""
-    parts = [arrow.label]
-    if arrow.message.retransmission:
-        parts.append("(retransmission)")
-    if arrow.message.truncated:
-        parts.append("(truncated)")
+    parts = [arrow.label, *(f"({mark})" for mark in arrow.marks)]
     lines: list[str] = []
     for part in parts:
         part = safe(part)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, Leg, leg_outcome
+from sipflow.model.message import MatchedBy
 from sipflow.model.transaction import Transaction
 from sipflow.render.text import iso
 
@@ -34,6 +35,10 @@ def transaction_dict(tx: Transaction) -> dict[str, Any]:
     copies = [[file, frame] for m in tx.messages for file, frame in m.copies]
     if copies:
         out["copies"] = copies
+    by_cseq = [m.frame for m in tx.messages if m.matched_by is MatchedBy.CSEQ]
+    if by_cseq:
+        # Messages whose Via is missing or names no transaction, matched by Call-ID and CSeq.
+        out["matched_by_cseq"] = by_cseq
     return out
 
 
@@ -104,6 +109,7 @@ def flow(call: Call) -> list[dict[str, Any]]:
             "frame": message.frame,
             "frames": list(message.frames),
             "retransmission": message.retransmission,
+            "matched_by": message.matched_by.value,
         }
         if message.copies:
             item["copies"] = [list(copy) for copy in message.copies]

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from sipflow.capture.packet import Endpoint
 from sipflow.model.call import Call
-from sipflow.model.message import Message
+from sipflow.model.message import MatchedBy, Message
 from sipflow.model.session import sdp_roles
 from sipflow.render.text import clean
 from sipflow.sip.message import SipRequest
@@ -60,6 +60,10 @@ class Arrow:
     frame: str
     """Where to find the message: its frame number, prefixed with the file's number (``2:17``)
     when the call spans several files."""
+    marks: tuple[str, ...] = ()
+    """What is odd about the message, shown after its label in parentheses, in this order:
+    ``retransmission``, ``truncated`` (the capture cut it short), ``matched by CSeq`` (its
+    Via is missing or names no transaction, ``MatchedBy.CSEQ``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +82,17 @@ def _classify(message: Message) -> ArrowClass:
     if sip.status < 300:
         return ArrowClass.SUCCESS
     return ArrowClass.FAILURE
+
+
+def _marks(message: Message) -> tuple[str, ...]:
+    marks = []
+    if message.retransmission:
+        marks.append("retransmission")
+    if message.truncated:
+        marks.append("truncated")
+    if message.matched_by is MatchedBy.CSEQ:
+        marks.append("matched by CSeq")
+    return tuple(marks)
 
 
 def _column_key(endpoint: Endpoint, by_host: bool) -> str:
@@ -136,6 +151,7 @@ def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_hos
                 sdp=sdp,
                 leg=leg_of.get(message.index, 0),
                 frame=(f"{files.index(message.file) + 1}:" if len(files) > 1 else "") + str(message.frame),
+                marks=_marks(message),
             )
         )
         previous = message.timestamp

@@ -101,12 +101,12 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def marked(arrow: Arrow) -> str:
+    """The arrow's label followed by its marks: ``487 Request Terminated (matched by CSeq)``."""
+    return arrow.label + "".join(f" ({mark})" for mark in arrow.marks)
+
+
 def arrow_text(arrow: Arrow, *, multi_leg: bool) -> str:
     """The packet-derived part of an arrow's label, marks included, cut to ``LABEL_LIMIT``."""
-    label = arrow.label
-    if arrow.message.retransmission:
-        label += " (retransmission)"
-    if arrow.message.truncated:
-        label += " (truncated)"
-    label = cut(clean(label), LABEL_LIMIT)
+    label = cut(clean(marked(arrow)), LABEL_LIMIT)
     return f"[{leg_letter(arrow.leg)}] {label}" if multi_leg else label

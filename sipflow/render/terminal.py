@@ -14,7 +14,7 @@ from rich.text import Text
 
 from sipflow.model.call import Call, CallState
 from sipflow.render.ladder import Arrow, ArrowClass, Ladder
-from sipflow.render.summary import address, call_summary, delta, leg_letter, short_method
+from sipflow.render.summary import address, call_summary, delta, leg_letter, marked, short_method
 from sipflow.render.text import clean, clean_lines, clock, ms, seconds
 
 STYLES: dict[ArrowClass, str] = {
@@ -145,9 +145,7 @@ def _arrow_lines(
         style = "dim " + style
     x1, x2 = xs[arrow.src], xs[arrow.dst]
     left = min(x1, x2)
-    label = arrow.label + (" (retransmission)" if arrow.message.retransmission else "")
-    if arrow.message.truncated:
-        label += " (truncated)"
+    label = marked(arrow)
 
     top = _Canvas(total)
     for x in xs:
