@@ -135,8 +135,8 @@ def _exit_partial(func: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+def _plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
 
 
 def summary_line(analysis: Analysis, shown: int) -> str:
@@ -150,7 +150,11 @@ def summary_line(analysis: Analysis, shown: int) -> str:
     if s.retransmissions:
         parts.append(_plural(s.retransmissions, "retransmission"))
     if s.duplicates:
-        parts.append(f"{_plural(s.duplicates, 'duplicate')} from several files merged")
+        points = len(s.capture_points)
+        where = f"{s.duplicates - s.doubled} from {points} capture points" if s.duplicates > s.doubled else ""
+        doubled = f"{s.doubled} captured twice at one point" if s.doubled else ""
+        detail = ", ".join(p for p in (where, doubled) if p)
+        parts.append(f"{_plural(s.duplicates, 'copy', 'copies')} merged ({detail})")
     if s.skew:
         skews = (f"{clean(f)} {v:+.6f}".rstrip("0").rstrip(".") + " s" for f, v in s.skew.items())
         parts.append("clock skew " + ", ".join(skews))
@@ -232,10 +236,11 @@ def _correlation_options(
 _skew_option = click.option(
     "--skew",
     multiple=True,
-    metavar="FILE=SECONDS",
-    help="FILE's clock runs SECONDS ahead of the first file's (subtracted from its times), e.g. "
-    "b.pcap=+0.35; FILE as given or its basename (repeatable). Default: estimated from the messages "
-    "both files captured.",
+    metavar="FILE[#IFACE]=SECONDS",
+    help="FILE's clock (or that of interface IFACE of a pcapng FILE with several) runs SECONDS ahead "
+    "of the first capture point's (subtracted from its times), e.g. b.pcap=+0.35 or "
+    "probes.pcapng#1=+0.35; FILE as given or its basename (repeatable). Default: estimated from the "
+    "messages the capture points share.",
 )
 
 

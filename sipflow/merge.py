@@ -1,15 +1,25 @@
-"""Several captures of the same traffic: one message seen at two capture points is one message.
+"""Copies of one message captured more than once are one message.
 
-Sans-I/O: the pipeline reads the files; this module is fed packets (in capture-time order, as
-``heapq.merge`` hands them out) and their parsed messages, and timestamps as plain floats.
+A *capture point* is a (file, interface) pair: two probes merged into one pcapng with
+``mergecap`` are two capture points of one file, just as two files are two capture points.
+The same message seen at two capture points is one message with ``copies``; so is one
+datagram seen twice at one capture point (a SPAN of ingress and egress, a Linux ``any``
+capture of a bridge and its member port, a VLAN trunk mirrored twice).
+
+Sans-I/O: the pipeline reads the files; this module is fed packets (in capture-time order,
+clock skew taken out) and their parsed messages, and timestamps as plain floats.
 
 * :func:`duplicate_key` names the hop a message travelled: Call-ID, CSeq, method or status,
   top Via branch (RFC 3261 §8.1.1.7, §17), source and destination. Two captures of the same
   hop have the same key; a proxy's forwarded copy (another branch, another hop) does not.
-* :func:`estimate_skew` compares the clocks of the captures from messages seen in several.
+* :func:`estimate_skew` compares the clocks of the capture points from messages seen at
+  several.
 * :class:`Deduplicator` holds each message for a short window of capture time and folds
-  copies of it from *other* files into it. The same key twice in one file is a
-  retransmission (or a double capture), which is the model's business, not this module's.
+  copies of it into it: from another capture point, the same key; at the same capture
+  point, the same datagram (same key, same bytes, the same IPv4 identification where there
+  is one). A retransmission is a new datagram of the same message: RFC 3261's timers send it
+  at least T1/2 (250 ms) later, far outside the window, and over IPv4 with a new
+  identification, so it is never folded and the model counts it.
 """
 
 from __future__ import annotations
@@ -25,11 +35,11 @@ from sipflow.sip.message import SipRequest, SipResponse
 
 DEDUPE_WINDOW = 0.005
 """Seconds of capture time (after the clock skew is taken out) within which a message from
-another file is the same message. Far below RFC 3261's T1 (500 ms), so a retransmission is
-never taken for a copy."""
+another capture point, or the same datagram at the same one, is the same message. Far below
+RFC 3261's T1 (500 ms), so a retransmission is never taken for a copy."""
 
 PRESCAN_PACKETS = 20_000
-"""SIP packets of each file the pipeline reads ahead to estimate the clock skew."""
+"""SIP packets of each file the pipeline reads ahead to estimate the clock skews."""
 
 SKEW_DIGITS = 6
 """Estimated skews are rounded to this many decimals (a pcap's microsecond): no float noise."""
@@ -78,17 +88,18 @@ def estimate_skew(
     *,
     fixed: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """How far each file's clock runs ahead of the first file's, in seconds.
+    """How far each capture point's clock runs ahead of the first one's, in seconds.
 
-    ``observations`` are (file, key, capture time) triples; only the first time of a key in
-    a file counts (a later one is a retransmission). A file's skew against another is the
-    median of ``t_file - t_other`` over the keys both saw, so a few odd pairs (a capture
-    that missed the original and caught a retransmission) do not move it. ``files[0]`` is
-    the reference (skew 0) unless ``fixed`` gives it one; ``fixed`` skews are taken as they
-    are. A file sharing nothing with the reference is placed through another file it shares
-    messages with (the link with the most pairs first); a file linked to none is left out.
+    ``observations`` are (capture point, key, capture time) triples; only the first time of
+    a key at a point counts (a later one is a retransmission). A point's skew against another
+    is the median of ``t_point - t_other`` over the keys both saw, so a few odd pairs (a
+    capture that missed the original and caught a retransmission) do not move it.
+    ``files[0]`` is the reference (skew 0) unless ``fixed`` gives it one; ``fixed`` skews are
+    taken as they are. A point sharing nothing with the reference is placed through another
+    point it shares messages with (the link with the most pairs first); a point linked to
+    none is left out.
 
-    Returns the skew of every file it could place, ``fixed`` and the reference included.
+    Returns the skew of every point it could place, ``fixed`` and the reference included.
     """
     first: dict[str, dict[DuplicateKey, float]] = {f: {} for f in files}
     for file, key, ts in observations:
@@ -124,6 +135,14 @@ def estimate_skew(
 # --- deduplication ------------------------------------------------------------------------
 
 
+CapturePoint = tuple[str, int]
+"""(file, interface id): where a packet was captured."""
+
+
+def capture_point(packet: Packet) -> CapturePoint:
+    return packet.file, packet.interface
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Merged(Generic[T]):
     """An item as the :class:`Deduplicator` releases it."""
@@ -133,7 +152,7 @@ class Merged(Generic[T]):
     item: T
     """What the caller pushed with it (the parsed message, or a parse failure)."""
     copies: tuple[tuple[str, int], ...] = ()
-    """(file, frame) of the same message captured in other files, in arrival order."""
+    """(file, frame) of the other captures of the same message, in arrival order."""
 
 
 @dataclass(slots=True)
@@ -141,22 +160,35 @@ class _Held(Generic[T]):
     packet: Packet
     item: T
     key: DuplicateKey | None
-    copies: list[tuple[str, int]] = field(default_factory=list)
+    copies: list[Packet] = field(default_factory=list)
 
-    def seen_in(self, file: str) -> bool:
-        return self.packet.file == file or any(f == file for f, _ in self.copies)
+    def seen_at(self, point: CapturePoint) -> bool:
+        if capture_point(self.packet) == point:
+            return True
+        return any(capture_point(c) == point for c in self.copies)
+
+    def same_datagram(self, packet: Packet, point: CapturePoint) -> bool:
+        """``packet`` repeats a capture of this message at ``point``: the same bytes and,
+        where both have one, the same IPv4 identification (a new one is a new datagram)."""
+        for seen in (self.packet, *self.copies):
+            if capture_point(seen) != point or seen.payload != packet.payload:
+                continue
+            if seen.ip_id is None or packet.ip_id is None or seen.ip_id == packet.ip_id:
+                return True
+        return False
 
 
 class Deduplicator(Generic[T]):
-    """Folds copies of a message from other capture files into the first one seen.
+    """Folds further captures of a message into the first one seen.
 
     Push packets in capture-time order; each is held for ``window`` seconds of capture time
     (the time of the packets pushed since) and released, in the order pushed, once it is
-    older than that. A pushed packet whose key matches a held message from another file,
-    and which that file has not contributed to yet, within ``window`` seconds, becomes a
-    copy of it instead of a message of its own. A packet pushed with key None (a malformed
-    payload, a message without Call-ID or CSeq) is never merged but keeps its place in the
-    order.
+    older than that. A pushed packet whose key matches a held message within ``window``
+    seconds becomes a copy of it instead of a message of its own when it comes from a
+    capture point that has not contributed to it yet, or when it is the same datagram
+    again at a capture point that has (``_Held.same_datagram``). A packet pushed with key
+    None (a malformed payload, a message without Call-ID or CSeq) is never merged but keeps
+    its place in the order.
 
     >>> dedupe: Deduplicator[str] = Deduplicator()         # doctest: +SKIP
     >>> for packet in packets:                              # doctest: +SKIP
@@ -171,28 +203,43 @@ class Deduplicator(Generic[T]):
         self.window = window
         self.duplicates = 0
         """Packets folded into another as copies so far."""
+        self.doubled = 0
+        """Of those, copies of a datagram at a capture point that had it already."""
         self._held: deque[_Held[T]] = deque()
         self._by_key: dict[DuplicateKey, list[_Held[T]]] = {}
 
     def push(self, packet: Packet, item: T, key: DuplicateKey | None) -> list[Merged[T]]:
         """Account for one packet; returns the items now older than the window, oldest first."""
         now = packet.timestamp
-        out = self._release(now - self.window)
+        out = self._release(now - self.window) if self._held else []
         if key is not None:
             candidates = self._by_key.get(key)
             if candidates is not None:
-                # The oldest held message this file has not added to yet: a file's copies
-                # pair up in order with another file's (a double capture in each, say).
+                point = capture_point(packet)
+                # The oldest held message this point has not added to yet: a point's copies
+                # pair up in order with another point's (a double capture at each, say).
                 match = next(
                     (
                         held
                         for held in candidates
-                        if now - held.packet.timestamp <= self.window and not held.seen_in(packet.file)
+                        if now - held.packet.timestamp <= self.window and not held.seen_at(point)
                     ),
                     None,
                 )
+                if match is None:
+                    match = next(
+                        (
+                            held
+                            for held in candidates
+                            if now - held.packet.timestamp <= self.window
+                            and held.same_datagram(packet, point)
+                        ),
+                        None,
+                    )
+                    if match is not None:
+                        self.doubled += 1
                 if match is not None:
-                    match.copies.append((packet.file, packet.frame))
+                    match.copies.append(packet)
                     self.duplicates += 1
                     return out
         held = _Held(packet, item, key)
@@ -215,5 +262,6 @@ class Deduplicator(Generic[T]):
                 same.remove(held)
                 if not same:
                     del self._by_key[held.key]
-            out.append(Merged(packet=held.packet, item=held.item, copies=tuple(held.copies)))
+            copies = tuple((c.file, c.frame) for c in held.copies)
+            out.append(Merged(packet=held.packet, item=held.item, copies=copies))
         return out

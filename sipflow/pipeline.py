@@ -19,7 +19,7 @@ from sipflow.capture.reader import CaptureReader
 from sipflow.correlate import CorrelationOptions, correlate, related_calls
 from sipflow.errors import ParseError, UsageError
 from sipflow.merge import PRESCAN_PACKETS, Deduplicator, DuplicateKey, Merged, duplicate_key, estimate_skew
-from sipflow.model.analysis import Analysis, Summary
+from sipflow.model.analysis import Analysis, CapturePoint, Summary
 from sipflow.model.call import Call, CallKind, Leg, build_call
 from sipflow.model.tracker import Tracker
 from sipflow.sip.message import SipRequest, SipResponse
@@ -49,10 +49,53 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _merged(readers: Sequence[CaptureReader], skews: Mapping[str, float]) -> Iterator[Packet]:
-    if len(readers) == 1 and not skews:
-        return iter(readers[0])
-    streams = [_shifted(r, skews[r.name]) if r.name in skews else iter(r) for r in readers]
+class _Points:
+    """The capture points of the files being read, and their names.
+
+    A file is one capture point named as the file, unless its pcapng head describes several
+    interfaces: then each interface is one, named ``FILE#N`` (N its interface id)."""
+
+    def __init__(self, readers: Sequence[CaptureReader]) -> None:
+        self.multi = {r.name: len(r.interfaces) > 1 for r in readers}
+        self.interface_names = {r.name: r.interfaces for r in readers}
+        self.by_file: dict[str, tuple[str, ...]] = {}
+        for r in readers:
+            count = len(r.interfaces)
+            names = tuple(f"{r.name}#{i}" for i in range(count)) if count > 1 else (r.name,)
+            self.by_file.setdefault(r.name, names)
+        self.names: tuple[str, ...] = tuple(n for names in self.by_file.values() for n in names)
+
+    def name(self, file: str, interface: int) -> str:
+        if interface or self.multi.get(file, False):
+            return f"{file}#{interface}"
+        return file
+
+    def list(self, skews: Mapping[str, float], seen: Iterable[tuple[str, int]]) -> tuple[CapturePoint, ...]:
+        """Every capture point (those of the files' heads and any seen later), in order."""
+        pairs = dict.fromkeys(
+            [(f, i) for f, names in self.interface_names.items() for i in range(len(names))]
+        )
+        pairs.update(dict.fromkeys(sorted(set(seen) - set(pairs))))
+        out = []
+        for file, interface in pairs:
+            names = self.interface_names.get(file, ())
+            name = self.name(file, interface)
+            out.append(
+                CapturePoint(
+                    name=name,
+                    file=file,
+                    interface=interface,
+                    interface_name=names[interface] if interface < len(names) else "",
+                    skew=skews.get(name, 0.0),
+                )
+            )
+        return tuple(out)
+
+
+def _merged(
+    readers: Sequence[CaptureReader], points: _Points, skews: Mapping[str, float]
+) -> Iterator[Packet]:
+    streams = [_shifted(r, points, skews) for r in readers]
     if len(streams) == 1:
         return streams[0]
     # On the microsecond: the same message in two files, its skew taken out, ties with itself
@@ -60,33 +103,76 @@ def _merged(readers: Sequence[CaptureReader], skews: Mapping[str, float]) -> Ite
     return heapq.merge(*streams, key=lambda p: round(p.timestamp, 6))
 
 
-def _shifted(packets: Iterable[Packet], skew: float) -> Iterator[Packet]:
-    for packet in packets:
-        yield replace(packet, timestamp=packet.timestamp - skew)
+def _shifted(reader: CaptureReader, points: _Points, skews: Mapping[str, float]) -> Iterator[Packet]:
+    """The reader's packets with each capture point's skew taken out, in time order again."""
+    own = {n: skews[n] for n in points.by_file.get(reader.name, ()) if n in skews}
+    if not own:
+        yield from reader
+        return
+    if not points.multi.get(reader.name, False):
+        skew = own.get(reader.name)
+        for packet in reader:
+            if packet.interface == 0 and skew is not None:
+                yield replace(packet, timestamp=packet.timestamp - skew)
+            else:
+                yield packet
+        return
+    # Interfaces with different clocks in one file: a packet read at raw time R has a later
+    # one at no less than R - lead once shifted, so what is older than that can go.
+    lead = max(0.0, *own.values())
+    held: list[tuple[float, int, Packet]] = []
+    name = points.name
+    for seq, packet in enumerate(reader):
+        raw = packet.timestamp
+        skew = own.get(name(packet.file, packet.interface), 0.0)
+        if skew:
+            packet = replace(packet, timestamp=raw - skew)
+        heapq.heappush(held, (round(packet.timestamp, 6), seq, packet))
+        while held and held[0][0] < raw - lead:
+            yield heapq.heappop(held)[2]
+    while held:
+        yield heapq.heappop(held)[2]
 
 
-def _given_skews(names: Sequence[str], skew: Mapping[str, float] | None) -> dict[str, float]:
-    """The user's skews, keyed by file name as in ``names`` (given as such or by basename)."""
+def _given_skews(points: _Points, skew: Mapping[str, float] | None) -> dict[str, float]:
+    """The user's skews by capture point: keyed ``FILE`` (every interface of the file) or
+    ``FILE#N`` (interface N), FILE as given or by its basename."""
     out: dict[str, float] = {}
+    files = list(points.by_file)
     for key, value in (skew or {}).items():
         if not math.isfinite(value):
             raise UsageError(f"skew for {key}: {value} is not a number of seconds")
-        if key in names:
-            out[key] = value
-            continue
-        matches = {n for n in names if os.path.basename(n) == key}
+        file_part, interface = key, None
+        if key not in files and "#" in key:
+            head, _, tail = key.rpartition("#")
+            if tail.isdigit():
+                file_part, interface = head, int(tail)
+        if file_part in files:
+            matches = {file_part}
+        else:
+            matches = {n for n in files if os.path.basename(n) == file_part}
         if not matches:
             raise UsageError(f"skew given for {key}, which is not one of the files")
         if len(matches) > 1:
             raise UsageError(f"skew given for {key}: several files have that name, give its path")
-        out[matches.pop()] = value
+        file = matches.pop()
+        if interface is None:
+            for name in points.by_file[file]:
+                out[name] = value
+            continue
+        name = points.name(file, interface)
+        if interface == 0 and not points.multi[file]:
+            name = file
+        elif name not in points.by_file[file]:
+            raise UsageError(f"skew given for {key}: {file} has no interface {interface}")
+        out[name] = value
     return out
 
 
-def _prescan(names: Iterable[str]) -> Iterator[tuple[str, DuplicateKey, float]]:
-    """(file, key, time) of the first SIP packets of each file, for ``estimate_skew``."""
-    for name in dict.fromkeys(names):
-        with CaptureReader(name) as reader:
+def _prescan(points: _Points) -> Iterator[tuple[str, DuplicateKey, float]]:
+    """(capture point, key, time) of the first SIP packets of each file, for ``estimate_skew``."""
+    for file in points.by_file:
+        with CaptureReader(file) as reader:
             for packet in itertools.islice(reader, PRESCAN_PACKETS):
                 try:
                     sip = parse_message(packet.payload)
@@ -94,13 +180,15 @@ def _prescan(names: Iterable[str]) -> Iterator[tuple[str, DuplicateKey, float]]:
                     continue
                 key = duplicate_key(packet, sip)
                 if key is not None:
-                    yield name, key, packet.timestamp
+                    yield points.name(file, packet.interface), key, packet.timestamp
 
 
-def _skews(names: Sequence[str], given: Mapping[str, float]) -> dict[str, float]:
-    """Each file's clock skew (given, else estimated from messages it shares), nonzero only."""
-    if len(set(names)) > 1 and any(n not in given for n in names[1:]):
-        given = estimate_skew(_prescan(names), names, fixed=given)
+def _skews(points: _Points, given: Mapping[str, float]) -> dict[str, float]:
+    """Each capture point's clock skew (given, else estimated from messages it shares with
+    the others), nonzero only."""
+    names = points.names
+    if len(names) > 1 and any(n not in given for n in names[1:]):
+        given = estimate_skew(_prescan(points), names, fixed=given)
     return {n: v for n, v in given.items() if v}
 
 
@@ -167,12 +255,6 @@ def _parse_or_reason(packet: Packet) -> _Parsed:
         return exc.reason
 
 
-def _push(dedupe: Deduplicator[_Parsed], packet: Packet, tracker: Tracker, gate: _CallIdLimit) -> None:
-    item = _parse_or_reason(packet)
-    key = None if isinstance(item, str) else duplicate_key(packet, item)
-    _feed(tracker, dedupe.push(packet, item, key), gate)
-
-
 def _feed(tracker: Tracker, released: Iterable[Merged[_Parsed]], gate: _CallIdLimit) -> None:
     for merged in released:
         if isinstance(merged.item, str):
@@ -224,32 +306,26 @@ def analyze(
         raise UsageError(f"max_call_ids must be 0 (no limit) or more, not {max_call_ids}")
     tracker = Tracker()
     gate = _CallIdLimit(tracker, max_call_ids or None)
-    admits = gate.admits
-    feed, feed_malformed = tracker.feed, tracker.feed_malformed
     with ExitStack() as stack:
         stack.enter_context(_gc_paused())
         readers = [stack.enter_context(CaptureReader(name)) for name in names]
-        skews = _skews(names, _given_skews(names, skew))
-        dedupe: Deduplicator[_Parsed] | None = Deduplicator() if len(readers) > 1 else None
+        points = _Points(readers)
+        skews = _skews(points, _given_skews(points, skew))
+        dedupe: Deduplicator[_Parsed] = Deduplicator()
+        seen_points: set[tuple[str, int]] = set()
         total = sum(r.size for r in readers)
-        packets = _merged(readers, skews)
+        packets = _merged(readers, points, skews)
         while batch := list(itertools.islice(packets, _BATCH)):
             # Each stage over a batch, not each packet through every stage: the reader, the
             # parser and the model each keep their working set in the CPU caches (measured:
             # 13 % faster on the benchmark capture).
-            if dedupe is not None:
-                for packet in batch:
-                    _push(dedupe, packet, tracker, gate)
-            else:
-                for packet, sip in zip(batch, list(map(_parse_or_reason, batch)), strict=True):
-                    if isinstance(sip, str):
-                        feed_malformed(packet, sip)
-                    elif admits(packet, sip):
-                        feed(packet, sip)
+            for packet, item in zip(batch, list(map(_parse_or_reason, batch)), strict=True):
+                key = None if isinstance(item, str) else duplicate_key(packet, item)
+                _feed(tracker, dedupe.push(packet, item, key), gate)
+            seen_points.update((p.file, p.interface) for p in batch)
             if progress is not None:
                 progress(sum(r.position for r in readers), total)
-        if dedupe is not None:
-            _feed(tracker, dedupe.flush(), gate)
+        _feed(tracker, dedupe.flush(), gate)
         if progress is not None:
             progress(total, total)
         model = tracker.finish(release=True)
@@ -281,8 +357,10 @@ def analyze(
         untracked=gate.untracked,
         first_time=min(times) if times else None,
         last_time=max(times) if times else None,
-        duplicates=dedupe.duplicates if dedupe is not None else 0,
+        duplicates=dedupe.duplicates,
+        doubled=dedupe.doubled,
         skew=skews,
+        capture_points=points.list(skews, seen_points),
     )
     return Analysis(
         files=names,

@@ -26,9 +26,19 @@ TRYING = response(INVITE, 100, "Trying")
 
 
 def packet(
-    file: str, frame: int, t: float, data: bytes = INVITE, src: Endpoint = ALICE, dst: Endpoint = BOB
+    file: str,
+    frame: int,
+    t: float,
+    data: bytes = INVITE,
+    src: Endpoint = ALICE,
+    dst: Endpoint = BOB,
+    *,
+    interface: int = 0,
+    ip_id: int | None = None,
 ) -> Packet:
     return Packet(
+        interface=interface,
+        ip_id=ip_id,
         frame=frame,
         frames=(frame,),
         timestamp=T0 + t,
@@ -84,17 +94,56 @@ def test_copy_from_another_file_is_folded_in() -> None:
     assert dups == 2
 
 
-def test_same_file_twice_is_left_to_the_model() -> None:
-    items, dups = run_dedupe([packet("a", 1, 0.0), packet("a", 2, 0.0)])
+def test_same_datagram_twice_at_one_capture_point_is_one_message() -> None:
+    # A SPAN of ingress and egress: the same IPv4 datagram twice, microseconds apart.
+    items, dups = run_dedupe([packet("a", 1, 0.0, ip_id=7), packet("a", 2, 0.00002, ip_id=7)])
+    assert items == [("a", 1, (("a", 2),))] and dups == 1
+    # No identification to compare (IPv6): the same bytes within the window.
+    items, dups = run_dedupe([packet("a", 1, 0.0), packet("a", 2, 0.00002)])
+    assert items == [("a", 1, (("a", 2),))] and dups == 1
+
+
+def test_a_new_datagram_at_the_same_point_is_left_to_the_model() -> None:
+    # Another IPv4 identification: sent again (a retransmission), however soon.
+    items, dups = run_dedupe([packet("a", 1, 0.0, ip_id=7), packet("a", 2, 0.001, ip_id=8)])
     assert items == [("a", 1, ()), ("a", 2, ())] and dups == 0
+    # Other bytes with the same key (a UA's second 180 with another body): another message.
+    other = INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: 69")
+    items, dups = run_dedupe([packet("a", 1, 0.0), packet("a", 2, 0.001, other)])
+    assert items == [("a", 1, ()), ("a", 2, ())] and dups == 0
+    # The same datagram outside the window: not taken for a copy (it is a retransmission then).
+    items, dups = run_dedupe([packet("a", 1, 0.0, ip_id=7), packet("a", 2, DEDUPE_WINDOW * 2, ip_id=7)])
+    assert dups == 0
+
+
+def test_interfaces_of_one_file_are_capture_points() -> None:
+    items, dups = run_dedupe(
+        [packet("a", 1, 0.0, ip_id=7), packet("a", 2, 0.001, ip_id=7, interface=1)]
+    )
+    assert items == [("a", 1, (("a", 2),))] and dups == 1
 
 
 def test_each_file_adds_one_copy_per_message() -> None:
-    # a captured it twice (a double capture), b twice too: each b copy joins one a message.
+    # a sent it twice (two datagrams), b saw both: each b copy joins one a message.
     items, dups = run_dedupe(
-        [packet("a", 1, 0.0), packet("a", 2, 0.0001), packet("b", 1, 0.0002), packet("b", 2, 0.0003)]
+        [
+            packet("a", 1, 0.0, ip_id=1),
+            packet("a", 2, 0.0001, ip_id=2),
+            packet("b", 1, 0.0002, ip_id=1),
+            packet("b", 2, 0.0003, ip_id=2),
+        ]
     )
     assert items == [("a", 1, (("b", 1),)), ("a", 2, (("b", 2),))] and dups == 2
+    # Each probe saw each datagram twice (a doubled SPAN at both): all of it is one message.
+    items, dups = run_dedupe(
+        [
+            packet("a", 1, 0.0, ip_id=1),
+            packet("a", 2, 0.0001, ip_id=1),
+            packet("b", 1, 0.0002, ip_id=1),
+            packet("b", 2, 0.0003, ip_id=1),
+        ]
+    )
+    assert items == [("a", 1, (("a", 2), ("b", 1), ("b", 2)))] and dups == 3
 
 
 def test_outside_the_window_is_another_message() -> None:
@@ -103,10 +152,11 @@ def test_outside_the_window_is_another_message() -> None:
 
 
 def test_copies_pair_up_in_order() -> None:
-    items, _ = run_dedupe([packet("a", 1, 0.0), packet("a", 2, 0.004), packet("b", 1, 0.0041)], window=0.005)
+    a1, a2 = packet("a", 1, 0.0, ip_id=1), packet("a", 2, 0.004, ip_id=2)
+    items, _ = run_dedupe([a1, a2, packet("b", 1, 0.0041, ip_id=1)], window=0.005)
     assert items == [("a", 1, (("b", 1),)), ("a", 2, ())]
     # Out of the window, the older one is not a candidate any more.
-    items, _ = run_dedupe([packet("a", 1, 0.0), packet("a", 2, 0.004), packet("b", 1, 0.0061)], window=0.005)
+    items, _ = run_dedupe([a1, a2, packet("b", 1, 0.0061, ip_id=1)], window=0.005)
     assert items == [("a", 1, ()), ("a", 2, (("b", 1),))]
 
 
@@ -326,7 +376,7 @@ def test_cli_summary_shows_duplicates_and_skew(caller_side: tuple[str, list[int]
     b, _ = caller_side
     code, out, _ = run("calls", str(PROXY_CALL), b)
     assert code == 0
-    assert "14 SIP messages" in out and "7 duplicates from several files merged" in out
+    assert "14 SIP messages" in out and "7 copies merged (7 from 2 capture points)" in out
     assert f"clock skew {b} +0.35 s" in out
     code, out, _ = run("ladder", str(PROXY_CALL), b, "--skew", "b.pcap=+0.35", "--plain")
     assert code == 0 and "Call 1:" in out and "14 messages" in out

@@ -150,6 +150,8 @@ class Decoder:
         self._tcp = tcp if tcp is not None else TcpReassembler(stats=self.stats, warn=self.warn, file=file)
         self._finished = False
         self._sctp_pending: dict[tuple[bytes, int, bytes, int, int], tuple[int, list[bytes], list[int]]] = {}
+        self._ip_id: int | None = None
+        """Identification of the innermost IPv4 header decoded last (None after IPv6)."""
 
     # --- public ------------------------------------------------------------------------------
 
@@ -421,6 +423,7 @@ class Decoder:
         ihl = (b0 & 15) << 2
         if b0 >> 4 != 4 or ihl < 20:
             return self._malformed(frame, "IPv4", f"version {b0 >> 4}, header length {ihl}")
+        self._ip_id = data[off + 4] << 8 | data[off + 5]
         total = data[off + 2] << 8 | data[off + 3]
         if total == 0:
             # TCP segmentation offload: the stack had not filled the length in yet. Only the
@@ -538,6 +541,7 @@ class Decoder:
             return self._malformed(frame, "IPv6", "header cut short")
         if data[off] >> 4 != 6:
             return self._malformed(frame, "IPv6", f"version {data[off] >> 4}")
+        self._ip_id = None
         plen = data[off + 4] << 8 | data[off + 5]
         nh = data[off + 6]
         if plen == 0:
@@ -739,6 +743,7 @@ class Decoder:
                     payload=data[u:end],
                     truncated=cut,
                     file=self.file,
+                    ip_id=self._ip_id,
                 )
             ]
         if len(frames) > 1:

@@ -54,6 +54,14 @@ class Packet:
     """True when the payload was cut short (snaplen, capture ended inside a TCP message)."""
     file: str = ""
     """Path of the capture file the packet came from, as given by the caller."""
+    interface: int = 0
+    """The pcapng interface id of the frame that completed the payload (0 for pcap): with
+    ``file``, the capture point (``sipflow.merge``)."""
+    ip_id: int | None = None
+    """The IPv4 identification of a UDP datagram (RFC 791; RFC 6864): the same value, the
+    same bytes and the same addresses twice at one capture point within milliseconds are one
+    datagram captured twice. None for IPv6 (no identification outside fragments), TCP and
+    encapsulated (HEP) messages."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

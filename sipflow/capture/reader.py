@@ -33,6 +33,7 @@ import stat
 import struct
 import zlib
 from collections.abc import Callable, Container, Generator, Iterator
+from dataclasses import replace
 from types import TracebackType
 from typing import Final, NamedTuple
 
@@ -71,6 +72,7 @@ _PB: Final = 2  # obsolete Packet Block (Appendix A)
 _SPB: Final = 3
 _EPB: Final = 6
 _BLOCK_NAMES: Final = {_PB: "Packet Block", _EPB: "Enhanced Packet Block"}
+_OPT_IF_NAME: Final = 2
 _OPT_IF_TSRESOL: Final = 9
 _OPT_IF_TSOFFSET: Final = 14
 
@@ -107,6 +109,32 @@ _LE: Final = _Structs("<")
 _BE: Final = _Structs(">")
 
 
+def _head_interfaces(buf: bytes, s: _Structs) -> tuple[str, ...]:
+    """The ``if_name`` of each Interface Description Block of the first section before its
+    first packet block (pcapng §4.2, option 2), as far as ``buf`` holds whole blocks."""
+    names: list[str] = []
+    pos, n = 0, len(buf)
+    while pos + 12 <= n:
+        btype, blen = s.head.unpack_from(buf, pos)
+        if blen < 12 or blen % 4 or pos + blen > n or (btype == _SHB and pos):
+            break
+        if btype in (_EPB, _PB, _SPB):
+            break
+        if btype == _IDB and blen >= 20:
+            name = ""
+            q, end = pos + 16, pos + blen - 4
+            while q + 4 <= end:
+                code, olen = s.opt.unpack_from(buf, q)
+                if code == 0 or q + 4 + olen > end:
+                    break
+                if code == _OPT_IF_NAME:
+                    name = buf[q + 4 : q + 4 + olen].decode("utf-8", "replace").rstrip("\0")
+                q += 4 + ((olen + 3) & ~3)
+            names.append(name)
+        pos += blen
+    return tuple(names)
+
+
 class CaptureReader:
     """Streams the SIP-bearing packets of one pcap / pcapng file.
 
@@ -138,6 +166,10 @@ class CaptureReader:
         """``gzip``, ``bzip2``, ``xz`` or None."""
         self.linktype: int | None = None
         """The pcap header's link type (None for pcapng, where each interface has its own)."""
+        self.interfaces: tuple[str, ...] = ("",)
+        """The name (``if_name``, or empty) of each interface a pcapng file describes before
+        its first packet, found in the first read chunk when the reader is created; one
+        unnamed interface for pcap. Each is a capture point of its own (``sipflow.merge``)."""
         self._decoder = Decoder(file=self.name, stats=self.stats, warnings=self.warnings)
         self._raw: io.FileIO | None = None
         self._stream: io.BufferedIOBase | io.FileIO | None = None
@@ -252,6 +284,7 @@ class CaptureReader:
             raise self._error(f"unsupported pcapng version {major}.{minor}", 12)
         if blen < 28 or blen % 4 or blen > MAX_BLOCK:
             raise self._error(f"bad pcapng Section Header Block length {blen}", 4)
+        self.interfaces = _head_interfaces(buf, s) or ("",)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -466,6 +499,10 @@ class CaptureReader:
                     linktype, units, offset, _ = interfaces[iface]
                     last_ts = ((hi << 32) | lo) / units + offset
                     packets = feed(frame, last_ts, linktype, buf, olen, pos + 28, pos + 28 + caplen)
+                    if iface and packets:
+                        # Another capture point of the file (sipflow.merge); rare, so the
+                        # common interface 0 pays nothing.
+                        packets = [replace(p, interface=iface) for p in packets]
                 else:
                     packets = self._no_interface(iface, frame, base + pos, warned_ifaces)
             elif btype == _SPB:

@@ -13,6 +13,22 @@ from sipflow.model.transaction import Transaction
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CapturePoint:
+    """Where packets were captured: one file, or one interface of a pcapng file that has
+    several (two probes merged with ``mergecap``, say)."""
+
+    name: str
+    """``FILE``, or ``FILE#N`` for interface N of a file with several."""
+    file: str
+    interface: int
+    """The pcapng interface id (0 for pcap)."""
+    interface_name: str = ""
+    """The interface's ``if_name`` where the file gives one."""
+    skew: float = 0.0
+    """Seconds this point's clock runs ahead of the first point's (taken out of its times)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Summary:
     """Counts over the whole analysis."""
 
@@ -39,15 +55,21 @@ class Summary:
     first_time: float | None
     last_time: float | None
     duplicates: int = 0
-    """Messages captured in several files and merged into one (``sipflow.merge``)."""
+    """Further captures of a message folded into it (``sipflow.merge``): at another capture
+    point, or the same datagram twice at one."""
+    doubled: int = 0
+    """Of ``duplicates``, those of a datagram seen again at the same capture point."""
     incomplete_files: tuple[str, ...] = ()
     """Files that could not be read to their end (truncated or corrupt)."""
     untracked: int = 0
     """SIP messages left out because their Call-ID came after the limit on Call-IDs
     (``analyze(max_call_ids=...)``) was reached; not counted in ``sip_messages``."""
     skew: Mapping[str, float] = field(default_factory=dict)
-    """Clock skew of each file whose clock was corrected: seconds it runs ahead of the first
-    file's (estimated, or given); subtracted from its timestamps. Files at 0 are left out."""
+    """Clock skew of each capture point (``CapturePoint.name``) whose clock was corrected:
+    seconds it runs ahead of the first point's (estimated, or given); subtracted from its
+    timestamps. Points at 0 are left out."""
+    capture_points: tuple[CapturePoint, ...] = ()
+    """Every capture point read, in order: the files, or the interfaces of files with several."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -145,9 +145,23 @@ def analysis_dict(analysis: Analysis, calls: Iterable[Call], *, with_flow: bool 
     if s.untracked:
         # Messages left out over the Call-ID limit (``analyze(max_call_ids=...)``).
         out["summary"]["untracked"] = s.untracked
-    if len(analysis.files) > 1 or s.skew:
-        # Several captures: messages merged from more than one, and the clock skews taken out.
-        out["summary"].update(duplicates=s.duplicates, skew=dict(s.skew))
+    if len(analysis.files) > 1 or len(s.capture_points) > 1 or s.skew or s.duplicates:
+        # Several capture points, or copies at one: messages merged, and the clock skews taken out.
+        out["summary"].update(
+            duplicates=s.duplicates,
+            doubled=s.doubled,
+            skew=dict(s.skew),
+            capture_points=[
+                {
+                    "name": p.name,
+                    "file": p.file,
+                    "interface": p.interface,
+                    "interface_name": p.interface_name,
+                    "skew": p.skew,
+                }
+                for p in s.capture_points
+            ],
+        )
     return out
 
 
