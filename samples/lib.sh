@@ -1,9 +1,13 @@
 # shellcheck shell=bash
-# Shared by make-samples.sh, make-correlation-samples.sh, make-faulty-samples.sh and
-# make-hep-samples.sh:
+# Shared by make-samples.sh, make-correlation-samples.sh, make-faulty-samples.sh,
+# make-hep-samples.sh and make-wire-samples.sh:
 # tool checks, Kamailio modules, background processes we start (and only those, by PID),
 # tcpdump and Kamailio on loopback. Source it after setting SCRIPT (the log prefix).
 # Every process is bounded (timeout) and stopped by the EXIT trap.
+# NETNS (default empty): run tcpdump (start_capture*) and ss (wait_listen) in
+# that network namespace, and CAP_IF (default lo) is tcpdump's interface there.
+# A script may define on_cleanup(): the EXIT trap calls it once every process
+# we started has ended (e.g. to delete the network namespaces it made).
 
 log() { printf '%s\n' "$SCRIPT: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -43,6 +47,8 @@ work_dir() { # name: a fresh work folder in WORK, kept on failure or with KEEP_W
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/sipflow-$1.XXXXXX")
 }
 BG_PIDS=()      # background processes we started and have not reaped yet
+NETNS=""          # network namespace for tcpdump and ss (empty: this one); set by a script
+CAP_IF=lo         # tcpdump's interface
 CAP_PID=""
 PROXY_PID=""
 CAP_TIMEOUT=${CAP_TIMEOUT:-120}      # seconds tcpdump and Kamailio may live at most
@@ -51,6 +57,9 @@ PROXY_TIMEOUT=${PROXY_TIMEOUT:-120}
 cleanup() {
 	local rc=$?
 	local p
+	# a second signal (timeout(1) signals the process and then its whole group)
+	# must not cut the cleanup short
+	trap '' INT TERM
 	for p in "${BG_PIDS[@]}"; do
 		if kill -0 "$p" 2>/dev/null; then
 			kill "$p" 2>/dev/null || true
@@ -59,6 +68,9 @@ cleanup() {
 	for p in "${BG_PIDS[@]}"; do
 		wait "$p" 2>/dev/null || true
 	done
+	if declare -F on_cleanup >/dev/null; then
+		on_cleanup || true
+	fi
 	if [[ -n ${WORK:-} ]]; then
 		if [[ $rc -ne 0 || -n ${KEEP_WORK:-} ]]; then
 			log "logs kept in $WORK"
@@ -95,16 +107,24 @@ reap() { # pid: wait for a background process and forget it; returns its status
 	return "$rc"
 }
 
-wait_listen() { # proto addr:port [alternative addr:port]: until something listens there
+in_netns() { # the command prefix that runs a command in $NETNS, into IN_NETNS
+	IN_NETNS=()
+	if [[ -n $NETNS ]]; then
+		IN_NETNS=(ip netns exec "$NETNS")
+	fi
+}
+
+wait_listen() { # proto addr:port [alternative addr:port]: until something listens there (in $NETNS)
 	local opt=-lnu i
 	[[ $1 == tcp ]] && opt=-lnt
+	in_netns
 	for ((i = 0; i < 100; i++)); do
-		if ss -H "$opt" | awk '{print $4}' | grep -qxF -e "$2" -e "${3:-$2}"; then
+		if "${IN_NETNS[@]}" ss -H "$opt" | awk '{print $4}' | grep -qxF -e "$2" -e "${3:-$2}"; then
 			return 0
 		fi
 		sleep 0.05
 	done
-	die "nothing listens on $1 $2 after 5 s"
+	die "nothing listens on $1 $2${NETNS:+ in network namespace $NETNS} after 5 s"
 }
 
 check_free() { # addr:port ... must not be in use before we start
@@ -118,11 +138,12 @@ check_free() { # addr:port ... must not be in use before we start
 }
 
 # ---------------------------------------------------------------- capture
-start_capture_at() { # dir pcap-path log-path bpf-filter: tcpdump on lo, started in dir
+start_capture_at() { # dir pcap-path log-path bpf-filter: tcpdump on $CAP_IF (lo) in $NETNS, started in dir
 	local dir=$1 pcap=$2 tlog=$3 filter=$4 i
 	: >"$tlog"
-	bg_in "$dir" timeout "$CAP_TIMEOUT" tcpdump -i lo -n -U --immediate-mode -w "$pcap" "$filter" \
-		2>"$tlog"
+	in_netns
+	bg_in "$dir" timeout "$CAP_TIMEOUT" "${IN_NETNS[@]}" tcpdump -i "$CAP_IF" -n -U --immediate-mode \
+		-w "$pcap" "$filter" 2>"$tlog"
 	CAP_PID=$BG_LAST
 	for ((i = 0; i < 100; i++)); do
 		grep -q 'listening on' "$tlog" && break

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
@@ -159,7 +159,7 @@ class Merged(Generic[T]):
 class _Held(Generic[T]):
     packet: Packet
     item: T
-    key: DuplicateKey | None
+    key: Hashable | None
     copies: list[Packet] = field(default_factory=list)
 
     def seen_at(self, point: CapturePoint) -> bool:
@@ -197,19 +197,28 @@ class Deduplicator(Generic[T]):
     >>> for merged in dedupe.flush(): use(merged)           # doctest: +SKIP
     """
 
-    def __init__(self, window: float = DEDUPE_WINDOW) -> None:
+    def __init__(self, window: float = DEDUPE_WINDOW, points: Sequence[CapturePoint] = ()) -> None:
+        """``points``: the capture points in order of preference. A message keeps the packet
+        of the first of them that caught it, whichever came first in time (within the window,
+        after the skew is taken out, that is noise): its frame numbers are the reference
+        capture's."""
         if window < 0:
             raise ValueError("window must not be negative")
         self.window = window
+        self._rank = {point: i for i, point in enumerate(points)}
         self.duplicates = 0
         """Packets folded into another as copies so far."""
         self.doubled = 0
         """Of those, copies of a datagram at a capture point that had it already."""
         self._held: deque[_Held[T]] = deque()
-        self._by_key: dict[DuplicateKey, list[_Held[T]]] = {}
+        self._by_key: dict[Hashable, list[_Held[T]]] = {}
 
-    def push(self, packet: Packet, item: T, key: DuplicateKey | None) -> list[Merged[T]]:
-        """Account for one packet; returns the items now older than the window, oldest first."""
+    def push(self, packet: Packet, item: T, key: Hashable | None) -> list[Merged[T]]:
+        """Account for one packet; returns the items now older than the window, oldest first.
+
+        ``key`` is the message's ``DuplicateKey``, or, where every packet comes from one
+        capture point, simply its payload (the only copies there are of the same bytes, and
+        hashing them is cheaper than parsing the key out of them)."""
         now = packet.timestamp
         out = self._release(now - self.window) if self._held else []
         if key is not None:
@@ -239,7 +248,12 @@ class Deduplicator(Generic[T]):
                     if match is not None:
                         self.doubled += 1
                 if match is not None:
-                    match.copies.append(packet)
+                    rank = self._rank
+                    if rank and rank.get(point, len(rank)) < rank.get(capture_point(match.packet), len(rank)):
+                        match.copies.insert(0, match.packet)
+                        match.packet, match.item = packet, item
+                    else:
+                        match.copies.append(packet)
                     self.duplicates += 1
                     return out
         held = _Held(packet, item, key)

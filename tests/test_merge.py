@@ -117,9 +117,7 @@ def test_a_new_datagram_at_the_same_point_is_left_to_the_model() -> None:
 
 
 def test_interfaces_of_one_file_are_capture_points() -> None:
-    items, dups = run_dedupe(
-        [packet("a", 1, 0.0, ip_id=7), packet("a", 2, 0.001, ip_id=7, interface=1)]
-    )
+    items, dups = run_dedupe([packet("a", 1, 0.0, ip_id=7), packet("a", 2, 0.001, ip_id=7, interface=1)])
     assert items == [("a", 1, (("a", 2),))] and dups == 1
 
 

@@ -95,12 +95,13 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "via-mismatch",
         Severity.ERROR,
-        "A response's (or a non-2xx ACK's) top Via names no transaction of the request it answers.",
+        "A response's Via differs from its request's, or (a non-2xx ACK's too) names no transaction.",
         "A response must carry the Via header fields of its request, top branch and sent-by "
         "unchanged (RFC 3261 §8.2.6.2, §17.1.3), and the ACK of a non-2xx response the INVITE's "
-        "branch (§17.1.1.3). sipflow matched it by Call-ID, CSeq and addresses instead. Usual "
-        "causes: a UAS that answers the INVITE with the Via of the CANCEL, an ALG or SBC that "
-        "rewrites Via. A missing Via is reported as missing-header.",
+        "branch (§17.1.1.3). When the top Via names no transaction, sipflow matched the message "
+        "by Call-ID, CSeq and addresses instead; when only lower Vias differ, the hop above "
+        "cannot route the response back. Usual causes: a UAS that answers the INVITE with the "
+        "Via of the CANCEL, an ALG or SBC that rewrites Via. A missing Via is missing-header's.",
     ),
     Rule(
         "retransmissions",
@@ -409,26 +410,44 @@ def _response_without_request(ctx: _Context, call: Call, limits: Mapping[str, fl
             yield _Hit(text, tuple(responses))
 
 
+def _via_path(message: Message) -> list[tuple[str | None, str]]:
+    return [(via.branch, via.sent_by) for via in message.sip.vias]
+
+
 def _via_mismatch(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
     for leg in call.legs:
         for tx in leg.transactions:
             request = tx.request
             for m in tx.messages:
-                if m.matched_by is not MatchedBy.CSEQ or m.retransmission:
-                    continue
+                if m.retransmission or m is request or m.sip.top_via is None:
+                    continue  # a missing Via is missing-header's
+                if m.is_request and m.matched_by is not MatchedBy.CSEQ:
+                    continue  # only a non-2xx ACK the fallback matched
                 via = m.sip.top_via
-                if via is None:
-                    continue  # missing-header reports it
-                answered = f"the {tx.method} at {ctx.frames([request])}" if request else f"the {tx.method}"
-                expected = ""
-                if request is not None and request.sip.top_via is not None:
-                    theirs = request.sip.top_via
-                    expected = f", not {theirs.branch or 'none'} ({theirs.sent_by})"
-                yield _Hit(
-                    f"{ctx.at(m)} from {m.src} has top Via branch {via.branch or 'none'} "
-                    f"({via.sent_by}){expected}; matched to {answered} by Call-ID and CSeq",
-                    (m, request) if request is not None else (m,),
-                )
+                if m.matched_by is MatchedBy.CSEQ:
+                    answered = f"the {tx.method}" + (f" at {ctx.frames([request])}" if request else "")
+                    expected = ""
+                    if request is not None and request.sip.top_via is not None:
+                        theirs = request.sip.top_via
+                        expected = f", not {theirs.branch or 'none'} ({theirs.sent_by})"
+                    yield _Hit(
+                        f"{ctx.at(m)} from {m.src} has top Via branch {via.branch or 'none'} "
+                        f"({via.sent_by}){expected}; matched to {answered} by Call-ID and CSeq",
+                        (m, request) if request is not None else (m,),
+                    )
+                elif request is not None and _via_path(m) != _via_path(request):
+                    # §8.2.6.2: the response's Via values are the request's (``received`` and
+                    # ``rport`` added to the top one aside): same branches and sent-by, in order.
+                    ours, theirs_n = len(m.sip.vias), len(request.sip.vias)
+                    yield _Hit(
+                        f"{ctx.at(m)} from {m.src} carries {ours} Via header field value"
+                        f"{'s' if ours != 1 else ''} where the {tx.method} it answers "
+                        f"({ctx.frames([request])}) had {theirs_n}"
+                        + ("" if ours != theirs_n else ", with other branches or sent-by")
+                        + " (§8.2.6.2: a response carries its request's Vias, or the hops above "
+                        "it cannot route it back)",
+                        (m, request),
+                    )
 
 
 def _retransmissions(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
