@@ -33,6 +33,7 @@ from sipflow.render import csv as csv_render
 from sipflow.render import json as json_render
 from sipflow.render.ladder import Ladder, build_ladder
 from sipflow.render.stats import stats_dict, stats_lines
+from sipflow.render.summary import kinds_summary
 from sipflow.render.terminal import LadderView, calls_table, explain_lines, ladder_lines
 from sipflow.render.text import clean
 from sipflow.stats import compute as compute_stats
@@ -169,6 +170,32 @@ def summary_line(analysis: Analysis, shown: int) -> str:
     return "; ".join(parts)
 
 
+def _no_call(
+    analysis: Analysis,
+    all_kinds: bool,
+    index: int | None,
+    call_id: str | None,
+    from_: str | None,
+    to: str | None,
+    state: tuple[str, ...],
+) -> None:
+    """Nothing was selected: say so on stderr, and which other items ``--all`` would show; exit 1."""
+    others = []
+    if not all_kinds and index is None and call_id is None:
+        others = analysis.select(all_kinds=True, from_=from_, to=to, state=state)  # no call among them
+    if not others:
+        click.echo(f"sipflow: no call matches ({summary_line(analysis, 0)})", err=True)
+    else:
+        n = len(others)
+        what = _plural(n, "other Call-ID")
+        if from_ is None and to is None and not state:
+            said = f"no call; {what}"
+        else:
+            said = f"no call matches; {what} {'does' if n == 1 else 'do'}"
+        click.echo(f"sipflow: {said} ({kinds_summary(others)}): add --all", err=True)
+    raise SystemExit(1)
+
+
 def _malformed_lines(analysis: Analysis) -> list[str]:
     return [
         f"malformed: {clean(m.file)} frame {m.frame} {m.src} -> {m.dst}: {clean(m.reason, 200)}"
@@ -279,7 +306,7 @@ def _filters(func: Callable[..., Any]) -> Callable[..., Any]:
             "--state",
             multiple=True,
             type=click.Choice([s.value for s in CallState]),
-            help="Only calls in this state (repeatable).",
+            help="Only calls (with --all, items of any kind) in this state (repeatable).",
         ),
         click.option(
             "--all",
@@ -442,8 +469,7 @@ def ladder(
         all_kinds=all_kinds, call_id=call_id, from_=from_, to=to, state=state, index=index
     )
     if not selected:
-        click.echo(f"sipflow: no call matches ({summary_line(analysis, 0)})", err=True)
-        raise SystemExit(1)
+        _no_call(analysis, all_kinds, index, call_id, from_, to, state)
     if plain:
         w = width or 80
         lines: list[str] = []
@@ -578,8 +604,7 @@ def export(
         all_kinds=all_kinds, call_id=call_id, from_=from_, to=to, state=state, index=index
     )
     if not selected:
-        click.echo(f"sipflow: no call matches ({summary_line(analysis, 0)})", err=True)
-        raise SystemExit(1)
+        _no_call(analysis, all_kinds, index, call_id, from_, to, state)
     try:
         if all_kinds and index is None and call_id is None:
             output.mkdir(parents=True, exist_ok=True)

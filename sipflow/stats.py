@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sipflow.model.analysis import Analysis
-from sipflow.model.call import Call, CallKind, Leg
+from sipflow.model.call import KIND_STATES, Call, CallKind, Leg
 from sipflow.model.message import Message
 from sipflow.model.transaction import TIMER_F, Transaction
 from sipflow.sip.message import SipRequest, SipResponse
@@ -150,6 +150,10 @@ class Stats:
     ``redirected`` (3xx), ``effective`` (SEER), ``ineffective`` (ISA), ``network_effective``
     (NER), ``completed`` (SCR); ``registrations`` (attempts with an outcome) and
     ``registered`` (ending 2xx)."""
+    items: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Items by kind and state when the capture ended (``Call.kind``, ``Call.state``: a
+    registration ``registered`` or ``challenged``, an OPTIONS ping ``answered``...), kinds
+    and states in the order of ``CallKind`` and ``KIND_STATES``; kinds without items left out."""
 
 
 def _r(value: float) -> float:
@@ -449,6 +453,12 @@ def compute(analysis: Analysis) -> Stats:
     sessions = {key: counts[key] for key in session_keys}
     sessions["registrations"] = registrations
     sessions["registered"] = len(rrd)
+    by_kind = Counter((call.kind, call.state) for call in analysis.calls)
+    items = {
+        kind.value: {state.value: by_kind[kind, state] for state in states if by_kind[kind, state]}
+        for kind, states in KIND_STATES.items()
+        if any(by_kind[kind, state] for state in states)
+    }
     return Stats(
         messages=len(analysis.messages),
         resent=sum(1 for m in analysis.messages if m.retransmission),
@@ -461,4 +471,5 @@ def compute(analysis: Analysis) -> Stats:
         rfc6076=rfc6076,
         delays=delays,
         sessions=sessions,
+        items=items,
     )

@@ -144,6 +144,7 @@ def test_catalogue_ids_are_unique_documented_and_complete() -> None:
         "sdp-unreachable-media",
         "slow-pdd",
         "slow-setup",
+        "register-storm",
     }
     for r in RULES:
         assert r.summary.endswith(".") and r.explanation.endswith("."), r.id

@@ -253,22 +253,22 @@ def test_response_without_request_makes_an_orphan_transaction() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "kind"),
+    ("method", "kind", "state"),
     [
-        ("REGISTER", CallKind.REGISTRATION),
-        ("OPTIONS", CallKind.OPTIONS),
-        ("MESSAGE", CallKind.MESSAGE),
-        ("SUBSCRIBE", CallKind.SUBSCRIPTION),
-        ("PUBLISH", CallKind.OTHER),
+        ("REGISTER", CallKind.REGISTRATION, CallState.REGISTERED),
+        ("OPTIONS", CallKind.OPTIONS, CallState.ANSWERED),
+        ("MESSAGE", CallKind.MESSAGE, CallState.DELIVERED),
+        ("SUBSCRIBE", CallKind.SUBSCRIPTION, CallState.ACTIVE),
+        ("PUBLISH", CallKind.OTHER, CallState.ACCEPTED),
     ],
 )
-def test_kinds_of_non_invite_items(method: str, kind: CallKind) -> None:
+def test_kinds_of_non_invite_items(method: str, kind: CallKind, state: CallState) -> None:
     feed = Feeder()
     req = request(method)
     feed(0.0, ALICE, BOB, req)
     feed(0.1, BOB, ALICE, response(req, 200, "OK", to_tag="b1"))
     call = one_call(finish(feed))
-    assert call.kind is kind and call.state is CallState.COMPLETED and call.final_status == 200
+    assert call.kind is kind and call.state is state and call.final_status == 200
 
 
 def test_dialog_transition_table_is_closed_under_terminated() -> None:

@@ -28,8 +28,8 @@ EXPECTED = {
     "tcp-call.pcap": [("call", "completed", 200, 14, VIA_PROXY, "terminated")],
     "no-answer-timeout.pcap": [("call", "failed", 408, 12, VIA_PROXY, "terminated")],
     "register.pcap": [
-        ("registration", "completed", 200, 4, ((ALICE, PROXY),), None),
-        ("options", "completed", 200, 2, ((ALICE, PROXY),), None),
+        ("registration", "registered", 200, 4, ((ALICE, PROXY),), None),
+        ("options", "answered", 200, 2, ((ALICE, PROXY),), None),
     ],
     "three-calls.pcap": [("call", "completed", 200, 14, VIA_PROXY, "terminated")] * 3,
 }

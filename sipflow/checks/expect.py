@@ -39,7 +39,7 @@ from sipflow.checks.finding import Finding, Severity
 from sipflow.checks.reason import decode_reason
 from sipflow.errors import SipflowError
 from sipflow.model.analysis import Analysis
-from sipflow.model.call import Call, CallKind, CallState
+from sipflow.model.call import KIND_STATES, Call, CallKind, CallState
 from sipflow.model.message import Message
 from sipflow.sip.message import SipRequest, SipResponse
 
@@ -322,7 +322,8 @@ class ExpectationResult:
 _CALL_KEYS: Final = ("name", "match", "outcome", "status", "flow", "max_pdd_ms", "max_setup_ms", "count")
 _MATCH_KEYS: Final = ("from", "to", "call-id", "header")
 _TOP_KEYS: Final = ("calls", "count")
-_STATES: Final = tuple(s.value for s in CallState)
+_STATES: Final = tuple(s.value for s in KIND_STATES[CallKind.CALL])
+"""Expectations are about calls: the states a call can take."""
 
 
 def _load_yaml_scalar(node: Any) -> Any:
@@ -450,12 +451,9 @@ class _Reader:
         states = []
         for item in items:
             value = self.text(item, "outcome")
-            try:
-                states.append(CallState(value))
-            except ValueError:
-                raise self.error(
-                    item, f"unknown outcome {value!r} (call states: {', '.join(_STATES)})"
-                ) from None
+            if value not in _STATES:
+                raise self.error(item, f"unknown outcome {value!r} (call states: {', '.join(_STATES)})")
+            states.append(CallState(value))
         return tuple(states)
 
     def match(self, node: Any) -> CallMatch:

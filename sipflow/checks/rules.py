@@ -3,9 +3,11 @@
 Each rule has a stable id, a default severity, a one-line summary, an explanation (what a
 finding means and its usual causes) and its thresholds with their defaults; ``RULES`` is
 the catalogue (the docs and ``sipflow check --list-rules`` read it). ``run_rules`` applies
-every enabled rule to every item of an analysis, calls and non-call items alike (a missing
-header in a REGISTER is as wrong as in an INVITE), and returns the findings ordered by call,
-then by frame.
+every enabled rule to every item of an analysis its ``Rule.kinds`` cover: most rules hold for
+calls and non-call items alike (a missing header in a REGISTER is as wrong as in an INVITE),
+those about INVITE dialogs (ACKs, PDD, SDP offer/answer...) skip registrations, subscriptions,
+OPTIONS and MESSAGE items, and ``register-storm`` looks at registrations only. The findings
+come ordered by call, then by frame.
 
 The observer sees each hop of a proxied call, so a message relayed with the same defect is
 reported once per hop, each time with its own frames.
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Final
 from sipflow.checks.finding import Finding, Severity
 from sipflow.checks.reason import decode_reason
 from sipflow.model.analysis import Analysis
-from sipflow.model.call import Call, CallKind, Leg
+from sipflow.model.call import Call, CallKind, Leg, contacts, granted_expiry, requested_expiry
 from sipflow.model.dialog import Dialog
 from sipflow.model.message import MatchedBy, Message
 from sipflow.model.session import SdpRole, sdp_roles
@@ -52,10 +54,17 @@ class Rule:
     """What a finding means and its usual causes (one or two sentences)."""
     thresholds: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     """Tunable limits and their defaults (``[check.rules.ID] name = value``)."""
+    kinds: frozenset[CallKind] = frozenset(CallKind)
+    """The kinds of item the rule looks at (every kind unless it says otherwise)."""
 
 
 def _limits(**values: float) -> Mapping[str, float]:
     return MappingProxyType(dict(values))
+
+
+_INVITE_DIALOG: Final = frozenset({CallKind.CALL, CallKind.OTHER})
+"""Items that can hold an INVITE dialog or a piece of one: calls, and the other Call-IDs (a BYE
+or UPDATE whose INVITE was not captured); not registrations, subscriptions, OPTIONS, MESSAGE."""
 
 
 RULES: Final[tuple[Rule, ...]] = (
@@ -66,6 +75,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "The callee (or the next hop) never answered the INVITE with a final response (RFC 3261 "
         "§17.1.1): it is down, unreachable, or overloaded, a firewall drops its responses, or the "
         "capture stopped before the call was decided.",
+        kinds=_INVITE_DIALOG,
     ),
     Rule(
         "2xx-not-acked",
@@ -75,6 +85,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "retransmits the 2xx and hangs up after 32 s. Usual causes: a wrong Contact or "
         "Record-Route in the 2xx (ACK sent elsewhere), NAT, or the ACK being lost.",
         _limits(wait_ms=500.0),
+        kinds=_INVITE_DIALOG,
     ),
     Rule(
         "2xx-acked-late",
@@ -83,6 +94,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "The callee retransmits its 2xx until the ACK arrives (RFC 3261 §13.3.1.4, from T1 = "
         "500 ms on); a late ACK points at a slow or overloaded caller or proxy, or a lost first ACK.",
         _limits(max_ms=500.0),
+        kinds=_INVITE_DIALOG,
     ),
     Rule(
         "response-without-request",
@@ -127,6 +139,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "BYE and re-INVITE belong to a confirmed dialog (RFC 3261 §12.2, §15; only the caller may "
         "send BYE in an early dialog): tags that match no dialog, a request after the dialog ended, "
         "or before the 2xx, mean the two sides disagree about the call.",
+        kinds=_INVITE_DIALOG,
     ),
     Rule(
         "481-in-dialog",
@@ -142,6 +155,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "A CANCEL has no effect once the INVITE got a final response (RFC 3261 §9.1); the caller "
         "should have sent ACK (and BYE after a 2xx). Usual causes: a race with the 200, a caller "
         "that ignores responses, or a 481 because the server no longer knows the INVITE.",
+        kinds=_INVITE_DIALOG,
     ),
     Rule(
         "missing-header",
@@ -174,6 +188,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "The To tag of a provisional (above 100) or 2xx response names the callee's side of "
         "the dialog (RFC 3261 §8.2.6.2, §12.1.1); without it no dialog can be formed and later "
         "requests (ACK, BYE) cannot be matched.",
+        kinds=_INVITE_DIALOG,
     ),
     Rule(
         "sdp-no-common-codec",
@@ -182,6 +197,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "An answer must pick codecs the offer listed (RFC 3264 §6.1); with none in common there "
         "is no audio (or video), or the call is torn down. Usual causes: transcoding or codec "
         "policy of an SBC, or a UA that ignores the offer.",
+        kinds=_INVITE_DIALOG,
     ),
     Rule(
         "sdp-unreachable-media",
@@ -190,6 +206,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "Media sent to 0.0.0.0 goes nowhere (RFC 2543-style hold; RFC 3264 §8.4 recommends "
         "a=sendonly/inactive instead), and a private (RFC 1918) address is unreachable from "
         "across NAT: one-way or no audio unless an SBC, ALG or ICE fixes it.",
+        kinds=_INVITE_DIALOG,
     ),
     Rule(
         "slow-pdd",
@@ -199,6 +216,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "comes from slow routing (DNS, ENUM, number portability), authentication round trips "
         "or INVITE retransmissions.",
         _limits(max_ms=5000.0),
+        kinds=_INVITE_DIALOG,
     ),
     Rule(
         "slow-setup",
@@ -207,6 +225,21 @@ RULES: Final[tuple[Rule, ...]] = (
         "Setup time is the caller's first INVITE to the 2xx; beyond the time someone takes to "
         "pick up, it grows with a slow callee, hunting, forking or retransmissions.",
         _limits(max_ms=30000.0),
+        kinds=_INVITE_DIALOG,
+    ),
+    Rule(
+        "register-storm",
+        Severity.WARNING,
+        "A UA registers far more often than it needs to, or is challenged again and again.",
+        "A UA refreshes its binding before it expires (RFC 3261 §10.2.1, §10.2.4), answers a "
+        "401/407 once with credentials (§22.2) and backs off after a failure (RFC 5626 §4.5); "
+        "REGISTERs sent much sooner than the granted expiry, retried at once after a refusal, or "
+        "challenged time after time load the registrar and fill its logs. Usual causes: wrong "
+        "credentials or a UA too slow to answer before its nonce goes stale, a UA that ignores the "
+        "expires granted in the 200 OK or keeps NAT bindings open with REGISTER, or a "
+        "registration loop between proxies.",
+        _limits(max_registers=5.0, window_s=60.0, early_fraction=0.25, max_challenges=2.0),
+        kinds=frozenset({CallKind.REGISTRATION}),
     ),
 )
 """The catalogue of built-in rules, in the order their findings sort within a frame."""
@@ -247,6 +280,8 @@ class _Context:
                 self.tx_dialogs.setdefault(tx_id, []).append(dialog)
         self.end = max((m.timestamp for m in analysis.messages), default=0.0)
         self.several_files = len({m.file for m in analysis.messages}) > 1
+        self.register_storms: dict[int, list[_Hit]] | None = None
+        """Call index → its ``register-storm`` hits (found over every registration at once)."""
 
     def frames(self, messages: Sequence[Message]) -> str:
         """``frame 7`` or ``frames 7, 9, 11`` (with the file's name when there are several)."""
@@ -872,6 +907,141 @@ def _slow_setup(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Itera
         yield hit
 
 
+_CHALLENGES: Final = frozenset({401, 407})
+_RESEND: Final = _CHALLENGES | {423}
+"""Final responses to a REGISTER that call for sending it again at once: a challenge (RFC 3261
+§22.2) or 423 Interval Too Brief (§10.3 step 7, with a longer expiry)."""
+
+
+def _aor(message: Message) -> str | None:
+    """The address-of-record a REGISTER is for: its To URI's user@host (RFC 3261 §10.2)."""
+    to = message.sip.to
+    if to is None:
+        return None
+    uri = to.uri
+    return f"{uri.user}@{uri.host.lower()}" if uri.user and uri.host else (uri.host or uri.raw).lower()
+
+
+def _unneeded(previous: Transaction, request: Message, early: float) -> str | None:
+    """Why a REGISTER was not needed after the UA's ``previous`` one, or None when it was: an
+    answer to a challenge or 423, or a refresh once ``early`` of the granted expiry had passed."""
+    status = previous.final_status
+    final = previous.final
+    if status in _RESEND:
+        return None
+    if status is None or final is None:
+        return f"sent while the REGISTER at frame {previous.messages[0].frame} was unanswered"
+    gap = request.timestamp - final.timestamp
+    if not 200 <= status < 300:
+        return f"sent {gap:.1f} s after {_label(final)} at frame {final.frame}"
+    first = previous.request
+    asked = contacts(first) if first is not None else []
+    if first is None or not asked or any(c.is_wildcard for c in asked):
+        return None  # a query or a removal of every binding: a new REGISTER is a new registration
+    granted = granted_expiry(final, asked)
+    if granted is None:
+        granted = requested_expiry(first, asked[0])
+    if granted == 0:
+        return None
+    if granted is None:
+        return f"sent {gap:.1f} s after the 2xx at frame {final.frame}, which granted no expiry"
+    if gap >= early * granted:
+        return None
+    return f"refreshed {gap:.1f} s into the {granted} s granted by the 2xx at frame {final.frame}"
+
+
+def _burst(times: Sequence[float], limit: float, window: float) -> tuple[int, int] | None:
+    """``(i, j)``: ``times[i:j]`` is the first burst of more than ``limit`` times within
+    ``window`` seconds, with every later time less than ``window`` after the one before it;
+    None when ``limit`` is never exceeded. ``times`` ascend."""
+    i = 0
+    for j in range(len(times)):
+        while times[j] - times[i] > window:
+            i += 1
+        if j - i + 1 > limit:
+            while j + 1 < len(times) and times[j + 1] - times[j] <= window:
+                j += 1
+            return i, j + 1
+    return None
+
+
+def _storms(ctx: _Context, limits: Mapping[str, float]) -> dict[int, list[_Hit]]:
+    """Every ``register-storm`` hit of the analysis, by the index of the registration it starts in.
+
+    The REGISTERs of every registration item are grouped by address-of-record and client (the
+    UA, hop by hop: a proxy relaying them is a client of its own), over any number of Call-IDs."""
+    window = limits["window_s"]
+    groups: dict[tuple[str, object], list[tuple[int, Transaction, Message]]] = {}
+    for call in ctx.analysis.calls:
+        if call.kind is not CallKind.REGISTRATION:
+            continue
+        for leg in call.legs:
+            for tx in leg.transactions:
+                request = tx.request
+                aor = _aor(request) if tx.method == "REGISTER" and request is not None else None
+                if request is not None and aor is not None:
+                    groups.setdefault((aor, tx.client), []).append((call.index, tx, request))
+    out: dict[int, list[_Hit]] = {}
+    for (aor, client), registers in groups.items():
+        registers.sort(key=lambda item: item[2].index)
+        limit = limits["max_registers"]
+        # Refreshes sent too early, retries after a refusal, REGISTERs over unanswered ones.
+        unneeded = [
+            (index, request, why)
+            for (_, previous, _), (index, _, request) in itertools.pairwise(registers)
+            if (why := _unneeded(previous, request, limits["early_fraction"])) is not None
+        ]
+        found = _burst([m.timestamp for _, m, _ in unneeded], limit, window)
+        if found is not None:
+            burst = unneeded[found[0] : found[1]]
+            index, first, why = burst[0]
+            sent = [m for _, m, _ in burst]
+            text = (
+                f"{len(burst)} REGISTERs for {aor} from {client} in "
+                f"{sent[-1].timestamp - first.timestamp:.1f} s ({ctx.frames(sent)}) were neither "
+                f"answers to a challenge nor refreshes due by the expiry granted (limit {limit:g} in "
+                f"{window:g} s); the first, {ctx.at(first)}, {why}"
+            )
+            calls = len({i for i, _, _ in burst})
+            if calls > 1:
+                text += f"; over {calls} Call-IDs"
+            out.setdefault(index, []).append(_Hit(text, tuple(sent)))
+        # Runs of 401/407 answers with no other final response between them.
+        limit = limits["max_challenges"]
+        runs: list[list[tuple[int, Message, Message]]] = [[]]
+        for index, tx, request in registers:
+            if tx.final is None:
+                continue
+            if tx.final_status in _CHALLENGES:
+                runs[-1].append((index, request, tx.final))
+            elif runs[-1]:
+                runs.append([])
+        for run in runs:
+            found = _burst([final.timestamp for _, _, final in run], limit, window)
+            if found is None:
+                continue
+            loop = run[found[0] : found[1]]
+            index, request, _ = loop[0]
+            challenges = [final for _, _, final in loop]
+            out.setdefault(index, []).append(
+                _Hit(
+                    f"{aor} from {client} was challenged {len(loop)} times in a row in "
+                    f"{challenges[-1].timestamp - challenges[0].timestamp:.1f} s without a 2xx "
+                    f"({ctx.frames(challenges)}; limit {limit:g} in {window:g} s), from "
+                    f"{ctx.at(request)} on; the last: {ctx.at(challenges[-1])}",
+                    (request, *challenges),
+                )
+            )
+            break  # one loop per client is enough to say
+    return out
+
+
+def _register_storm(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+    if ctx.register_storms is None:
+        ctx.register_storms = _storms(ctx, limits)
+    yield from ctx.register_storms.get(call.index, [])
+
+
 _CHECKS: Final[dict[str, Check]] = {
     "invite-no-final": _invite_no_final,
     "2xx-not-acked": _2xx_not_acked,
@@ -891,6 +1061,7 @@ _CHECKS: Final[dict[str, Check]] = {
     "sdp-unreachable-media": _sdp_unreachable_media,
     "slow-pdd": _slow_pdd,
     "slow-setup": _slow_setup,
+    "register-storm": _register_storm,
 }
 assert set(_CHECKS) == set(_BY_ID), "every rule has a check and every check a rule"
 
@@ -926,6 +1097,8 @@ def run_rules(analysis: Analysis, config: CheckConfig | None = None) -> list[Fin
             severity = config.severity.get(r.id, severity)
         check = _CHECKS[r.id]
         for call in analysis.calls:
+            if call.kind not in r.kinds:
+                continue
             for n, hit in enumerate(check(ctx, call, limits)):
                 finding = Finding(
                     rule=r.id,

@@ -9,14 +9,18 @@ The call's state and timings are the caller's view, measured on the caller's hop
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
 
 from sipflow.capture.packet import Endpoint
 from sipflow.model.dialog import Dialog
 from sipflow.model.message import Message
 from sipflow.model.transaction import Transaction
-from sipflow.sip.message import NameAddr, SipRequest
+from sipflow.sip.message import NameAddr, SipRequest, Uri
+from sipflow.sip.parse import parse_name_addrs
 
 
 class CallKind(StrEnum):
@@ -31,7 +35,12 @@ class CallKind(StrEnum):
 
 
 class CallState(StrEnum):
-    """The caller's view of a call when the capture ended."""
+    """What had become of an item when the capture ended, in the words of its kind.
+
+    A call's states are the caller's view; registrations, subscriptions, OPTIONS pings,
+    MESSAGEs and other requests have states of their own (``KIND_STATES`` says which states
+    each kind takes). ``rejected`` and ``failed`` mean the same for every kind but OPTIONS.
+    """
 
     SETUP = "setup"
     """INVITE sent, no ringing and no final response yet."""
@@ -44,10 +53,71 @@ class CallState(StrEnum):
     CANCELLED = "cancelled"
     """The caller sent CANCEL and the INVITE ended without a 2xx (normally 487)."""
     REJECTED = "rejected"
-    """A final 3xx–6xx refusal (404, 486, 603...) other than those under FAILED."""
+    """A final 3xx–6xx refusal (404, 486, 603...) other than those under FAILED (and, for a
+    registration, under CHALLENGED)."""
     FAILED = "failed"
-    """No final response within timer B, or a final response reporting a timeout or a
-    server failure (408, 5xx)."""
+    """No final response within timer B (INVITE) or timer F (other requests), or a final
+    response reporting a timeout or a server failure (408, 5xx; for OPTIONS 408 and 504 only)."""
+    REGISTERED = "registered"
+    """Registration: the last REGISTER was answered 2xx and its binding stands
+    (``Call.expires_s``: the expiry the registrar granted, RFC 3261 §10.2.4)."""
+    UNREGISTERED = "unregistered"
+    """Registration: the last REGISTER removed its bindings (``Expires: 0``, ``expires=0`` on
+    its contacts, or ``Contact: *``, §10.2.2) and was answered 2xx."""
+    CHALLENGED = "challenged"
+    """Registration: the last REGISTER was challenged (401/407) and not re-sent with
+    credentials (§22.2)."""
+    ANSWERED = "answered"
+    """OPTIONS: the last OPTIONS got a final response, whatever its status but 408 and 504 (a
+    404 or a 503 still shows the peer is alive; ``final_status`` says what it answered)."""
+    ACTIVE = "active"
+    """Subscription: the last SUBSCRIBE was answered 2xx (or, none captured, a NOTIFY) and no
+    NOTIFY ended it (RFC 6665)."""
+    TERMINATED = "terminated"
+    """Subscription: a NOTIFY said ``Subscription-State: terminated``, or a SUBSCRIBE with
+    ``Expires: 0`` (an unsubscribe) was answered 2xx (RFC 6665 §4.1.2.3, §4.2.2)."""
+    DELIVERED = "delivered"
+    """MESSAGE: the last MESSAGE was answered 2xx (RFC 3428)."""
+    ACCEPTED = "accepted"
+    """Other requests (PUBLISH, INFO, a BYE whose INVITE was not captured...): the last one
+    was answered 2xx."""
+    PENDING = "pending"
+    """Not a call: the last request has no final response yet, and the capture ended before
+    timer F (32 s) could run out."""
+
+
+KIND_STATES: Final[Mapping[CallKind, tuple[CallState, ...]]] = MappingProxyType(
+    {
+        CallKind.CALL: (
+            CallState.SETUP,
+            CallState.RINGING,
+            CallState.IN_CALL,
+            CallState.COMPLETED,
+            CallState.CANCELLED,
+            CallState.REJECTED,
+            CallState.FAILED,
+        ),
+        CallKind.REGISTRATION: (
+            CallState.REGISTERED,
+            CallState.UNREGISTERED,
+            CallState.CHALLENGED,
+            CallState.REJECTED,
+            CallState.FAILED,
+            CallState.PENDING,
+        ),
+        CallKind.SUBSCRIPTION: (
+            CallState.ACTIVE,
+            CallState.TERMINATED,
+            CallState.REJECTED,
+            CallState.FAILED,
+            CallState.PENDING,
+        ),
+        CallKind.OPTIONS: (CallState.ANSWERED, CallState.FAILED, CallState.PENDING),
+        CallKind.MESSAGE: (CallState.DELIVERED, CallState.REJECTED, CallState.FAILED, CallState.PENDING),
+        CallKind.OTHER: (CallState.ACCEPTED, CallState.REJECTED, CallState.FAILED, CallState.PENDING),
+    }
+)
+"""The states each kind of item can take, in the order the README lists them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,6 +199,11 @@ class Call:
     """Why the legs belong together (see ``sipflow.correlate``)."""
     related: tuple[str, ...] = ()
     """Call-IDs of calls related by a transfer (REFER, Replaces), not merged into this one."""
+    expires_s: int | None = None
+    """A registration in state ``registered``: the expiry the registrar granted its binding, in
+    seconds (the 2xx's Contact ``expires`` for the contact registered, else its Expires
+    header; RFC 3261 §10.2.4); an ``active`` subscription: the 2xx's Expires (RFC 6665
+    §4.2.1.1). None otherwise, or when the 2xx did not say."""
 
     @property
     def from_(self) -> NameAddr | None:
@@ -210,6 +285,135 @@ def _ms(a: float, b: float) -> float:
     return round((b - a) * 1000.0, 3)
 
 
+# ------------------------------------------------------------------- items that are not calls
+
+
+def _answer(tx: Transaction | None, success: CallState) -> CallState:
+    """The state of an item judged by one request: ``success`` for a 2xx, else as for a call."""
+    status = tx.final_status if tx is not None else None
+    if tx is None or status is None:
+        return CallState.FAILED if tx is not None and tx.timed_out else CallState.PENDING
+    if 200 <= status < 300:
+        return success
+    return CallState.FAILED if _is_failure(status) else CallState.REJECTED
+
+
+def delta_seconds(value: str | None) -> int | None:
+    """An Expires header or ``expires`` parameter (RFC 3261 §20.19, §10.2.1.1), else None."""
+    if value is None:
+        return None
+    text = value.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def contacts(message: Message) -> list[NameAddr]:
+    """Every Contact value of a message, in order (``Contact: *`` gives a wildcard)."""
+    return [addr for value in message.sip.headers.get_all("contact") for addr in parse_name_addrs(value)]
+
+
+def _same_binding(a: Uri, b: Uri) -> bool:
+    """Two contacts name the same binding: RFC 3261 §19.1.4 on scheme, user, host and port."""
+    if a.host is None or b.host is None:
+        return a.raw == b.raw
+    return (a.scheme, a.user, a.host.lower(), a.port) == (b.scheme, b.user, b.host.lower(), b.port)
+
+
+def granted_expiry(final: Message, asked: list[NameAddr]) -> int | None:
+    """The expiry a REGISTER's 2xx (``final``) granted the contacts ``asked`` for: the
+    ``expires`` parameter of the binding listed for them (else of the only binding listed),
+    else the 2xx's Expires header (RFC 3261 §10.2.4, §10.3 step 8); None when it says neither."""
+    listed = contacts(final)
+    mine = [c for c in listed if any(_same_binding(c.uri, a.uri) for a in asked)]
+    if not mine and len(listed) == 1:
+        mine = listed
+    for contact in mine:
+        value = delta_seconds(contact.param("expires"))
+        if value is not None:
+            return value
+    return delta_seconds(final.sip.headers.get("expires"))
+
+
+def requested_expiry(request: Message, contact: NameAddr) -> int | None:
+    """The expiry a REGISTER asks for one of its contacts: its ``expires`` parameter, else the
+    Expires header (RFC 3261 §10.2.1.1); None: the registrar chooses."""
+    value = delta_seconds(contact.param("expires"))
+    return value if value is not None else delta_seconds(request.sip.headers.get("expires"))
+
+
+def _registration(last: Transaction | None) -> tuple[CallState, int | None]:
+    """State and granted expiry of a registration, judged by its last REGISTER."""
+    if last is not None and last.final_status in (401, 407):
+        return CallState.CHALLENGED, None  # the attempts are in time order: none re-sent it
+    state = _answer(last, CallState.REGISTERED)
+    if last is None or state is not CallState.REGISTERED or last.final is None:
+        return state, None
+    request = last.request
+    asked = contacts(request) if request is not None else []
+    if any(c.is_wildcard for c in asked):
+        return CallState.UNREGISTERED, None  # §10.2.2: Contact: * with Expires: 0
+    if request is not None and asked and all(requested_expiry(request, c) == 0 for c in asked):
+        return CallState.UNREGISTERED, None
+    granted = granted_expiry(last.final, asked)
+    if granted == 0 or (not asked and not contacts(last.final)):
+        return CallState.UNREGISTERED, None  # nothing left bound (or a query that found nothing)
+    return CallState.REGISTERED, granted
+
+
+def subscription_state(message: Message) -> str | None:
+    """The Subscription-State of a NOTIFY, lower-cased, parameters dropped (RFC 6665 §8.2.3)."""
+    value = message.sip.headers.get("subscription-state")
+    return value.split(";", 1)[0].strip().lower() if value is not None else None
+
+
+def _subscription(leg: Leg, caller: Endpoint) -> tuple[CallState, Transaction | None, int | None]:
+    """State, deciding transaction and granted expiry of a subscription (RFC 6665): its last
+    SUBSCRIBE (refreshes included), and whether a NOTIFY sent since ended it."""
+    subscribes = [tx for tx in leg.transactions if tx.method == "SUBSCRIBE"]
+    mine = [tx for tx in subscribes if tx.client == caller] or subscribes
+    last = max(mine, key=lambda tx: tx.start, default=None)
+    since = last.start if last is not None else float("-inf")
+    notifies = sorted(
+        (tx for tx in leg.transactions if tx.method == "NOTIFY" and tx.request is not None),
+        key=lambda tx: tx.start,
+    )
+    ended = any(
+        tx.request is not None and tx.start >= since and subscription_state(tx.request) == "terminated"
+        for tx in notifies
+    )
+    if last is None:
+        notify = notifies[-1] if notifies else None
+        return (CallState.TERMINATED if ended else _answer(notify, CallState.ACTIVE)), notify, None
+    state = _answer(last, CallState.ACTIVE)
+    if ended and state in (CallState.ACTIVE, CallState.PENDING):
+        return CallState.TERMINATED, last, None
+    if state is not CallState.ACTIVE or last.final is None:
+        return state, last, None
+    asked = delta_seconds(last.request.sip.headers.get("expires")) if last.request is not None else None
+    granted = delta_seconds(last.final.sip.headers.get("expires"))
+    if asked == 0 or granted == 0:
+        return CallState.TERMINATED, last, None  # an unsubscribe (§4.1.2.3)
+    return CallState.ACTIVE, last, granted
+
+
+def _item_outcome(
+    kind: CallKind, leg: Leg, last: Transaction | None, caller: Endpoint
+) -> tuple[CallState, Transaction | None, int | None]:
+    """State, the transaction whose final response is the item's, and the granted expiry of an
+    item that is not a call, judged by its last request (``last``; see ``CallState``)."""
+    if kind is CallKind.REGISTRATION:
+        state, expires = _registration(last)
+        return state, last, expires
+    if kind is CallKind.SUBSCRIPTION:
+        return _subscription(leg, caller)
+    if kind is CallKind.OPTIONS:
+        # Any final response shows the peer alive; 408 and 504 report a timeout (§21.4.9, §21.5.5).
+        if last is not None and last.final_status is not None and last.final_status not in (408, 504):
+            return CallState.ANSWERED, last, None
+        return _answer(last, CallState.ANSWERED), last, None
+    success = CallState.DELIVERED if kind is CallKind.MESSAGE else CallState.ACCEPTED
+    return _answer(last, success), last, None
+
+
 def build_call(
     index: int, legs: tuple[Leg, ...], correlation: tuple[Link, ...] = (), related: tuple[str, ...] = ()
 ) -> Call:
@@ -236,7 +440,11 @@ def build_call(
     # A call is answered if any attempt was; anything else is judged by its last attempt
     # (a REGISTER refreshed many times is as good as its latest answer).
     last_attempt = attempts[-1] if attempts else None
-    decisive = (answered or last_attempt) if kind is CallKind.CALL else last_attempt
+    expires: int | None = None
+    if kind is CallKind.CALL:
+        decisive = answered or last_attempt
+    else:
+        state, decisive, expires = _item_outcome(kind, leg, last_attempt, caller)
     if decisive is not None and decisive.final is not None:
         fin = decisive.final
         final_status = decisive.final_status
@@ -281,14 +489,6 @@ def build_call(
                 state = CallState.RINGING
             else:
                 state = CallState.SETUP
-    else:
-        last = attempts[-1] if attempts else None
-        if last is None or last.final_status is None:
-            state = CallState.FAILED if last is not None and last.timed_out else CallState.SETUP
-        elif 200 <= last.final_status < 300:
-            state = CallState.COMPLETED
-        else:
-            state = CallState.FAILED if _is_failure(last.final_status) else CallState.REJECTED
 
     return Call(
         index=index,
@@ -305,6 +505,7 @@ def build_call(
         legs=legs,
         correlation=correlation,
         related=related,
+        expires_s=expires,
     )
 
 

@@ -75,6 +75,15 @@ STATE_COLORS: dict[CallState, str] = {
     CallState.CANCELLED: "#8e3b96",
     CallState.REJECTED: "#c0262d",
     CallState.FAILED: "#c0262d",
+    CallState.REGISTERED: "#1d7d36",
+    CallState.UNREGISTERED: "#1f5fa8",
+    CallState.CHALLENGED: "#c0262d",
+    CallState.ANSWERED: "#1d7d36",
+    CallState.ACTIVE: "#1d7d36",
+    CallState.TERMINATED: "#1f5fa8",
+    CallState.DELIVERED: "#1d7d36",
+    CallState.ACCEPTED: "#1d7d36",
+    CallState.PENDING: "#a86c00",
 }
 INK = "#222222"
 MUTED = "#6a6a6a"

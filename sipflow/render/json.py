@@ -65,7 +65,7 @@ def leg_dict(leg: Leg, call: Call | None = None) -> dict[str, Any]:
 
 
 def call_dict(call: Call) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": call.id,
         "index": call.index,
         "kind": call.kind.value,
@@ -89,6 +89,10 @@ def call_dict(call: Call) -> dict[str, Any]:
         ],
         "related": list(call.related),
     }
+    if call.expires_s is not None:
+        # A registration's (or a subscription's) granted expiry, in seconds.
+        out["expires_s"] = call.expires_s
+    return out
 
 
 def flow(call: Call) -> list[dict[str, Any]]:

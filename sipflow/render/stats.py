@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sipflow.model.call import CallKind
+from sipflow.render.summary import kind_count
 from sipflow.render.text import clean
 from sipflow.stats import Distribution, Stats
 
@@ -142,6 +144,15 @@ def stats_lines(stats: Stats) -> list[str]:
         f"Sessions: {attempts} with an outcome, {s.get('pending', 0)} pending; "
         f"registrations: {registrations}, {s.get('registered', 0)} successful"
     )
+    if stats.items:
+        kinds = (
+            kind_count(CallKind(kind), sum(states.values()))
+            + " ("
+            + ", ".join(f"{n} {state}" for state, n in states.items())
+            + ")"
+            for kind, states in stats.items.items()
+        )
+        lines.append("Items: " + "; ".join(kinds))
     return lines
 
 
@@ -175,4 +186,5 @@ def stats_dict(stats: Stats) -> dict[str, Any]:
         "rfc6076": dict(stats.rfc6076),
         "delays": _dists(stats.delays),
         "sessions": dict(stats.sessions),
+        "items": {kind: dict(states) for kind, states in stats.items.items()},
     }

@@ -5,9 +5,9 @@ escapes it its own way (``esc``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from sipflow.model.call import Call
+from sipflow.model.call import Call, CallKind
 from sipflow.render.ladder import Arrow
 from sipflow.render.text import clean, ms, seconds
 from sipflow.sip.message import NameAddr
@@ -34,6 +34,8 @@ def call_facts(call: Call) -> list[str]:
         facts.append(f"setup {ms(call.setup_ms)}")
     if call.duration_s is not None:
         facts.append(f"duration {seconds(call.duration_s)}")
+    if call.expires_s is not None:
+        facts.append(f"expires {call.expires_s} s")
     count = len(call.messages)
     facts.append(f"{count} message" + ("" if count == 1 else "s"))
     if call.retransmissions:
@@ -41,6 +43,31 @@ def call_facts(call: Call) -> list[str]:
     if len(call.legs) > 1:
         facts.append(f"{len(call.legs)} legs")
     return facts
+
+
+KIND_WORDS: dict[CallKind, tuple[str, str]] = {
+    CallKind.CALL: ("call", "calls"),
+    CallKind.REGISTRATION: ("registration", "registrations"),
+    CallKind.SUBSCRIPTION: ("subscription", "subscriptions"),
+    CallKind.OPTIONS: ("OPTIONS", "OPTIONS"),
+    CallKind.MESSAGE: ("MESSAGE", "MESSAGEs"),
+    CallKind.OTHER: ("other", "others"),
+}
+"""Each kind of item in words, singular and plural (``1 registration``, ``2 OPTIONS``)."""
+
+
+def kind_count(kind: CallKind, n: int) -> str:
+    """``1 registration``, ``2 OPTIONS``."""
+    singular, plural = KIND_WORDS[kind]
+    return f"{n} {singular if n == 1 else plural}"
+
+
+def kinds_summary(calls: Iterable[Call]) -> str:
+    """How many items of each kind, in the order of ``CallKind``: ``1 registration, 2 OPTIONS``."""
+    counts = dict.fromkeys(CallKind, 0)
+    for call in calls:
+        counts[call.kind] += 1
+    return ", ".join(kind_count(kind, n) for kind, n in counts.items() if n)
 
 
 def address(addr: NameAddr | None) -> str:

@@ -31,6 +31,15 @@ STATE_STYLES: dict[CallState, str] = {
     CallState.CANCELLED: "magenta",
     CallState.REJECTED: "red",
     CallState.FAILED: "bold red",
+    CallState.REGISTERED: "green",
+    CallState.UNREGISTERED: "cyan",
+    CallState.CHALLENGED: "red",
+    CallState.ANSWERED: "green",
+    CallState.ACTIVE: "green",
+    CallState.TERMINATED: "cyan",
+    CallState.DELIVERED: "green",
+    CallState.ACCEPTED: "green",
+    CallState.PENDING: "yellow",
 }
 
 LEG_STYLES = ("bold blue", "bold magenta", "bold cyan", "bold yellow", "bold green")
