@@ -68,8 +68,7 @@ def duplicate_key(packet: Packet, sip: SipRequest | SipResponse) -> DuplicateKey
     """The key of ``sip`` as captured in ``packet``; None without a Call-ID or CSeq."""
     if sip.call_id is None or sip.cseq is None:
         return None
-    via = sip.top_via
-    branch = via.branch if via is not None else None
+    branch = sip.branch
     if isinstance(sip, SipRequest):
         method, status = sip.method, None
     else:

@@ -224,7 +224,7 @@ def _status(m: Message) -> int:
 def _initial_request(tx: Transaction) -> Message | None:
     """The transaction's request if it is outside any dialog (no To tag, RFC 3261 §12.1.2)."""
     req = tx.request
-    if req is None or (req.sip.to is not None and req.sip.to.tag is not None):
+    if req is None or req.sip.to_tag is not None:
         return None
     return req
 

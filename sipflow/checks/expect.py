@@ -264,7 +264,7 @@ class CallMatch:
             sip = m.sip
             if not isinstance(sip, SipRequest) or sip.method != "INVITE" or m.retransmission:
                 continue
-            if sip.to is not None and sip.to.tag is not None:
+            if sip.to_tag is not None:
                 continue  # a re-INVITE
             if all(value in (v.strip() for v in sip.headers.get_all(name)) for name, value in self.headers):
                 return True

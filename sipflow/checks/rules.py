@@ -321,13 +321,11 @@ def _status(message: Message) -> int | None:
 
 
 def _to_tag(message: Message) -> str | None:
-    to = message.sip.to
-    return to.tag if to is not None else None
+    return message.sip.to_tag
 
 
 def _from_tag(message: Message) -> str | None:
-    from_ = message.sip.from_
-    return from_.tag if from_ is not None else None
+    return message.sip.from_tag
 
 
 def _call_name(call: Call) -> str:
@@ -726,7 +724,7 @@ def _no_to_tag(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterat
             status = _status(m)
             if status is None or m.retransmission or not 100 < status < 300:
                 continue
-            if m.cseq_method == "INVITE" and m.sip.to is not None and m.sip.to.tag is None:
+            if m.cseq_method == "INVITE" and m.sip.to_tag is None:
                 yield _Hit(f"{ctx.at(m)} from {m.src} has no To tag", (m,))
 
 

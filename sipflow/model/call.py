@@ -249,7 +249,7 @@ def _initial(tx: Transaction) -> bool:
     if req is None:
         first = tx.messages[0].sip
         return first.cseq is not None and first.cseq.method == tx.method and tx.method != "ACK"
-    return req.sip.to is None or req.sip.to.tag is None
+    return req.sip.to_tag is None
 
 
 _MAIN_METHOD = {

@@ -86,7 +86,7 @@ class Tracker:
         if isinstance(sip, SipRequest):
             tx, retrans, matched_by = self._table.match_request(sip, src, dst, candidates)
             if not retrans and sip.method == tx.method:
-                self._initial_tx.setdefault(tx.id, sip.to is None or sip.to.tag is None)
+                self._initial_tx.setdefault(tx.id, sip.to_tag is None)
         else:
             tx, retrans, matched_by = self._table.match_response(sip, src, dst, candidates)
         msg = Message.from_packet(
@@ -147,8 +147,8 @@ class Tracker:
         self, msg: Message, sip: SipRequest | SipResponse, tx: TransactionBuilder, leg: _LegBuilder
     ) -> None:
         call_id = sip.call_id or ""
-        from_tag = sip.from_.tag if sip.from_ is not None else None
-        to_tag = sip.to.tag if sip.to is not None else None
+        from_tag = sip.from_tag
+        to_tag = sip.to_tag
         now = msg.timestamp
         if isinstance(sip, SipResponse):
             creating = tx.method in DIALOG_CREATING and self._initial_tx.get(tx.id, True)

@@ -45,17 +45,16 @@ class TransactionKey(NamedTuple):
 
 def transaction_key(sip: SipRequest | SipResponse, method: str) -> TransactionKey:
     """The key of the transaction ``sip`` belongs to, looked up under ``method``."""
-    via = sip.top_via
-    sent_by = via.sent_by if via is not None else ""
-    if via is not None and via.rfc3261_branch:
-        branch = via.branch or ""
-        return TransactionKey(branch, sent_by, method)
+    sent_by = sip.sent_by or ""
+    branch = sip.branch
+    if sip.rfc3261_branch:
+        return TransactionKey(branch or "", sent_by, method)
     # RFC 3261 §17.2.3: RFC 2543 requests are matched on Request-URI, tags, Call-ID, CSeq
     # and top Via. Responses carry neither the Request-URI nor (in the request) the To tag,
     # so the observer keys on what both directions share.
-    from_tag = sip.from_.tag if sip.from_ is not None else None
+    from_tag = sip.from_tag
     seq = sip.cseq.seq if sip.cseq is not None else -1
-    parts = ("rfc2543", sip.call_id or "", from_tag or "", str(seq), (via.branch if via else None) or "")
+    parts = ("rfc2543", sip.call_id or "", from_tag or "", str(seq), branch or "")
     return TransactionKey("|".join(parts), sent_by, method)
 
 
@@ -153,7 +152,6 @@ class TransactionBuilder:
 
     def build(self, capture_end: float) -> Transaction:
         first = self.messages[0].sip
-        via = first.top_via
         timeout = TIMER_B if self.method == "INVITE" else TIMER_F
         # §17.1.1.2: timer B runs only in the Calling state; a provisional response moves an
         # INVITE client transaction to Proceeding, where it waits for the final response.
@@ -172,8 +170,8 @@ class TransactionBuilder:
             method=self.method,
             call_id=first.call_id,
             cseq=first.cseq.seq if first.cseq is not None else None,
-            branch=via.branch if via is not None else None,
-            rfc3261=via is not None and via.rfc3261_branch,
+            branch=first.branch,
+            rfc3261=first.rfc3261_branch,
             client=self.client,
             server=self.server,
             messages=tuple(self.messages),
@@ -279,7 +277,7 @@ class TransactionTable:
                 tx = self._new(key, method, dst, src)
             else:
                 tx, matched_by = found, MatchedBy.CSEQ
-        to_tag = sip.to.tag if sip.to is not None else None
+        to_tag = sip.to_tag
         fingerprint = (sip.status, to_tag, src)
         seen = tx.seen_responses
         if seen is None:
@@ -331,7 +329,7 @@ class TransactionTable:
             if ack:
                 # The ACK of *this* refusal: its To tag is the final response's (§17.1.1.3),
                 # not that of a 2xx to another INVITE that reused the CSeq.
-                to_tag = sip.to.tag if sip.to is not None else None
+                to_tag = sip.to_tag
                 if not _acknowledgeable(tx) or not any(
                     status >= 300 and tag == to_tag for status, tag, _ in tx.seen_responses or ()
                 ):

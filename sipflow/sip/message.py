@@ -281,8 +281,12 @@ class Via:
     @property
     def rfc3261_branch(self) -> bool:
         """True when the branch carries the magic cookie and something after it (§8.1.1.7)."""
-        b = self.branch
-        return b is not None and b.startswith("z9hG4bK") and len(b) > len("z9hG4bK")
+        return is_rfc3261_branch(self.branch)
+
+
+def is_rfc3261_branch(branch: str | None) -> bool:
+    """The branch carries the magic cookie ``z9hG4bK`` and something after it (§8.1.1.7)."""
+    return branch is not None and branch.startswith("z9hG4bK") and len(branch) > 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +297,23 @@ class CSeq:
     method: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Lazy:
+    """What a message parses only when asked: its From, To and every Via, and their defects."""
+
+    from_: NameAddr | None
+    to: NameAddr | None
+    vias: tuple[Via, ...]
+    defects: tuple[str, ...]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _MessageBase:
+    """A parsed message: its envelope (what the protocol model needs for every message: the
+    start line, Call-ID, CSeq, the From and To tags, the top Via and the framing) is read
+    when it is parsed; the rest (From and To in full, every Via, every other header) is a
+    view over ``raw``, parsed on first use and kept."""
+
     headers: Headers
     raw: bytes
     """The whole message as received (start line, headers, body)."""
@@ -302,28 +321,74 @@ class _MessageBase:
     """Offset of the body in ``raw`` (``len(raw)`` when there is none)."""
     call_id: str | None
     cseq: CSeq | None
-    from_: NameAddr | None
-    to: NameAddr | None
-    vias: tuple[Via, ...]
-    """Every Via value in order, comma-separated values split; ``vias[0]`` is the top one."""
+    from_tag: str | None
+    """The ``tag`` parameter of From (RFC 3261 §19.3), or None; read without parsing the rest
+    of From. Where From's URI cannot be parsed, ``from_`` is None but the tag still counts."""
+    to_tag: str | None
+    """The ``tag`` parameter of To, as ``from_tag``."""
+    branch: str | None
+    """The ``branch`` of the top Via (the first Via value that parses, ``vias[0]``; RFC 3261
+    §8.1.1.7), or None; read without parsing the rest of the Via header fields."""
+    sent_by: str | None
+    """The sent-by of the top Via, ``host[:port]`` (host lower-cased, as ``Via.sent_by``), or
+    None without a Via that parses."""
     content_length: int | None
     """The Content-Length header value, or None where absent or unusable (negative, not a
     number, several disagreeing values: see ``defects``)."""
-    defects: tuple[str, ...] = field(default=())
-    """Problems found while parsing that did not stop it (one short sentence each):
-    Content-Length disagreeing with the body, a missing mandatory header, a bad Via..."""
+    ingest_defects: tuple[str, ...] = field(default=())
+    """The ``defects`` found while reading the envelope; ``defects`` adds those of the lazily
+    parsed header fields."""
     trailing: bytes = b""
     """Bytes after the Content-Length-framed body, not part of this message (e.g. a second
     message in the same UDP datagram, RFC 4475 §3.1.1.8: ignored, and not a defect)."""
+    _lazy: _Lazy | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _resolved(self) -> _Lazy:
+        lazy = self._lazy
+        if lazy is None:
+            from sipflow.sip.parse import parse_lazy_fields  # noqa: PLC0415  # parse imports this module
+
+            lazy = parse_lazy_fields(self.headers)
+            object.__setattr__(self, "_lazy", lazy)
+        return lazy
+
+    @property
+    def from_(self) -> NameAddr | None:
+        """The From header (RFC 3261 §20.20), or None where absent or unparseable."""
+        return self._resolved().from_
+
+    @property
+    def to(self) -> NameAddr | None:
+        """The To header (RFC 3261 §20.39), or None where absent or unparseable."""
+        return self._resolved().to
+
+    @property
+    def vias(self) -> tuple[Via, ...]:
+        """Every Via value in order, comma-separated values split; ``vias[0]`` is the top one."""
+        return self._resolved().vias
+
+    @property
+    def top_via(self) -> Via | None:
+        """The first Via value that parses (``branch`` and ``sent_by`` come from it)."""
+        vias = self._resolved().vias
+        return vias[0] if vias else None
+
+    @property
+    def rfc3261_branch(self) -> bool:
+        """The top Via's branch carries the magic cookie and something after it (§8.1.1.7)."""
+        return is_rfc3261_branch(self.branch)
+
+    @property
+    def defects(self) -> tuple[str, ...]:
+        """Problems found while parsing that did not stop it (one short sentence each):
+        Content-Length disagreeing with the body, a missing mandatory header, a bad Via..."""
+        lazy = self._resolved()
+        return self.ingest_defects + lazy.defects if lazy.defects else self.ingest_defects
 
     @property
     def body(self) -> bytes:
         """The message body (framed by Content-Length where it is usable, §18.3)."""
         return self.raw[self.body_start :]
-
-    @property
-    def top_via(self) -> Via | None:
-        return self.vias[0] if self.vias else None
 
     @property
     def content_type(self) -> str | None:

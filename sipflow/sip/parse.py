@@ -32,6 +32,7 @@ from sipflow.sip.message import (
     SipResponse,
     Uri,
     Via,
+    _Lazy,
     canonical_name,
     fold_search,
     unfold,
@@ -580,6 +581,76 @@ def _memo_vias(values: list[str], defects: list[str]) -> tuple[Via, ...]:
     return out
 
 
+def _envelope_tag(
+    memo: dict[str, tuple[NameAddr | None, tuple[str, ...]]], value: str, what: str
+) -> str | None:
+    """The ``tag`` of a From or To value without parsing its URI, where its shape is plain
+    (an optional quoted or token display name, ``<URI>`` or a bare URI, then parameters
+    without blanks or quotes); else from the full parse, as ``NameAddr.tag`` gives it."""
+    s = value.strip(" \t")
+    pos = 0
+    if s[:1] == '"':
+        m = _QUOTED_AT_RE.match(s)
+        pos = m.end() if m is not None else -1
+    if pos >= 0 and '"' not in s[pos:]:
+        lt = s.find("<", pos)
+        if lt >= 0:
+            gt = s.find(">", lt)
+            tail = s[gt + 1 :] if gt >= 0 else None
+        else:
+            semi = s.find(";", pos)
+            tail = s[semi:] if semi >= 0 else ""
+        if tail == "":
+            return None
+        if tail is not None and _SIMPLE_PARAMS_RE.fullmatch(tail) is not None:
+            for part in tail[1:].split(";"):
+                name, eq, tag = part.partition("=")
+                if name.lower() == "tag":
+                    return tag if eq else ""
+            return None
+    addr = _memo_name_addr(memo, value, what, [])
+    return addr.tag if addr is not None else None
+
+
+def _via_envelope(values: list[str]) -> tuple[str | None, str] | None:
+    """(branch, sent-by) of the first Via value that parses, as ``Via.branch`` and
+    ``Via.sent_by`` give them; the usual shape is read without building the Via."""
+    for value in values:
+        for part in _split_values(value) if "," in value else (value.strip(),):
+            if not part:
+                continue
+            m = _VIA_FAST_RE.fullmatch(part)
+            if m is not None and (m[3] is None or int(m[3]) <= 65535):
+                host = m[2].lower()
+                sent_by = host if m[3] is None else f"{host}:{int(m[3])}"
+                branch = None
+                ptext = m[4]
+                if ptext:
+                    for param in ptext[1:].split(";"):
+                        name, eq, text = param.partition("=")
+                        if name.lower() == "branch":
+                            branch = text if eq else ""
+                            break
+                return branch, sent_by
+            via = _parse_via(part, None)
+            if via is not None:
+                return via.branch, via.sent_by
+    return None
+
+
+def parse_lazy_fields(headers: Headers) -> _Lazy:
+    """From, To and every Via of a message, parsed in full, with the defects they show
+    (``SipRequest.from_``, ``.to``, ``.vias`` call this on first use)."""
+    defects: list[str] = []
+    value = headers.get("from")
+    from_ = _memo_name_addr(_FROM_MEMO, value, "From", defects) if value is not None else None
+    value = headers.get("to")
+    to = _memo_name_addr(_TO_MEMO, value, "To", defects) if value is not None else None
+    values = headers.get_all("via")
+    vias = _memo_vias(values, defects) if values else ()
+    return _Lazy(from_=from_, to=to, vias=vias, defects=tuple(defects))
+
+
 def _memo_cseq(value: str, defects: list[str]) -> CSeq | None:
     hit = _CSEQ_MEMO.get(value)
     if hit is None:
@@ -835,15 +906,14 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
     values = found.get("cseq")
     cseq = _memo_cseq(values[0], defects) if values is not None else None
 
-    # From / To (§20.20, §20.39)
+    # The envelope: From and To tags (§19.3), the top Via (§20.42); the full From, To and Via
+    # list are parsed on first use (``parse_lazy_fields``), with their defects.
     values = found.get("from")
-    from_ = _memo_name_addr(_FROM_MEMO, values[0], "From", defects) if values is not None else None
+    from_tag = _envelope_tag(_FROM_MEMO, values[0], "From") if values is not None else None
     values = found.get("to")
-    to = _memo_name_addr(_TO_MEMO, values[0], "To", defects) if values is not None else None
-
-    # Via (§20.42)
+    to_tag = _envelope_tag(_TO_MEMO, values[0], "To") if values is not None else None
     values = found.get("via")
-    vias = _memo_vias(values, defects) if values is not None else ()
+    branch, sent_by = (_via_envelope(values) if values is not None else None) or (None, None)
 
     # Content-Length (§20.14)
     content_length: int | None = None
@@ -868,7 +938,7 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
         if cseq is not None and cseq.method != method:
             # RFC 3261 §8.1.1.5, RFC 4475 §3.1.2.17.
             defects.append(f"CSeq method {cseq.method} differs from the request method {method}.")
-    if call_id is None or cseq is None or from_ is None or to is None or not vias:
+    if call_id is None or cseq is None or "from" not in found or "to" not in found or "via" not in found:
         for key, title in _MANDATORY:
             if key not in found:
                 # RFC 3261 §8.1.1, RFC 4475 §3.3.1.
@@ -903,11 +973,12 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
             body_start=body_start - start,
             call_id=call_id,
             cseq=cseq,
-            from_=from_,
-            to=to,
-            vias=vias,
+            from_tag=from_tag,
+            to_tag=to_tag,
+            branch=branch,
+            sent_by=sent_by,
             content_length=content_length,
-            defects=tuple(defects),
+            ingest_defects=tuple(defects),
             trailing=trailing,
             method=parsed_start[0],
             uri=parsed_start[1],  # type: ignore[arg-type]
@@ -919,11 +990,12 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
         body_start=body_start - start,
         call_id=call_id,
         cseq=cseq,
-        from_=from_,
-        to=to,
-        vias=vias,
+        from_tag=from_tag,
+        to_tag=to_tag,
+        branch=branch,
+        sent_by=sent_by,
         content_length=content_length,
-        defects=tuple(defects),
+        ingest_defects=tuple(defects),
         trailing=trailing,
         status=parsed_start[1],  # type: ignore[arg-type]
         reason=parsed_start[2],
