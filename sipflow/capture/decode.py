@@ -255,9 +255,12 @@ class Decoder:
     def _dropped_fragments(self, dropped: list[PendingDatagram], label: str, why: str) -> None:
         for d in dropped:
             self._count(detect.IP_FRAGMENT, len(d.frames))
+            if d.silent:
+                continue  # a fragment of a datagram already reported
             frames = ", ".join(map(str, d.frames[:8])) + (", ..." if len(d.frames) > 8 else "")
             self.warn(
-                f"incomplete {label} datagram dropped ({why}); fragments in frames {frames}", d.frames[-1]
+                f"incomplete {label} datagram dropped ({d.reason or why}); fragments in frames {frames}",
+                d.frames[-1],
             )
 
     # --- link layer --------------------------------------------------------------------------

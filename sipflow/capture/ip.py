@@ -4,13 +4,17 @@
 from their fragments. It is fed fragments with their capture timestamps (time is an argument,
 never the wall clock), tolerates duplicate and overlapping fragments (the first copy of a byte
 wins, as in BSD stacks), and keeps memory bounded: pending datagrams expire after
-``timeout`` seconds of capture time and the oldest are evicted when ``max_pending`` datagrams
-or ``max_bytes`` octets are pending.
+``timeout`` seconds of capture time, the oldest are evicted when ``max_pending`` datagrams
+or ``max_bytes`` octets are pending, and a datagram that collects more than ``max_fragments``
+fragments (a flood of duplicates) is dropped. The work per fragment is logarithmic in the
+fragments of its datagram plus linear in its length, never in the fragments that came before.
 """
 
 from __future__ import annotations
 
 import socket
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Final
@@ -122,20 +126,41 @@ def walk_ipv6_extensions(
 
 @dataclass(slots=True)
 class PendingDatagram:
-    """A datagram whose fragments are being collected (mutable, internal to the reassembler)."""
+    """A datagram whose fragments are being collected (mutable, internal to the reassembler).
+
+    Returned in the reassembler's ``dropped`` list too, where only ``key``, ``frames``,
+    ``reason`` and ``silent`` matter to the caller.
+    """
 
     key: Hashable
     first_ts: float
-    pieces: list[tuple[int, bytes]] = field(default_factory=list)
-    """(offset, data) in arrival order."""
+    data: bytearray = field(default_factory=bytearray)
+    """The octets received so far, at their offsets (the first copy of each octet); holes are zero."""
+    starts: list[int] = field(default_factory=list)
+    """Starts of the ranges received, sorted; with ``ends``, disjoint ranges never adjacent
+    (touching ones are merged), so the datagram is complete when one range covers it."""
+    ends: list[int] = field(default_factory=list)
     frames: list[int] = field(default_factory=list)
+    """Frames of the fragments, in arrival order, each once."""
+    frame_set: set[int] = field(default_factory=set)
+    fragments: int = 0
+    """Fragments received, duplicates included."""
     total: int | None = None
     """Datagram payload length, known once the last fragment (MF/M clear) has arrived."""
-    size: int = 0
-    """Octets held (duplicates included)."""
     extra: int = 0
     """Caller data from the offset-0 fragment (the IPv6 next header)."""
     have_first: bool = False
+    overlapping: bool = False
+    """Some fragments overlapped with different content (first copy kept)."""
+    reason: str = ""
+    """Why the datagram was dropped, when the reassembler knows better than the caller."""
+    silent: bool = False
+    """A fragment of a datagram already dropped and reported: count it, do not warn again."""
+
+    @property
+    def size(self) -> int:
+        """Octets held for this datagram."""
+        return len(self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,26 +179,99 @@ class Reassembled:
 MAX_DATAGRAM: Final = 65535 + 65535
 """Largest payload accepted: IPv4 offset 8191·8 plus a maximal last fragment, IPv6 likewise."""
 
+MAX_FRAGMENTS: Final = 4096
+"""Fragments (duplicates included) one datagram may collect before it is dropped. A 64 KiB
+datagram cut for the smallest IPv4 MTU (68 octets, RFC 791: 48 octets a fragment) has 1366;
+captured twice, 2732."""
+
+
+def _store(p: PendingDatagram, offset: int, piece: bytes) -> None:
+    """Write the octets of ``piece`` that no earlier fragment carried; merge the ranges.
+
+    Costs O(log r) to find the ranges the piece touches among the r held, plus O(len(piece));
+    the ranges it touches are merged into one, so each range is visited once after it is
+    created (the list update moves at most r references, r <= ``max_fragments``).
+    """
+    end = offset + len(piece)
+    buf = p.data
+    if len(buf) < end:
+        buf.extend(bytes(end - len(buf)))
+    starts, ends = p.starts, p.ends
+    i = bisect_left(ends, offset)  # the first range ending at or after the piece's start
+    j = bisect_right(starts, end, i)  # past the last range starting at or before its end
+    pos = offset
+    view = memoryview(piece)
+    for k in range(i, j):
+        s, e = starts[k], ends[k]
+        if s > pos:
+            buf[pos:s] = view[pos - offset : s - offset]
+        lo, hi = max(s, offset), min(e, end)
+        if lo < hi and not p.overlapping and buf[lo:hi] != view[lo - offset : hi - offset]:
+            p.overlapping = True  # first copy wins (BSD stacks; RFC 5722 would drop the datagram)
+        pos = max(pos, e)
+    if pos < end:
+        buf[pos:end] = view[pos - offset :]
+    if j > i:
+        starts[i:j] = [min(offset, starts[i])]
+        ends[i:j] = [max(end, ends[j - 1])]
+    else:
+        starts.insert(i, offset)
+        ends.insert(i, end)
+
 
 class FragmentReassembler:
     """Collects fragments per datagram key and hands back complete payloads.
 
     The key is the caller's: RFC 791 §3.2 (source, destination, protocol, identification) for
     IPv4, RFC 8200 §4.5 (source, destination, identification) for IPv6.
+
+    Each fragment costs O(log f + its length) for a datagram of f fragments: the octets go
+    into one buffer at their offset and the ranges received are kept sorted and merged, so
+    duplicates and overlaps are found by bisection and completion is one comparison. A
+    datagram that collects more than ``max_fragments`` fragments is dropped once (reported
+    with its reason) and its later fragments are dropped silently for ``timeout`` seconds.
     """
 
-    __slots__ = ("_pending", "_pending_bytes", "max_bytes", "max_pending", "timeout")
+    __slots__ = (
+        "_dead",
+        "_pending",
+        "_pending_bytes",
+        "max_bytes",
+        "max_fragments",
+        "max_pending",
+        "timeout",
+    )
 
-    def __init__(self, *, timeout: float = 30.0, max_pending: int = 4096, max_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = 30.0,
+        max_pending: int = 4096,
+        max_bytes: int = 64 << 20,
+        max_fragments: int = MAX_FRAGMENTS,
+    ) -> None:
         self.timeout = timeout
         """Seconds of capture time a datagram may wait for its missing fragments."""
         self.max_pending = max_pending
+        """Datagrams collected at once; the oldest is dropped beyond this."""
         self.max_bytes = max_bytes
-        self._pending: dict[Hashable, PendingDatagram] = {}
+        """Octets held by all pending datagrams; the oldest are dropped beyond this."""
+        self.max_fragments = max_fragments
+        """Fragments (duplicates included) one datagram may collect before it is dropped."""
+        # OrderedDict: the oldest entry is found and removed in O(1), however many went before
+        # it (a plain dict scans the slots its deleted entries leave at its front).
+        self._pending: OrderedDict[Hashable, PendingDatagram] = OrderedDict()
         self._pending_bytes = 0
+        self._dead: OrderedDict[Hashable, float] = OrderedDict()
+        """Datagrams dropped for too many fragments, with the capture time of the drop."""
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Octets held by the pending datagrams."""
+        return self._pending_bytes
 
     def add(
         self,
@@ -189,10 +287,15 @@ class FragmentReassembler:
         """Add one fragment; return (the completed datagram or None, datagrams dropped).
 
         Dropped datagrams are those that expired (older than ``timeout`` at ``timestamp``),
-        were evicted to respect the bounds, or became impossible (a fragment beyond
-        :data:`MAX_DATAGRAM`); the caller reports them.
+        were evicted to respect the bounds, became impossible (a fragment beyond
+        :data:`MAX_DATAGRAM`) or collected too many fragments (``reason`` says so); the caller
+        reports them. A fragment of a datagram already dropped for too many fragments comes
+        back alone, marked ``silent``: to be counted, not reported again.
         """
         dropped = self.expire(timestamp)
+        if key in self._dead:
+            dropped.append(PendingDatagram(key, timestamp, frames=[frame], silent=True))
+            return None, dropped
         end = offset + len(data)
         pending = self._pending.get(key)
         if end > MAX_DATAGRAM:
@@ -204,11 +307,23 @@ class FragmentReassembler:
         if pending is None:
             pending = PendingDatagram(key, timestamp)
             self._pending[key] = pending
-        pending.pieces.append((offset, data))
-        if frame not in pending.frames:
+        if frame not in pending.frame_set:
+            pending.frame_set.add(frame)
             pending.frames.append(frame)
-        pending.size += len(data)
-        self._pending_bytes += len(data)
+        pending.fragments += 1
+        if pending.fragments > self.max_fragments:
+            self._remove(key)
+            pending.reason = f"more than {self.max_fragments} fragments"
+            pending.data = bytearray()
+            self._dead[key] = timestamp
+            if len(self._dead) > self.max_pending:
+                self._dead.popitem(last=False)
+            dropped.append(pending)
+            return None, dropped
+        if data:
+            before = len(pending.data)
+            _store(pending, offset, data)
+            self._pending_bytes += len(pending.data) - before
         if offset == 0:
             if not pending.have_first:
                 pending.extra = extra
@@ -229,11 +344,14 @@ class FragmentReassembler:
     def expire(self, now: float) -> list[PendingDatagram]:
         """Drop and return the datagrams whose first fragment is older than ``timeout``."""
         dropped: list[PendingDatagram] = []
-        if not self._pending:
-            return dropped
         limit = now - self.timeout
-        for key in list(self._pending):
-            if self._pending[key].first_ts >= limit:
+        dead = self._dead
+        while dead and next(iter(dead.values())) < limit:
+            dead.popitem(last=False)
+        pending = self._pending
+        while pending:
+            key = next(iter(pending))
+            if pending[key].first_ts >= limit:
                 break  # insertion order is capture order: the rest are younger
             dropped.append(self._remove(key))
         return dropped
@@ -242,6 +360,7 @@ class FragmentReassembler:
         """Drop and return every pending datagram (the capture ended)."""
         dropped = list(self._pending.values())
         self._pending.clear()
+        self._dead.clear()
         self._pending_bytes = 0
         return dropped
 
@@ -253,34 +372,10 @@ class FragmentReassembler:
     @staticmethod
     def _complete(pending: PendingDatagram) -> Reassembled | None:
         total = pending.total
-        if total is None or not pending.have_first or pending.size < total:
+        # The ranges are merged: the datagram is complete when the first one covers it.
+        if total is None or not pending.have_first or not pending.starts:
             return None
-        # Coverage check over the sorted intervals.
-        covered = 0
-        for off, piece in sorted(pending.pieces, key=lambda p: p[0]):
-            if off > covered:
-                return None
-            covered = max(covered, off + len(piece))
-            if covered >= total:
-                break
-        if covered < total:
+        if pending.starts[0] != 0 or pending.ends[0] < total:
             return None
-        out = bytearray(total)
-        seen = bytearray(total)
-        overlapping = False
-        for off, piece in pending.pieces:
-            stop = min(off + len(piece), total)
-            if stop <= off:
-                continue
-            n = stop - off
-            if seen.find(1, off, stop) < 0:
-                out[off:stop] = piece[:n]
-            else:
-                # First copy wins: write only the octets not written yet.
-                for i in range(n):
-                    if not seen[off + i]:
-                        out[off + i] = piece[i]
-                    elif out[off + i] != piece[i]:
-                        overlapping = True
-            seen[off:stop] = b"\x01" * n
-        return Reassembled(bytes(out), tuple(pending.frames), pending.extra, overlapping)
+        payload = bytes(pending.data[:total])
+        return Reassembled(payload, tuple(pending.frames), pending.extra, pending.overlapping)

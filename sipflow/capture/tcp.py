@@ -5,8 +5,12 @@ flags, payload, capture timestamp) and returns the SIP messages they complete, o
 :class:`Packet` per message. Each direction of a connection is an independent byte stream:
 
 * sequence numbers are compared modulo 2³² (RFC 9293 §3.4, wrap-around safe);
-* segments ahead of the next expected byte wait in a bounded out-of-order store;
-  retransmitted and overlapping octets are dropped (the first copy wins);
+* segments ahead of the next expected byte wait in a bounded out-of-order store (a dict by
+  stream offset and a heap of its keys: O(log n) a segment); retransmitted and overlapping
+  octets are dropped (the first copy wins); segments beyond the window the store can hold
+  (more than ``max_out_of_order`` octets ahead) are dropped, with one warning per stream,
+  unless the peer acknowledged them or the next segment continues them (the capture lost
+  more than the window);
 * SYN sets the initial sequence number, FIN and RST close the direction (RFC 9293 §3.5, §3.6);
   a direction picked up without its SYN starts at the first segment seen;
 * bytes the capture never saw (a hole the peer acknowledged, a hole older than
@@ -17,7 +21,9 @@ The byte stream is framed per RFC 3261 §18.3: a message's header ends at the fi
 (CRLFCRLF), its body is ``Content-Length`` octets long (compact form ``l``, any case; absent
 means 0). CRLFs between messages are keep-alives (RFC 5626 §3.5.1, RFC 3261 §7.5) and are
 skipped. A stream that does not start with a SIP start line (picked up mid-message, or after a
-hole) is searched for the next line that is one (:func:`find_sip_start`).
+hole) is searched for the next line that is one (:func:`find_sip_start`); octets searched in
+vain are not searched again as more arrive, so each octet costs O(1) however the stream is
+cut into segments.
 
 A stream's kind is decided from its first octets in sequence order, once enough of them are
 there (:meth:`TcpReassembler._sniff`): a TLS record header (counted, never decoded); ``HEP3``
@@ -25,7 +31,9 @@ there (:meth:`TcpReassembler._sniff`): a TLS record header (counted, never decod
 UDP, with the inner addresses and time); an HTTP upgrade request or ``101`` response (the
 decision waits for the end of its header block, up to :data:`MAX_HANDSHAKE` octets, so that a
 handshake spread over several segments is recognised), after which WebSocket frames carry SIP
-(RFC 6455, RFC 7118); anything else is framed as SIP at once.
+(RFC 6455, RFC 7118); a WebSocket message (a text or binary frame and its continuation
+frames) is held up to ``max_message`` octets, beyond which what came is handed up truncated
+and the rest of it dropped; anything else is framed as SIP at once.
 
 Every frame is accounted for exactly once in :class:`CaptureStats.non_sip` unless it carried
 part of a SIP message: segments without payload as ``TCP control``, repeated bytes as
@@ -85,6 +93,7 @@ _CONTENT_LENGTH: Final = re.compile(
     rb"\n(?:content-length|l)[ \t]*(?:\r?\n[ \t]+)?:[ \t]*(?:\r?\n[ \t]+)?(\d{1,12})", re.IGNORECASE
 )
 _CRLF_RUN: Final = re.compile(rb"[\r\n]*")
+_SIP_VERSION: Final = b"SIP/2.0"
 
 Warn = Callable[[str, int | None], None]
 """Callback receiving a warning message and the frame it concerns."""
@@ -103,6 +112,21 @@ def content_length(buf: bytes | bytearray, header_end: int) -> int | None:
     """
     m = _CONTENT_LENGTH.search(buf, 0, header_end + 2)
     return int(m.group(1)) if m is not None else None
+
+
+def _status_line_from(buf: bytes | bytearray, start: int) -> int:
+    """Offset of the first Status-Line (RFC 3261 §7.2) whose ``SIP/2.0`` is at or after ``start``.
+
+    What :func:`detect.find_sip_start` finds in a buffer without a line feed, where no
+    Request-Line can be complete: a ``SIP/2.0`` that starts a Status-Line (its version is no
+    token, so :func:`detect.is_sip_start` there tests the Status-Line alone).
+    """
+    k = buf.find(_SIP_VERSION, max(0, start))
+    while k >= 0:
+        if detect.is_sip_start(buf, k):
+            return k
+        k = buf.find(_SIP_VERSION, k + 1)
+    return -1
 
 
 class _Segment:
@@ -130,6 +154,7 @@ class _Stream:
         "buf",
         "closed",
         "dst",
+        "far_next",
         "fin_seq",
         "kind",
         "last_ts",
@@ -143,13 +168,17 @@ class _Stream:
         "peer_ack",
         "scan",
         "segs",
+        "sep",
         "skip",
         "src",
         "warned",
+        "window_warned",
+        "ws_drop",
         "ws_msg",
         "ws_open",
         "ws_segs",
         "ws_shaken",
+        "ws_size",
     )
 
     def __init__(self, src: Endpoint, dst: Endpoint, next_seq: int, timestamp: float) -> None:
@@ -166,6 +195,10 @@ class _Stream:
         self.ooo_heap: list[int] = []
         """Offsets of ``ooo`` as a heap (entries no longer in ``ooo`` are skipped lazily)."""
         self.ooo_bytes = 0
+        self.far_next: int | None = None
+        """Sequence number right after the last segment dropped as out of window: a segment
+        starting there continues it (the capture lost more than the window, the stream goes on)."""
+        self.window_warned = False
         self.mode = _NEW
         self.kind = detect.OTHER_TCP
         self.fin_seq: int | None = None
@@ -175,7 +208,11 @@ class _Stream:
         self.need = 0
         """Total length of the message at the front of ``buf`` once its header is complete."""
         self.scan = 0
-        """Where to resume the search for the end of the header."""
+        """Where to resume a search: for the end of the header (SIP, handshakes), or, hunting, the
+        octets already searched in vain for a SIP start line (they hold no line feed)."""
+        self.sep = 0
+        """Length of the empty line ending the header at the front of ``buf`` (4: CRLFCRLF, 2:
+        LFLF) once its start line has been checked; 0 before."""
         self.skip = 0
         """Body octets of an oversized message still to be dropped."""
         self.warned = False
@@ -187,6 +224,11 @@ class _Stream:
         """WebSocket: unmasked payloads of the frames of the message in progress."""
         self.ws_segs: list[_Segment] = []
         """WebSocket: the segments that carried the message in progress."""
+        self.ws_size = 0
+        """WebSocket: octets in ``ws_msg``."""
+        self.ws_drop = False
+        """WebSocket: the message in progress outgrew ``max_message``, was handed up truncated,
+        and its remaining frames are dropped up to its FIN."""
 
 
 class TcpReassembler:
@@ -361,11 +403,7 @@ class TcpReassembler:
         s.mode = _HUNT
 
     def _flush(self, s: _Stream, out: list[Packet]) -> None:
-        while s.ooo:
-            gap = self._first_ooo(s) - s.off
-            if gap > 0:
-                self._gap(s, gap, out)
-            self._drain(s, out)
+        self._skip_holes(s, out)
         self._frame_final(s, out)
         self._leftover(s, out)
 
@@ -376,6 +414,10 @@ class TcpReassembler:
     ) -> None:
         rel = _signed(seq - s.next_seq)
         n = len(data)
+        if rel > self.max_out_of_order and not (s.peer_ack is not None and _signed(s.peer_ack - seq) > 0):
+            if not self._out_of_window(s, seq, n + missing, rel, frame, out):
+                return
+            rel = 0
         if rel < 0:
             if rel + n <= 0:
                 self.stats.count_non_sip(detect.TCP_RETRANSMISSION)
@@ -405,6 +447,44 @@ class TcpReassembler:
         s.ooo[where] = (data, frame, ts, missing)
         s.ooo_bytes += n
         self._resolve_holes(s, ts, out)
+
+    def _out_of_window(self, s: _Stream, seq: int, n: int, rel: int, frame: int, out: list[Packet]) -> bool:
+        """A segment beyond what the out-of-order store may ever hold: drop it, or resume there.
+
+        Octets more than ``max_out_of_order`` ahead of the next expected one are outside any
+        window this observer can keep (RFC 9293 §3.10.7.4: a receiver drops segments beyond its
+        window); storing them would declare the hole before them lost and bury the stream
+        (junk with random sequence numbers). Unless the peer acknowledged them, they are
+        dropped, with one warning per stream. A segment that starts where the last one dropped
+        ended shows the stream really went on there (the capture lost more than the window):
+        every hole is then skipped up to it and True returned, the segment to be taken in
+        sequence.
+        """
+        if seq != s.far_next:
+            s.far_next = (seq + n) & _MASK
+            self.stats.count_non_sip(s.kind)
+            if not s.window_warned:
+                s.window_warned = True
+                self._warn(
+                    f"TCP {s.src} -> {s.dst}: a segment {rel} octets ahead of the stream, beyond its "
+                    f"{self.max_out_of_order}-octet window; dropped, as any later ones out of window",
+                    frame,
+                )
+            return False
+        s.far_next = None
+        self._skip_holes(s, out)
+        rel = _signed(seq - s.next_seq)
+        if rel > 0:
+            self._gap(s, rel, out)
+        return True
+
+    def _skip_holes(self, s: _Stream, out: list[Packet]) -> None:
+        """Skip every hole before the stored out-of-order segments, taking them in sequence."""
+        while s.ooo:
+            gap = self._first_ooo(s) - s.off
+            if gap > 0:
+                self._gap(s, gap, out)
+            self._drain(s, out)
 
     @staticmethod
     def _first_ooo(s: _Stream) -> int:
@@ -530,6 +610,7 @@ class TcpReassembler:
         del s.buf[:n]
         s.need = 0
         s.scan = 0
+        s.sep = 0
         touched: list[_Segment] = []
         segs = s.segs
         count = self.stats.count_non_sip
@@ -594,7 +675,15 @@ class TcpReassembler:
                 if skip:
                     self._consume(s, skip, detect.SIP_KEEPALIVE)
                     continue
-                i = detect.find_sip_start(buf)
+                # Octets searched in vain before hold no line feed (the search kept only the
+                # unfinished last line): unless a line ends in the new ones, only a Status-Line
+                # can have been completed, and only by them. Each octet is searched O(1) times.
+                searched = s.scan
+                last_nl = buf.rfind(b"\n", searched)
+                if searched and last_nl < 0:
+                    i = _status_line_from(buf, searched - 11)  # 11: "SIP/2.0 NNN" may straddle
+                else:
+                    i = detect.find_sip_start(buf)
                 if i and hep.hep3_before(buf, i):
                     # HEP3 messages picked up mid-stream: the SIP inside them is read through
                     # their headers, never found by the SIP search.
@@ -602,15 +691,17 @@ class TcpReassembler:
                     continue
                 if i < 0:
                     # Keep the last, unfinished line: it may be the start of a start line.
-                    keep_from = max(buf.rfind(b"\n") + 1, len(buf) - MAX_LINE)
+                    keep_from = max(last_nl + 1, len(buf) - MAX_LINE)
                     if keep_from > 0:
                         self._consume(s, keep_from, s.kind)
                     if buf and not detect.TOKEN_START[buf[0]]:
                         self._consume(s, len(buf), s.kind)
+                    s.scan = len(buf)
                     return
                 if i:
                     self._consume(s, i, s.kind)
                 s.mode = _SIP
+                s.scan = s.sep = 0
             if s.need:
                 if len(buf) < s.need:
                     return
@@ -621,21 +712,24 @@ class TcpReassembler:
             if skip:
                 self._consume(s, skip, detect.SIP_KEEPALIVE)
                 continue
-            eol = buf.find(b"\n", 0, MAX_LINE)
-            if eol < 0:
-                if len(buf) >= MAX_LINE or not detect.TOKEN_START[buf[0]]:
-                    self._resync(s, "no SIP start line")
+            if not s.sep:
+                # The start line, checked once per message; ``scan``: no line feed before it.
+                eol = buf.find(b"\n", s.scan, MAX_LINE)
+                if eol < 0:
+                    if len(buf) >= MAX_LINE or not detect.TOKEN_START[buf[0]]:
+                        self._resync(s, "no SIP start line")
+                        continue
+                    s.scan = len(buf)
+                    return
+                if not detect.is_sip_start(buf, 0, eol + 1):
+                    self._resync(s, "data that is not a SIP start line")
                     continue
-                return
-            if not detect.is_sip_start(buf, 0, eol + 1):
-                self._resync(s, "data that is not a SIP start line")
-                continue
-            # The header ends at the first empty line; a sender that ends its start line with a
-            # bare LF (not RFC 3261, seen in the wild) is expected to end the header with LFLF.
-            if eol and buf[eol - 1] == 13:
-                end, sep = buf.find(b"\r\n\r\n", s.scan), 4
-            else:
-                end, sep = buf.find(b"\n\n", s.scan), 2
+                # The header ends at the first empty line; a sender that ends its start line with
+                # a bare LF (not RFC 3261, seen in the wild) is expected to end the header with LFLF.
+                s.sep = 4 if eol and buf[eol - 1] == 13 else 2
+                s.scan = max(0, eol - 1)
+            sep = s.sep
+            end = buf.find(b"\r\n\r\n" if sep == 4 else b"\n\n", s.scan)
             if end < 0:
                 if len(buf) > self.max_message:
                     self._oversize(s, out, f"SIP header longer than {self.max_message} octets")
@@ -700,7 +794,7 @@ class TcpReassembler:
         elif kind is detect.WEBSOCKET:
             s.mode = _WS  # RFC 7118: SIP inside WebSocket frames after the handshake
             s.ws_shaken = s.ws_open = False
-            s.ws_msg, s.ws_segs = [], []
+            s.ws_msg, s.ws_segs, s.ws_size, s.ws_drop = [], [], 0, False
         else:
             s.mode = _HUNT
         return True
@@ -710,7 +804,8 @@ class TcpReassembler:
             s.warned = True
             frame = s.segs[0].frame if s.segs else None
             self._warn(f"TCP {s.src} -> {s.dst}: {why}; resynchronising on the next SIP start line", frame)
-        s.mode = _HUNT  # the search starts after offset 0, which is known not to be a start
+        s.mode = _HUNT
+        s.scan = s.sep = 0  # the search starts after offset 0, which is known not to be a start
 
     def _oversize(self, s: _Stream, out: list[Packet], why: str) -> None:
         frame = s.segs[-1].frame if s.segs else None
@@ -821,11 +916,13 @@ class TcpReassembler:
         buf = s.buf
         while buf:
             if not s.ws_shaken:
-                n = websocket.handshake_length(buf)
+                n = websocket.handshake_length(buf, s.scan)
                 if n < 0:
                     if len(buf) > self.max_message:
                         s.mode = _IGNORE
                         self._consume(s, len(buf), detect.WEBSOCKET)
+                    else:
+                        s.scan = max(0, len(buf) - 3)
                     return
                 sip = websocket.offers_sip(buf[:n])
                 self._consume(s, n, detect.WEBSOCKET)
@@ -851,7 +948,6 @@ class TcpReassembler:
                 return
             if len(buf) < total:
                 return
-            payload = websocket.unmask(bytes(buf[h.header_len : total]), h.mask)
             if h.opcode >= 0x8:  # RFC 6455 §5.5: control frames, may sit inside a fragmented message
                 self._consume(s, total, detect.WEBSOCKET)
                 continue
@@ -859,13 +955,42 @@ class TcpReassembler:
                 if s.ws_open:
                     self._ws_emit(s, out, truncated=True)  # a message that never got its FIN
                 s.ws_open = True
-            elif not s.ws_open:
-                self._consume(s, total, detect.WEBSOCKET)  # continuation of a message not seen
+            elif not s.ws_open or s.ws_drop:
+                # Continuation of a message not seen, or of one handed up already (too long).
+                self._consume(s, total, detect.WEBSOCKET)
+                if h.fin:
+                    s.ws_open = s.ws_drop = False
                 continue
-            s.ws_segs.extend(self._consume(s, total, None))
-            s.ws_msg.append(payload)
-            if h.fin:
-                self._ws_emit(s, out)
+            over = self._ws_gather(s, h, total)
+            if over or h.fin:
+                self._ws_emit(s, out, truncated=over)
+                if over and not h.fin:
+                    s.ws_open = s.ws_drop = True  # its later frames are dropped up to its FIN
+
+    def _ws_gather(self, s: _Stream, h: websocket.FrameHeader, n: int) -> bool:
+        """Add the frame of ``n`` octets at the front of ``buf`` to the message in progress.
+
+        A message is held up to ``max_message`` octets, as a SIP message on a plain stream (the
+        frames' payloads are kept apart and joined once). True when the frame takes it beyond:
+        the message is then to be handed up truncated with what fits, and its later frames
+        dropped up to its FIN (one warning per message).
+        """
+        room = self.max_message - s.ws_size
+        take = min(h.payload_len, room)
+        buf = s.buf
+        payload = websocket.unmask(bytes(buf[h.header_len : h.header_len + take]), h.mask)
+        s.ws_segs.extend(self._consume(s, n, None))
+        s.ws_msg.append(payload)
+        s.ws_size += take
+        if take == h.payload_len:
+            return False
+        frame = s.ws_segs[-1].frame if s.ws_segs else None
+        self._warn(
+            f"TCP {s.src} -> {s.dst}: WebSocket message longer than {self.max_message} octets; its "
+            f"first {self.max_message} handed up truncated, the rest dropped",
+            frame,
+        )
+        return True
 
     def _ws_leftover(self, s: _Stream, out: list[Packet]) -> None:
         """The stream ends or breaks: hand up a message in progress (truncated), drop the rest."""
@@ -873,13 +998,14 @@ class TcpReassembler:
         if s.ws_shaken and buf:
             h = websocket.parse_header(buf)
             if h is not None and h.opcode < 0x8 and (h.opcode or s.ws_open):
-                payload = websocket.unmask(bytes(buf[h.header_len : h.header_len + h.payload_len]), h.mask)
                 if h.opcode:
                     if s.ws_open:
                         self._ws_emit(s, out, truncated=True)
                     s.ws_open = True
-                s.ws_segs.extend(self._consume(s, len(buf), None))
-                s.ws_msg.append(payload)
+                if not s.ws_drop:
+                    # What arrived of the frame: its header is there, its payload perhaps not all.
+                    cut = h._replace(payload_len=min(h.payload_len, len(buf) - h.header_len))
+                    self._ws_gather(s, cut, len(buf))
         if s.ws_open:
             self._ws_emit(s, out, truncated=True)
         if buf:
@@ -888,7 +1014,7 @@ class TcpReassembler:
     def _ws_emit(self, s: _Stream, out: list[Packet], *, truncated: bool = False) -> None:
         payload = b"".join(s.ws_msg)
         segs = s.ws_segs
-        s.ws_msg, s.ws_segs, s.ws_open = [], [], False
+        s.ws_msg, s.ws_segs, s.ws_open, s.ws_drop, s.ws_size = [], [], False, False, 0
         if not segs:
             return
         last, frames = _span(segs)

@@ -37,9 +37,14 @@ class FrameHeader(NamedTuple):
     payload_len: int
 
 
-def handshake_length(buf: bytes | bytearray) -> int:
-    """Length of the HTTP handshake at the front of ``buf`` (through its empty line), or -1."""
-    i = buf.find(_HEADER_END)
+def handshake_length(buf: bytes | bytearray, start: int = 0) -> int:
+    """Length of the HTTP handshake at the front of ``buf`` (through its empty line), or -1.
+
+    ``start``: where to resume the search for the empty line (a caller waiting for the rest of
+    the handshake passes the length searched before, less 3), so that each octet is searched
+    once however many segments the handshake arrives in.
+    """
+    i = buf.find(_HEADER_END, start)
     return -1 if i < 0 else i + 4
 
 
