@@ -1,23 +1,34 @@
-"""Time sipflow against tshark on the same capture, side by side.
+"""Time sipflow against tshark on the benchmark workloads, side by side.
 
-Each tool runs ``--repeat`` times (best time kept) in its own child process, so peak RSS is that of the
-tool alone (``os.wait4`` gives the child's ``ru_maxrss``):
+Workloads (generated into a cache directory, ``$SIPFLOW_BENCH_DIR`` or ``/tmp/sipflow-bench``, and made
+again only when missing or when their generator's code or seed changed):
 
-* ``tshark``          ``tshark -q -z sip,stat -r FILE``
-* ``sipflow calls``   ``python -m sipflow calls FILE --format json > /dev/null`` (the whole CLI)
-* ``analyze()``       ``sipflow.analyze([FILE])`` timed inside a child interpreter (import excluded)
-* ``CaptureReader``   ``sipflow.capture.reader.CaptureReader`` alone: every packet read, nothing parsed
+* ``mixed``        ``generate.py``: 999,578 packets, G.711 RTP, 1.4 % SIP (2,000 scenarios, 308 RTP
+                   packets each way per answered call)
+* ``sip-dense``    ``dense.py sip-dense``: a busy SBC port, 100,000 calls in 25 minutes, ~6,500 at once,
+                   ~690,000 SIP messages, no RTP
+* ``b2bua-dense``  ``dense.py b2bua-dense``: 50,000 calls through a B2BUA, two Call-IDs each, ~2,300 at
+                   once; the generator's ground truth gives the precision and recall of sipflow's leg pairs
 
-Whatever is not importable or runnable yet is skipped with a note. Rates use the file's frame count
-(read from the pcap record headers, or ``capinfos`` for pcapng) and its SIP message count (from
-``tshark -z sip,stat``, else from the generator's ``.counts.json`` beside the file).
+Tools (each run a separate child process; its wall time, and its own peak RSS from ``os.wait4``):
 
-If FILE does not exist it is generated first with ``benchmarks/generate.py`` (``--calls``,
-``--rtp-per-call``, ``--seed``, ``--tcp-fraction``).
+* ``tshark``   ``tshark -q -z sip,stat -r FILE``
+* ``cli``      ``python -m sipflow calls FILE --format json > /dev/null``
+* ``lib``      ``sipflow.analyze([FILE])`` timed inside a child interpreter (import excluded)
+* ``reader``   ``sipflow.capture.reader.CaptureReader`` alone: every packet read, nothing parsed
+
+The table shows the median wall time of ``--repeat`` runs, the largest peak RSS of those runs and the
+ratio to tshark's median on the same file. ``--scaling`` times sip-dense and b2bua-dense at 1x, 2x and
+4x (calls and arrival window both scaled: the same load for longer) and prints time and memory per SIP
+message and the ratio of each size to the one before. ``--quick`` uses small sizes and one run.
+
+A FILE argument times that capture alone (generated with ``generate.py`` if missing).
 
 Example::
 
-    python benchmarks/run.py --repeat 3                 # benchmarks/out/bench.pcap, made if missing
+    python benchmarks/run.py --quick
+    python benchmarks/run.py --workloads sip-dense,b2bua-dense --repeat 1
+    python benchmarks/run.py --scaling --quick
     python benchmarks/run.py /tmp/big.pcap --only tshark,reader --json /tmp/bench.json
 """
 
@@ -25,12 +36,15 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import importlib
+import itertools
 import json
 import os
 import re
 import resource
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -38,28 +52,59 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DEFAULT_FILE = HERE / "out" / "bench.pcap"
 TOOLS = ("tshark", "cli", "lib", "reader")
+TOOL_NAMES = {
+    "tshark": "tshark -z sip,stat",
+    "cli": "sipflow calls --format json",
+    "lib": "sipflow.analyze()",
+    "reader": "CaptureReader",
+}
 PEERS = ("sngrep",)
+WORKLOADS = ("mixed", "sip-dense", "b2bua-dense")
+QUICK_SCALE = {"mixed": 0.1, "sip-dense": 0.02, "b2bua-dense": 0.02}
+SCALING_WORKLOADS = ("sip-dense", "b2bua-dense")
+MIXED_CALLS, MIXED_RTP = 2_000, 308  # 999,578 frames, 13,978 of them SIP (1.4 %)
+GENERATOR_FILES = {
+    "mixed": ("generate.py",),
+    "sip-dense": ("dense.py", "generate.py"),
+    "b2bua-dense": ("dense.py", "generate.py"),
+}
+SEEDS = {"mixed": 20240601, "sip-dense": 20240612, "b2bua-dense": 20240612}
+
+
+def cache_dir() -> Path:
+    """Where generated captures live."""
+    return Path(os.environ.get("SIPFLOW_BENCH_DIR") or "/tmp/sipflow-bench")
 
 
 @dataclass(slots=True)
 class Result:
-    """One tool's outcome on the file."""
+    """One tool's outcome on one file."""
 
+    workload: str
+    scale: float
     tool: str
-    seconds: float | None = None
-    """Best wall time over the repeats (None when skipped or failed)."""
+    seconds: list[float] = field(default_factory=list)
+    """Wall time of each successful run."""
     max_rss_kb: int | None = None
-    """Peak resident set size of the tool's process during its best run."""
-    runs: int = 0
+    """Largest peak resident set size of the tool's process over the runs."""
+    sip_messages: int | None = None
     note: str = ""
+    quality: dict[str, Any] = field(default_factory=dict)
+    """b2bua-dense: precision and recall of the leg pairs."""
+    load: list[float] = field(default_factory=list)
+    """The 1-minute load average as each run started (other processes on the machine skew the times)."""
+
+    @property
+    def median(self) -> float | None:
+        """Median wall time, None when no run succeeded."""
+        return statistics.median(self.seconds) if self.seconds else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +130,18 @@ def run_child(
 
     ``os.wait4`` reaps the child and returns its own resource usage, so the RSS is that process's
     alone (``RUSAGE_CHILDREN`` would be the maximum over every child so far). A timer kills the
-    child after ``timeout`` seconds.
+    child (by its PID) after ``timeout`` seconds; the exit code is then -9 and stderr says so.
     """
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=stdout, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=REPO)
-        killer = threading.Timer(timeout, proc.kill)
+        killed = threading.Event()
+
+        def kill() -> None:
+            killed.set()
+            proc.kill()
+
+        killer = threading.Timer(timeout, kill)
         killer.start()
         try:
             _pid, status, usage = os.wait4(proc.pid, 0)
@@ -100,6 +151,8 @@ def run_child(
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         text = err.read().decode(errors="replace")
+    if killed.is_set():
+        text += f"\nkilled after {timeout:.0f} s (--timeout)"
     return proc.returncode, elapsed, int(usage.ru_maxrss), text
 
 
@@ -116,27 +169,39 @@ def _error_line(text: str) -> str:
     return lines[-1][:100] if lines else ""
 
 
-def best_of(
-    tool: str, argv: list[str], repeat: int, timeout: float, *, env: dict[str, str] | None = None
+def measure(
+    res: Result,
+    argv: list[str],
+    repeat: int,
+    timeout: float,
+    *,
+    env: dict[str, str] | None = None,
+    keep_output: Path | None = None,
 ) -> Result:
-    """Run a command ``repeat`` times and keep the fastest successful run."""
-    res = Result(tool)
-    for _ in range(repeat):
-        code, secs, rss, err = run_child(argv, timeout=timeout, env=env)
+    """Run a command ``repeat`` times, recording every wall time and the largest peak RSS.
+
+    With ``keep_output`` the first run's stdout goes to that file (to score it), the others to /dev/null.
+    """
+    for i in range(repeat):
+        res.load.append(os.getloadavg()[0])
+        if keep_output is not None and i == 0:
+            with keep_output.open("wb") as out:
+                code, secs, rss, err = run_child(argv, stdout=out, timeout=timeout, env=env)
+        else:
+            code, secs, rss, err = run_child(argv, timeout=timeout, env=env)
+        res.max_rss_kb = max(res.max_rss_kb or 0, rss)
         if code != 0:
-            res.note = f"exit {code}: {_error_line(err)}"
+            res.note = f"exit {code} after {secs:.0f} s: {_error_line(err)}"
             return res
-        res.runs += 1
-        if res.seconds is None or secs < res.seconds:
-            res.seconds, res.max_rss_kb = secs, rss
+        res.seconds.append(secs)
     return res
 
 
-def best_of_child(mode: str, path: Path, repeat: int, timeout: float) -> Result:
+def measure_child(res: Result, mode: str, path: Path, repeat: int, timeout: float) -> Result:
     """Run this script's ``--child MODE`` (in-process timing in a fresh interpreter) ``repeat`` times."""
-    res = Result({"lib": "sipflow.analyze()", "reader": "CaptureReader"}[mode])
     argv = [sys.executable, str(Path(__file__).resolve()), "--child", mode, str(path)]
     for _ in range(repeat):
+        res.load.append(os.getloadavg()[0])
         with tempfile.TemporaryFile() as out:
             code, _secs, rss, err = run_child(argv, stdout=out, timeout=timeout, env=sipflow_env())
             out.seek(0)
@@ -148,11 +213,9 @@ def best_of_child(mode: str, path: Path, repeat: int, timeout: float) -> Result:
         if report.get("skip"):
             res.note = f"skipped: {report['skip']}"
             return res
-        res.runs += 1
         res.note = report.get("note", "")
-        secs = float(report["seconds"])
-        if res.seconds is None or secs < res.seconds:
-            res.seconds, res.max_rss_kb = secs, rss
+        res.seconds.append(float(report["seconds"]))
+        res.max_rss_kb = max(res.max_rss_kb or 0, rss)
     return res
 
 
@@ -207,8 +270,59 @@ def child_main(mode: str, path: Path) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The file and its counts
+# Files: the workloads in the cache, or a capture given on the command line
 # ---------------------------------------------------------------------------------------------------
+def _scale_tag(scale: float) -> str:
+    return f"{scale:g}x".replace(".", "_")
+
+
+def workload_path(name: str, scale: float) -> Path:
+    """The cached capture of ``name`` at ``scale``."""
+    return cache_dir() / f"{name}-{_scale_tag(scale)}.pcap"
+
+
+def _digest(name: str) -> str:
+    h = hashlib.sha256()
+    for f in GENERATOR_FILES[name]:
+        h.update((HERE / f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _generator_argv(name: str, scale: float, path: Path) -> list[str]:
+    seed = str(SEEDS[name])
+    if name == "mixed":
+        return [sys.executable, str(HERE / "generate.py"), "-o", str(path), "--seed", seed,
+                "--calls", str(max(round(MIXED_CALLS * scale), 1)), "--rtp-per-call", str(MIXED_RTP),
+                "--json", str(path.with_suffix(path.suffix + ".counts.json"))]  # fmt: skip
+    return [sys.executable, str(HERE / "dense.py"), name, "-o", str(path), "--scale", f"{scale:g}",
+            "--seed", seed]  # fmt: skip
+
+
+def ensure_workload(name: str, scale: float) -> Path:
+    """The workload's capture, generated when missing or made by other generator code or seed."""
+    path = workload_path(name, scale)
+    meta_path = path.with_suffix(path.suffix + ".meta.json")
+    argv = _generator_argv(name, scale, path)
+    meta = {"generator": _digest(name), "seed": SEEDS[name], "args": argv[2:]}
+    if path.exists() and meta_path.exists():
+        try:
+            if json.loads(meta_path.read_text()) == meta:
+                return path
+        except json.JSONDecodeError:
+            pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"generating {path.name} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"generator failed: {' '.join(argv)}\n{proc.stdout}{proc.stderr}")
+    took = time.perf_counter() - started
+    first = proc.stdout.splitlines()[0] if proc.stdout else ""
+    print(f"  {first} (generator process: {took:.1f} s)", file=sys.stderr, flush=True)
+    meta_path.write_text(json.dumps(meta) + "\n")
+    return path
+
+
 def pcap_frames(path: Path) -> int | None:
     """Count records of a classic pcap by walking the record headers (None for anything else)."""
     rec = struct.Struct("<IIII")
@@ -271,7 +385,7 @@ def file_counts(path: Path) -> Counts:
 
 
 def ensure_file(args: argparse.Namespace) -> None:
-    """Generate the capture (and its ``.counts.json``) when it does not exist."""
+    """Generate the FILE given on the command line (and its ``.counts.json``) when it does not exist."""
     path: Path = args.file
     if path.exists():
         return
@@ -299,43 +413,191 @@ def ensure_file(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Leg pairs against the ground truth
+# ---------------------------------------------------------------------------------------------------
+def truth_file(pcap: Path) -> Path:
+    """``NAME.truth.json`` beside ``NAME.pcap``."""
+    return pcap.with_name(pcap.stem + ".truth.json")
+
+
+def _pairs(groups: Iterable[Iterable[str]]) -> set[tuple[str, str]]:
+    return {pair for group in groups for pair in itertools.combinations(sorted(group), 2)}
+
+
+def leg_quality(output: Path, truth: Path) -> dict[str, Any]:
+    """Precision and recall of the leg pairs of sipflow's JSON (``calls[].legs[].call_id``) against truth."""
+    expected = _pairs(json.loads(truth.read_text())["calls"])
+    data = json.loads(output.read_bytes())
+    found = _pairs([leg["call_id"] for leg in c["legs"]] for c in data["calls"] if c.get("kind") == "call")
+    methods: dict[str, int] = {}
+    for c in data["calls"]:
+        for link in c.get("correlation") or ():
+            methods[link["method"]] = methods.get(link["method"], 0) + 1
+    del data
+    common = len(expected & found)
+    return {
+        "truth_pairs": len(expected),
+        "found_pairs": len(found),
+        "correct_pairs": common,
+        "precision": common / len(found) if found else 1.0,
+        "recall": common / len(expected) if expected else 1.0,
+        "methods": methods,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Timing one file
+# ---------------------------------------------------------------------------------------------------
+def time_file(
+    workload: str, scale: float, path: Path, tools: list[str], args: argparse.Namespace
+) -> list[Result]:
+    """Every requested tool on one file."""
+    counts = file_counts(path)
+    spath = str(path)
+    results: list[Result] = []
+    for tool in tools:
+        res = Result(workload, scale, TOOL_NAMES[tool], sip_messages=counts.sip_messages)
+        print(f"  {workload} {scale:g}x: {res.tool} ...", file=sys.stderr, flush=True)
+        if tool == "tshark":
+            exe = shutil.which("tshark")
+            if exe is None:
+                res.note = "skipped: tshark not installed"
+            else:
+                measure(res, [exe, "-q", "-z", "sip,stat", "-r", spath], args.repeat, args.timeout)
+        elif tool == "cli":
+            argv = [sys.executable, "-m", "sipflow", "calls", spath, "--format", "json"]
+            truth = truth_file(path)
+            keep = path.with_name(path.stem + ".sipflow.json") if truth.exists() else None
+            measure(res, argv, args.repeat, args.timeout, env=sipflow_env(), keep_output=keep)
+            if keep is not None:
+                if res.seconds:
+                    res.quality = leg_quality(keep, truth)
+                    res.note = "first run's output scored against the truth"
+                keep.unlink(missing_ok=True)
+        else:
+            measure_child(res, tool, path, args.repeat, args.timeout)
+        if res.seconds:
+            print(f"    median {res.median:.2f} s, peak RSS {(res.max_rss_kb or 0) / 1024:,.0f} MB",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        results.append(res)
+    if args.peers:
+        for peer in PEERS:
+            res = Result(workload, scale, peer, sip_messages=counts.sip_messages)
+            exe = shutil.which(peer)
+            if exe is None:
+                res.note = "skipped: not installed"
+            else:  # sngrep without its UI: read the file, keep only SIP, write a pcap to /dev/null
+                measure(res, [exe, "-N", "-q", "-I", spath, "-O", os.devnull], args.repeat, args.timeout)
+            results.append(res)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------------
-def _rate(n: int | None, secs: float | None) -> str:
-    """Items per second, thousands-separated, or a dash."""
-    if not n or not secs:
-        return "-"
-    return f"{n / secs:,.0f}"
-
-
-def print_table(results: list[Result], counts: Counts, path: Path, repeat: int) -> None:
-    """Print the side-by-side table."""
-    frames = f"{counts.frames:,}" if counts.frames else "?"
-    sip = f"{counts.sip_messages:,}" if counts.sip_messages else "?"
-    print(f"file: {path} ({counts.file_bytes / 1e6:,.1f} MB, {frames} frames, {sip} SIP messages)")
-    print(f"best of {repeat}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs\n")
-    header = ("tool", "seconds", "packets/s", "SIP msgs/s", "peak RSS MB", "note")
-    rows = [header]
-    for r in results:
-        rows.append(
-            (
-                r.tool,
-                f"{r.seconds:.2f}" if r.seconds is not None else "-",
-                _rate(counts.frames, r.seconds),
-                _rate(counts.sip_messages, r.seconds),
-                f"{r.max_rss_kb / 1024:,.0f}" if r.max_rss_kb else "-",
-                r.note,
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+def _table(rows: list[tuple[str, ...]], right: set[int]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
-        cells = [
-            cell.ljust(w) if j in (0, len(header) - 1) else cell.rjust(w)
-            for j, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in pairs]
         print("  ".join(cells).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def _tshark_median(results: list[Result], r: Result) -> float | None:
+    for other in results:
+        if other.workload == r.workload and other.scale == r.scale and other.tool == TOOL_NAMES["tshark"]:
+            return other.median
+    return None
+
+
+def _mb(kb: int | None) -> str:
+    return f"{kb / 1024:,.0f}" if kb else "-"
+
+
+def _load(r: Result) -> str:
+    return f"{max(r.load):.1f}" if r.load else "-"
+
+
+def print_main(results: list[Result], repeat: int) -> None:
+    """The side-by-side table."""
+    print(f"median of {repeat} run(s); peak RSS: the largest of the runs; load: the highest 1-minute load "
+          f"average as a run started; python {sys.version.split()[0]}; {os.cpu_count()} CPUs\n")  # fmt: skip
+    rows: list[tuple[str, ...]] = [
+        ("workload", "scale", "SIP msgs", "tool", "median wall s", "peak RSS MB", "x tshark", "load", "note")
+    ]
+    for r in results:
+        ts = _tshark_median(results, r)
+        med = r.median
+        ratio = f"{med / ts:.2f}" if med is not None and ts else "-"
+        rows.append(
+            (
+                r.workload,
+                f"{r.scale:g}x",
+                f"{r.sip_messages:,}" if r.sip_messages else "?",
+                r.tool,
+                f"{med:.2f}" if med is not None else "-",
+                _mb(r.max_rss_kb),
+                ratio,
+                _load(r),
+                r.note,
+            )
+        )
+    _table(rows, {1, 2, 4, 5, 6, 7})
+    _print_quality(results)
+
+
+def _print_quality(results: list[Result]) -> None:
+    for r in results:
+        q = r.quality
+        if q:
+            methods = ", ".join(f"{k} {v:,}" for k, v in sorted(q["methods"].items())) or "none"
+            print(
+                f"\n{r.workload} {r.scale:g}x leg pairs: precision {q['precision']:.4f}, "
+                f"recall {q['recall']:.4f} "
+                f"({q['correct_pairs']:,} correct of {q['found_pairs']:,} found, {q['truth_pairs']:,} in the "
+                f"truth; links by {methods})"
+            )
+
+
+def print_scaling(results: list[Result]) -> None:
+    """Time and memory per message at each size, and each size against the one before."""
+    rows: list[tuple[str, ...]] = [
+        ("workload", "scale", "SIP msgs", "tool", "median s", "us/msg", "peak RSS MB", "KB/msg",
+         "time vs prev", "RSS vs prev", "x tshark", "load", "note")
+    ]  # fmt: skip
+    prev: dict[tuple[str, str], Result] = {}
+    for r in results:
+        med, n = r.median, r.sip_messages
+        key = (r.workload, r.tool)
+        before = prev.get(key)
+        t_ratio = rss_ratio = "-"
+        if before is not None and med is not None and before.median:
+            t_ratio = f"{med / before.median:.2f} ({r.scale / before.scale:g}x msgs)"
+        if before is not None and r.max_rss_kb and before.max_rss_kb:
+            rss_ratio = f"{r.max_rss_kb / before.max_rss_kb:.2f}"
+        prev[key] = r
+        ts = _tshark_median(results, r)
+        rows.append(
+            (
+                r.workload,
+                f"{r.scale:g}x",
+                f"{n:,}" if n else "?",
+                r.tool,
+                f"{med:.2f}" if med is not None else "-",
+                f"{med / n * 1e6:.1f}" if med is not None and n else "-",
+                _mb(r.max_rss_kb),
+                f"{r.max_rss_kb / n:.2f}" if r.max_rss_kb and n else "-",
+                t_ratio,
+                rss_ratio,
+                f"{med / ts:.2f}" if med is not None and ts else "-",
+                _load(r),
+                r.note,
+            )
+        )
+    _table(rows, {1, 2, 4, 5, 6, 7, 10, 11})
+    _print_quality(results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,13 +605,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("file", nargs="?", type=Path, default=DEFAULT_FILE, help="capture to time")
-    p.add_argument("--repeat", type=int, default=3, help="runs per tool; the best is kept")
-    p.add_argument("--only", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
+    p.add_argument("file", nargs="?", type=Path, default=None, help="time this capture, not the workloads")
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of these")
+    p.add_argument("--scale", type=float, default=None, help="workload size (default 1; --quick: small)")
+    p.add_argument("--quick", action="store_true", help="small sizes, one run: well under a minute")
+    p.add_argument("--scaling", action="store_true", help="sip-dense and b2bua-dense at 1x, 2x and 4x")
+    p.add_argument("--repeat", type=int, default=None, help="runs per tool; the median is shown (default 3)")
+    p.add_argument("--only", default="tshark,cli", help=f"comma-separated subset of {','.join(TOOLS)}")
     p.add_argument("--peers", action="store_true", help=f"also time peers found on PATH ({', '.join(PEERS)})")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before one run is killed")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
-    g = p.add_argument_group("generation (only when FILE is missing)")
+    g = p.add_argument_group("generation of FILE (only when it is missing)")
     g.add_argument("--calls", type=int, default=14_300)
     g.add_argument("--rtp-per-call", type=int, default=50)
     g.add_argument("--seed", type=int, default=20240601)
@@ -360,56 +626,40 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child_main(args.child, args.file)
 
-    only = [t.strip() for t in args.only.split(",") if t.strip()]
-    unknown = sorted(set(only) - set(TOOLS))
+    tools = [t.strip() for t in args.only.split(",") if t.strip()]
+    unknown = sorted(set(tools) - set(TOOLS))
     if unknown:
         p.error(f"unknown tool(s) in --only: {', '.join(unknown)}")
-    args.file = args.file.resolve()
-    ensure_file(args)
-    counts = file_counts(args.file)
-    path = str(args.file)
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = sorted(set(workloads) - set(WORKLOADS))
+    if unknown:
+        p.error(f"unknown workload(s): {', '.join(unknown)}")
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
 
     results: list[Result] = []
-    for tool in only:
-        print(f"timing {tool}...", file=sys.stderr, flush=True)
-        if tool == "tshark":
-            exe = shutil.which("tshark")
-            if exe is None:
-                results.append(Result("tshark -z sip,stat", note="skipped: tshark not installed"))
-                continue
-            res = best_of("tshark", [exe, "-q", "-z", "sip,stat", "-r", path], args.repeat, args.timeout)
-            res.tool = "tshark -z sip,stat"
-            results.append(res)
-        elif tool == "cli":
-            probe = run_child(
-                [sys.executable, "-m", "sipflow", "calls", "--help"], timeout=60, env=sipflow_env()
-            )
-            if probe[0] != 0:
-                note = f"skipped: `python -m sipflow calls` not usable yet ({_error_line(probe[3])})"
-                results.append(Result("sipflow calls --format json", note=note))
-                continue
-            argv_cli = [sys.executable, "-m", "sipflow", "calls", path, "--format", "json"]
-            res = best_of("sipflow calls", argv_cli, args.repeat, args.timeout, env=sipflow_env())
-            res.tool = "sipflow calls --format json"
-            results.append(res)
-        else:
-            results.append(best_of_child(tool, args.file, args.repeat, args.timeout))
-
-    if args.peers:
-        for peer in PEERS:
-            exe = shutil.which(peer)
-            if exe is None:
-                results.append(Result(peer, note="skipped: not installed"))
-                continue
-            # sngrep without its UI: read the file, keep only SIP, write nothing but a pcap to /dev/null
-            res = best_of(peer, [exe, "-N", "-q", "-I", path, "-O", os.devnull], args.repeat, args.timeout)
-            results.append(res)
-
-    print()
-    print_table(results, counts, args.file, args.repeat)
+    if args.file is not None:
+        args.file = args.file.resolve()
+        ensure_file(args)
+        results = time_file(args.file.name, 1.0, args.file, tools, args)
+        print()
+        print_main(results, args.repeat)
+    elif args.scaling:
+        for name in [w for w in SCALING_WORKLOADS if w in workloads]:
+            base = args.scale or (QUICK_SCALE[name] if args.quick else 1.0)
+            for factor in (1, 2, 4):
+                scale = base * factor
+                results += time_file(name, scale, ensure_workload(name, scale), tools, args)
+        print()
+        print_scaling(results)
+    else:
+        for name in workloads:
+            scale = args.scale or (QUICK_SCALE[name] if args.quick else 1.0)
+            results += time_file(name, scale, ensure_workload(name, scale), tools, args)
+        print()
+        print_main(results, args.repeat)
     if args.json is not None:
-        payload = {"file": path, "counts": asdict(counts), "repeat": args.repeat}
-        payload["results"] = [asdict(r) for r in results]
+        payload = {"repeat": args.repeat, "results": [asdict(r) | {"median": r.median} for r in results]}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
