@@ -298,11 +298,18 @@ class CSeq:
 
 
 @dataclass(frozen=True, slots=True)
-class _Lazy:
-    """What a message parses only when asked: its From, To and every Via, and their defects."""
+class _Names:
+    """What a message parses only when asked: its From and To, and their defects."""
 
     from_: NameAddr | None
     to: NameAddr | None
+    defects: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Vias:
+    """What a message parses only when asked: every Via value, and their defects."""
+
     vias: tuple[Via, ...]
     defects: tuple[str, ...]
 
@@ -341,36 +348,46 @@ class _MessageBase:
     trailing: bytes = b""
     """Bytes after the Content-Length-framed body, not part of this message (e.g. a second
     message in the same UDP datagram, RFC 4475 §3.1.1.8: ignored, and not a defect)."""
-    _lazy: _Lazy | None = field(default=None, init=False, repr=False, compare=False)
+    _names: _Names | None = field(default=None, init=False, repr=False, compare=False)
+    _vias: _Vias | None = field(default=None, init=False, repr=False, compare=False)
 
-    def _resolved(self) -> _Lazy:
-        lazy = self._lazy
-        if lazy is None:
-            from sipflow.sip.parse import parse_lazy_fields  # noqa: PLC0415  # parse imports this module
+    def _resolved_names(self) -> _Names:
+        names = self._names
+        if names is None:
+            from sipflow.sip.parse import parse_lazy_names  # noqa: PLC0415  # parse imports this module
 
-            lazy = parse_lazy_fields(self.headers)
-            object.__setattr__(self, "_lazy", lazy)
-        return lazy
+            names = parse_lazy_names(self.headers)
+            object.__setattr__(self, "_names", names)
+        return names
+
+    def _resolved_vias(self) -> _Vias:
+        vias = self._vias
+        if vias is None:
+            from sipflow.sip.parse import parse_lazy_vias  # noqa: PLC0415  # parse imports this module
+
+            vias = parse_lazy_vias(self.headers)
+            object.__setattr__(self, "_vias", vias)
+        return vias
 
     @property
     def from_(self) -> NameAddr | None:
         """The From header (RFC 3261 §20.20), or None where absent or unparseable."""
-        return self._resolved().from_
+        return self._resolved_names().from_
 
     @property
     def to(self) -> NameAddr | None:
         """The To header (RFC 3261 §20.39), or None where absent or unparseable."""
-        return self._resolved().to
+        return self._resolved_names().to
 
     @property
     def vias(self) -> tuple[Via, ...]:
         """Every Via value in order, comma-separated values split; ``vias[0]`` is the top one."""
-        return self._resolved().vias
+        return self._resolved_vias().vias
 
     @property
     def top_via(self) -> Via | None:
         """The first Via value that parses (``branch`` and ``sent_by`` come from it)."""
-        vias = self._resolved().vias
+        vias = self._resolved_vias().vias
         return vias[0] if vias else None
 
     @property
@@ -382,8 +399,8 @@ class _MessageBase:
     def defects(self) -> tuple[str, ...]:
         """Problems found while parsing that did not stop it (one short sentence each):
         Content-Length disagreeing with the body, a missing mandatory header, a bad Via..."""
-        lazy = self._resolved()
-        return self.ingest_defects + lazy.defects if lazy.defects else self.ingest_defects
+        lazy = self._resolved_names().defects + self._resolved_vias().defects
+        return self.ingest_defects + lazy if lazy else self.ingest_defects
 
     @property
     def body(self) -> bytes:

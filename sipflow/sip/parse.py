@@ -32,7 +32,8 @@ from sipflow.sip.message import (
     SipResponse,
     Uri,
     Via,
-    _Lazy,
+    _Names,
+    _Vias,
     canonical_name,
     fold_search,
     unfold,
@@ -638,17 +639,24 @@ def _via_envelope(values: list[str]) -> tuple[str | None, str] | None:
     return None
 
 
-def parse_lazy_fields(headers: Headers) -> _Lazy:
-    """From, To and every Via of a message, parsed in full, with the defects they show
-    (``SipRequest.from_``, ``.to``, ``.vias`` call this on first use)."""
+def parse_lazy_names(headers: Headers) -> _Names:
+    """From and To of a message, parsed in full, with the defects they show (``from_`` and
+    ``to`` of a message call this on first use)."""
     defects: list[str] = []
     value = headers.get("from")
     from_ = _memo_name_addr(_FROM_MEMO, value, "From", defects) if value is not None else None
     value = headers.get("to")
     to = _memo_name_addr(_TO_MEMO, value, "To", defects) if value is not None else None
+    return _Names(from_=from_, to=to, defects=tuple(defects))
+
+
+def parse_lazy_vias(headers: Headers) -> _Vias:
+    """Every Via of a message, parsed in full, with the defects they show (``vias`` of a
+    message calls this on first use)."""
+    defects: list[str] = []
     values = headers.get_all("via")
     vias = _memo_vias(values, defects) if values else ()
-    return _Lazy(from_=from_, to=to, vias=vias, defects=tuple(defects))
+    return _Vias(vias=vias, defects=tuple(defects))
 
 
 def _memo_cseq(value: str, defects: list[str]) -> CSeq | None:
