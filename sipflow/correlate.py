@@ -11,9 +11,16 @@ side its own Call-ID. Each strategy here returns evidence with a confidence in [
    another arrived at H, with matching identities, the same (relayed) or consistently
    anchored SDP, and outcomes mirrored back (18x, final class, CANCEL, BYE). Many calls
    between the same users at once make this an assignment problem: every candidate pair is
-   scored and the best consistent assignment is taken (Hungarian method), never the first
-   or latest match. A leg that hunts (one inbound leg, outbound legs tried in turn) keeps
-   each later outbound leg that starts within the window after the previous one ended.
+   scored and the best consistent assignment is taken (Hungarian method, ``sipflow.assign``),
+   never the first or latest match. A leg that hunts (one inbound leg, outbound legs tried
+   in turn) keeps each later outbound leg that starts within the window after the previous
+   one ended.
+
+The work grows with the number of legs times the candidates of each, not with its square: a
+candidate leaves the host within the window after the inbound INVITE arrived, and only a pair
+that something ties (a number, the From tag, the SDP; ``_Outbound`` finds them through
+indexes) can score ``MIN_SCORE``, so the other pairs in the window are never scored. The
+assignment is solved per connected component of the candidate pairs.
 
 Links are merged with union-find, so chains (caller → SBC → B2BUA → callee) give one call.
 ``related_calls`` finds transfers (REFER, Replaces): related, never merged.
@@ -26,10 +33,11 @@ import itertools
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from sipflow.assign import AssignmentStats, assign
 from sipflow.model.call import Leg, Link
 from sipflow.model.message import Message
 from sipflow.model.session import SdpRole, sdp_roles
@@ -47,6 +55,14 @@ HEURISTIC_CEILING = 0.95
 MIN_SCORE = 0.5
 MIRROR_LAG = 1.0
 """Seconds within which a B2BUA passes an event (18x, final, CANCEL, BYE) on to the other leg."""
+MIRROR_NEAR = 0.105
+"""Seconds: a mirrored event scores 0.5 or more only within 0.15·ln 2 ≈ 0.104 s (``_lag_score``),
+and a pair tied by anchored media alone reaches ``MIN_SCORE`` only with such an event (the
+weights in ``_score``: (1 + 2·0.7 + 1.5·Σm) / (5 + 1.5·M) ≥ 0.4995 needs some m > 0.51)."""
+SLACK = 0.002
+"""Seconds a relayed event may seem to precede its cause (clocks of two capture points)."""
+TRANSFER_WINDOW = 32.0
+"""Seconds after a REFER within which the INVITE it asks for is looked for (64·T1)."""
 _NULL_UUID = "0" * 32
 
 
@@ -90,6 +106,20 @@ class CorrelationOptions:
     outbound leg (and, for hunting, after the previous outbound leg ended)."""
 
 
+@dataclass(slots=True)
+class CorrelationStats:
+    """The work one ``correlate`` (and ``related_calls``) call did: for tests and measurements."""
+
+    legs: int = 0
+    pairs_scored: int = 0
+    """B2BUA candidate pairs scored (``_score``), hunting included."""
+    candidates: int = 0
+    """Pairs that scored at least ``MIN_SCORE``."""
+    assignment: AssignmentStats = field(default_factory=AssignmentStats)
+    transfer_checks: int = 0
+    """INVITEs compared with a REFER's target (``related_calls``)."""
+
+
 class Group(NamedTuple):
     legs: tuple[Leg, ...]
     """Caller's leg first, then in order of their first INVITE."""
@@ -130,6 +160,10 @@ class _LegFacts:
     """Header rule name → the Call-ID it names."""
     icid: str | None = None
     session_ids: tuple[str, ...] = ()
+    offer_media: frozenset[tuple[str, int]] = frozenset()
+    """(address, port) of each stream of ``offer`` (once loaded)."""
+    offer_addresses: frozenset[str] = frozenset()
+    answer_addresses: frozenset[str] = frozenset()
 
 
 def _digits(user: str) -> str:
@@ -157,6 +191,14 @@ def _users_match(a: str, b: str) -> bool:
     if a.isdigit() and b.isdigit() and min(len(a), len(b)) >= 6:
         return a.endswith(b) or b.endswith(a)
     return False
+
+
+def _user_key(user: str) -> str | None:
+    """Equal for any two users that ``_users_match``: a number of 6 digits or more by its last
+    six, anything else as itself."""
+    if not user:
+        return None
+    return user[-6:] if user.isdigit() and len(user) >= 6 else user
 
 
 def _request_user(invite: Message) -> str:
@@ -265,7 +307,10 @@ def _load_sdp(f: _LegFacts) -> None:
         elif role is SdpRole.ANSWER and f.answer is None:
             f.answer = description
         if f.offer is not None and f.answer is not None:
-            return
+            break
+    f.offer_media = frozenset(_media(f.offer))
+    f.offer_addresses = frozenset(_addresses(f.offer))
+    f.answer_addresses = frozenset(_addresses(f.answer))
 
 
 def _media(sd: SessionDescription | None) -> set[tuple[str, int]]:
@@ -300,6 +345,12 @@ def _mirrored_provisional(a: _LegFacts, b: _LegFacts) -> float | None:
     return _lag_score(first, later[0]) if later else 0.0
 
 
+def _anchored(a: _LegFacts, b: _LegFacts) -> bool:
+    """A media-anchoring B2BUA puts its relay's address in the offer it sends and in the
+    answer it gives back: the same address on both sides (SDP loaded, B's offer present)."""
+    return bool(b.offer_addresses & a.answer_addresses) or (b.exit in b.offer_addresses and a.answer is None)
+
+
 def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[float, list[str]]:
     """Score B as the outbound leg of A at the B2BUA host; ``start`` is when B's INVITE could
     first be sent (A's arrival, or the end of A's previous outbound leg when hunting)."""
@@ -327,22 +378,18 @@ def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[flo
     _load_sdp(a)
     _load_sdp(b)
     if a.offer is not None and b.offer is not None:
-        relayed = bool(_media(a.offer) & _media(b.offer))
+        relayed = bool(a.offer_media & b.offer_media)
         same_origin = (
             a.offer.origin is not None and b.offer.origin is not None and a.offer.origin == b.offer.origin
         )
-        # A media-anchoring B2BUA puts its relay's address in the offer it sends and in the
-        # answer it gives back: the same address on both sides.
-        anchored = bool(_addresses(b.offer) & _addresses(a.answer)) or (
-            b.exit in _addresses(b.offer) and a.answer is None
-        )
+        anchored = _anchored(a, b)
         identified = identified or relayed or same_origin or anchored
         if relayed or same_origin:
             weighted.append((2.0, 1.0))
             evidence.append("SDP offer relayed unchanged" + (" (same o= line)" if same_origin else ""))
         elif anchored:
             weighted.append((2.0, 0.7))
-            relay = ", ".join(sorted(_addresses(b.offer) & _addresses(a.answer))) or b.exit
+            relay = ", ".join(sorted(b.offer_addresses & a.answer_addresses)) or b.exit
             evidence.append(f"media anchored at {relay} on both legs")
         else:
             weighted.append((2.0, 0.0))
@@ -369,50 +416,6 @@ def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[flo
     if not identified:
         score = min(score, MIN_SCORE - 0.01)  # timing alone never links two legs
     return round(min(score, HEURISTIC_CEILING), 3), evidence
-
-
-def _hungarian(scores: list[list[float]]) -> list[tuple[int, int]]:
-    """Maximum-weight assignment of rows to columns (each used once), Kuhn–Munkres."""
-    n_rows = len(scores)
-    n_cols = len(scores[0]) if scores else 0
-    transpose = n_rows > n_cols
-    matrix = [list(col) for col in zip(*scores, strict=True)] if transpose else scores
-    n, m = len(matrix), len(matrix[0]) if matrix else 0
-    inf = float("inf")
-    u = [0.0] * (n + 1)
-    v = [0.0] * (m + 1)
-    p = [0] * (m + 1)
-    way = [0] * (m + 1)
-    for i in range(1, n + 1):
-        p[0] = i
-        j0 = 0
-        minv = [inf] * (m + 1)
-        used = [False] * (m + 1)
-        while True:
-            used[j0] = True
-            i0, delta, j1 = p[j0], inf, 0
-            for j in range(1, m + 1):
-                if not used[j]:
-                    cur = -matrix[i0 - 1][j - 1] - u[i0] - v[j]
-                    if cur < minv[j]:
-                        minv[j], way[j] = cur, j0
-                    if minv[j] < delta:
-                        delta, j1 = minv[j], j
-            for j in range(m + 1):
-                if used[j]:
-                    u[p[j]] += delta
-                    v[j] -= delta
-                else:
-                    minv[j] -= delta
-            j0 = j1
-            if p[j0] == 0:
-                break
-        while j0:
-            j1 = way[j0]
-            p[j0] = p[j1]
-            j0 = j1
-    pairs = [(p[j] - 1, j - 1) for j in range(1, m + 1) if p[j]]
-    return [(c, r) for r, c in pairs] if transpose else pairs
 
 
 # --- the whole thing ------------------------------------------------------------------------------
@@ -459,10 +462,9 @@ def _header_links(facts: Sequence[_LegFacts]) -> list[_RawLink]:
 def _shared_value_links(
     facts: Sequence[_LegFacts], values: Iterable[tuple[int, str]], method: str, confidence: float, what: str
 ) -> list[_RawLink]:
-    groups: dict[str, list[int]] = defaultdict(list)
+    groups: dict[str, dict[int, None]] = defaultdict(dict)
     for index, value in values:
-        if index not in groups[value]:
-            groups[value].append(index)
+        groups[value][index] = None
     by_index = facts_by_index(facts)
     links = []
     for value, members in groups.items():
@@ -476,75 +478,196 @@ def facts_by_index(facts: Sequence[_LegFacts]) -> dict[int, _LegFacts]:
     return {f.index: f for f in facts}
 
 
+# --- B2BUA candidates -----------------------------------------------------------------------------
+
+
+class _Timeline:
+    """Legs by the time of something, for the ones within an interval (bisect)."""
+
+    __slots__ = ("legs", "times")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.legs: list[_LegFacts] = []
+
+    def add(self, time: float, leg: _LegFacts) -> None:
+        self.times.append(time)
+        self.legs.append(leg)
+
+    def sort(self) -> None:
+        order = sorted(range(len(self.times)), key=lambda i: (self.times[i], self.legs[i].exit_at))
+        self.times = [self.times[i] for i in order]
+        self.legs = [self.legs[i] for i in order]
+
+    def count(self, lo: float, hi: float) -> int:
+        return max(0, bisect.bisect_right(self.times, hi) - bisect.bisect_left(self.times, lo))
+
+    def between(self, lo: float, hi: float) -> list[_LegFacts]:
+        """The legs with a time in [lo, hi], in time order."""
+        return self.legs[bisect.bisect_left(self.times, lo) : bisect.bisect_right(self.times, hi)]
+
+
+def _tie_keys(f: _LegFacts) -> Iterator[tuple[str, object]]:
+    """What, shared by two legs, identifies them as one call in ``_score`` (beyond timing):
+    a caller or callee number (``_user_key``), the From tag, a relayed stream or o= line."""
+    if (key := _user_key(f.to_user)) is not None:
+        yield "to", key
+    if (key := _user_key(f.from_user)) is not None:
+        yield "from", key
+    if f.from_tag is not None:
+        yield "tag", f.from_tag
+    if f.offer is not None:
+        for stream in f.offer_media:
+            yield "media", stream
+        if f.offer.origin is not None:
+            yield "origin", f.offer.origin
+
+
+class _Outbound:
+    """The INVITEs that left one host, indexed so that an inbound leg finds the outbound legs
+    that may score ``MIN_SCORE`` with it without looking at the others: those sharing a
+    ``_tie_keys`` value, and those whose only tie can be anchored media, which also need a
+    mirrored event within ``MIRROR_NEAR`` (see there)."""
+
+    def __init__(self, outs: Sequence[_LegFacts], windows: Iterable[tuple[float, float]]) -> None:
+        """``outs`` in order of ``exit_at``; only those within one of ``windows`` are indexed."""
+        self.all = _Timeline()
+        self.by_key: dict[tuple[str, object], _Timeline] = defaultdict(_Timeline)
+        self.provisional = _Timeline()
+        self.final = _Timeline()
+        self.cancel = _Timeline()
+        self.bye = _Timeline()
+        for b in outs:
+            self.all.add(b.exit_at, b)
+        for b in self._within(windows):
+            _load_sdp(b)
+            for key in _tie_keys(b):
+                self.by_key[key].add(b.exit_at, b)
+            if b.offer is None:
+                continue  # not anchored: the SDP test needs both offers
+            if b.provisional:
+                self.provisional.add(b.provisional[0], b)
+            if b.final_at is not None:
+                self.final.add(b.final_at, b)
+            if b.cancel_at is not None:
+                self.cancel.add(b.cancel_at, b)
+            if b.bye_at is not None:
+                self.bye.add(b.bye_at, b)
+        for timeline in (self.provisional, self.final, self.cancel, self.bye):
+            timeline.sort()
+
+    def _within(self, windows: Iterable[tuple[float, float]]) -> Iterator[_LegFacts]:
+        """The outbound legs within any of ``windows``, each once, in time order."""
+        times, legs = self.all.times, self.all.legs
+        done = 0
+        for lo, hi in sorted(windows):
+            start = max(done, bisect.bisect_left(times, lo))
+            done = max(done, bisect.bisect_right(times, hi))
+            yield from legs[start:done]
+
+    def candidates(self, a: _LegFacts, lo: float, hi: float) -> list[_LegFacts]:
+        """The outbound legs that left in [lo, hi] and may score ``MIN_SCORE`` as ``a``'s."""
+        found: dict[int, _LegFacts] = {}
+        for key in _tie_keys(a):
+            timeline = self.by_key.get(key)
+            if timeline is not None:
+                for b in timeline.between(lo, hi):
+                    found.setdefault(b.index, b)
+        if a.offer is None:
+            return list(found.values())
+        near, slack = MIRROR_NEAR, SLACK + 1e-6
+        mirrored = [self.provisional.between(t - near, t + slack) for t in a.provisional]
+        if a.final_at is not None:
+            mirrored.append(self.final.between(a.final_at - near, a.final_at + slack))
+        if a.cancel_at is not None:
+            mirrored.append(self.cancel.between(a.cancel_at - slack, a.cancel_at + near))
+        if a.bye_at is not None:
+            mirrored.append(self.bye.between(a.bye_at - near, a.bye_at + near))
+        for legs in mirrored:
+            for b in legs:
+                if b.index not in found and lo <= b.exit_at <= hi and _anchored(a, b):
+                    found[b.index] = b
+        return list(found.values())
+
+
 def _heuristic_links(
-    facts: Sequence[_LegFacts], window: float, linked: set[frozenset[int]], claimed: set[int]
+    facts: Sequence[_LegFacts],
+    window: float,
+    linked: set[frozenset[int]],
+    claimed: set[int],
+    stats: CorrelationStats,
 ) -> list[_RawLink]:
     inbound: dict[str, list[_LegFacts]] = defaultdict(list)
     outbound: dict[str, list[_LegFacts]] = defaultdict(list)
     for f in facts:
         inbound[f.entry].append(f)
         outbound[f.exit].append(f)
+    by_index = facts_by_index(facts)
     links: list[_RawLink] = []
     for host, outs in outbound.items():
         ins = inbound.get(host)
         if not ins:
             continue
-        candidates: dict[tuple[int, int], tuple[float, list[str]]] = {}
         outs.sort(key=lambda f: f.exit_at)
-        times = [f.exit_at for f in outs]
+        windows = {a.index: (a.arrive_at - SLACK, a.arrive_at + window) for a in ins}
+        index = _Outbound(outs, windows.values())
+        candidates: dict[tuple[int, int], tuple[float, list[str]]] = {}
         for a in ins:
-            lo = bisect.bisect_left(times, a.arrive_at - 0.002)
-            hi = bisect.bisect_right(times, a.arrive_at + window)
-            for b in outs[lo:hi]:
+            lo, hi = windows[a.index]
+            if not index.all.count(lo, hi):
+                continue
+            _load_sdp(a)
+            for b in index.candidates(a, lo, hi):
                 if a.index == b.index or b.index in claimed or frozenset((a.index, b.index)) in linked:
                     continue
-                if a.final_at is not None and a.final_at < b.exit_at - 0.002:
+                if a.final_at is not None and a.final_at < b.exit_at - SLACK:
                     continue  # the inbound leg was already answered or refused: not its B2BUA leg
+                stats.pairs_scored += 1
                 score, evidence = _score(a, b, window, a.arrive_at)
                 if score >= MIN_SCORE:
                     candidates[(a.index, b.index)] = (score, evidence)
         if not candidates:
             continue
-        rows = sorted({a for a, _ in candidates})
-        cols = sorted({b for _, b in candidates})
-        matrix = [[candidates.get((a, b), (0.0, []))[0] for b in cols] for a in rows]
+        stats.candidates += len(candidates)
+        pairs = assign({pair: score for pair, (score, _) in candidates.items()}, stats=stats.assignment)
+        # The order the whole-host matrix gave them (by column, or by row when the rows
+        # outnumber the columns): hunting legs are taken in this order.
+        by_column = len({a for a, _ in candidates}) <= len({b for _, b in candidates})
+        pairs.sort(key=lambda p: p[1] if by_column else p[0])
         assigned: dict[int, list[int]] = defaultdict(list)
         taken: set[int] = set(claimed)
-        for r, c in _hungarian(matrix):
-            ai, bi = rows[r], cols[c]
-            if (ai, bi) in candidates:
-                score, evidence = candidates[(ai, bi)]
-                links.append(_RawLink(ai, bi, "b2bua-heuristic", score, tuple(evidence)))
-                assigned[ai].append(bi)
-                taken.add(bi)
-        links.extend(_hunting_links(facts, host, assigned, taken, outs, window))
+        for ai, bi in pairs:
+            score, evidence = candidates[(ai, bi)]
+            links.append(_RawLink(ai, bi, "b2bua-heuristic", score, tuple(evidence)))
+            assigned[ai].append(bi)
+            taken.add(bi)
+        links.extend(_hunting_links(by_index, assigned, taken, index.all, window, stats))
     return links
 
 
 def _hunting_links(
-    facts: Sequence[_LegFacts],
-    host: str,
+    by_index: dict[int, _LegFacts],
     assigned: dict[int, list[int]],
     taken: set[int],
-    outs: Sequence[_LegFacts],
+    outs: _Timeline,
     window: float,
+    stats: CorrelationStats,
 ) -> list[_RawLink]:
     """Outbound legs tried in turn for one inbound leg: each starts soon after the previous
     one ended, while the inbound leg is still unanswered."""
-    by_index = facts_by_index(facts)
     links = []
     for a_index, bs in assigned.items():
         a = by_index[a_index]
         current = by_index[bs[0]]
         while current.final_at is not None and (current.final_class or 0) >= 3:
             best: tuple[float, _LegFacts, list[str]] | None = None
-            for b in outs:
+            lo, hi = current.final_at - SLACK, current.final_at + window
+            if a.final_at is not None:
+                hi = min(hi, a.final_at)
+            for b in outs.between(lo, hi):
                 if b.index in taken or b.index == a.index:
                     continue
-                if not (current.final_at - 0.002 <= b.exit_at <= current.final_at + window):
-                    continue
-                if a.final_at is not None and b.exit_at > a.final_at:
-                    continue
+                stats.pairs_scored += 1
                 score, evidence = _score(a, b, window, current.final_at)
                 if score >= MIN_SCORE and (best is None or score > best[0]):
                     best = (score, b, evidence)
@@ -561,9 +684,17 @@ def _hunting_links(
     return links
 
 
-def correlate(legs: Sequence[Leg], options: CorrelationOptions | None = None) -> list[Group]:
-    """Group ``legs`` into calls. Legs without an initial INVITE stay alone."""
+# --- the whole thing ------------------------------------------------------------------------------
+
+
+def correlate(
+    legs: Sequence[Leg], options: CorrelationOptions | None = None, *, stats: CorrelationStats | None = None
+) -> list[Group]:
+    """Group ``legs`` into calls. Legs without an initial INVITE stay alone. ``stats``, when
+    given, counts the work done."""
     options = options or CorrelationOptions()
+    stats = stats if stats is not None else CorrelationStats()
+    stats.legs += len(legs)
     if not options.enabled:
         return [Group((leg,), ()) for leg in legs]
     facts = [f for i, leg in enumerate(legs) if (f := _facts(i, leg, options.headers)) is not None]
@@ -581,7 +712,7 @@ def correlate(legs: Sequence[Leg], options: CorrelationOptions | None = None) ->
     # leg already claimed as someone's outbound leg is not a candidate either.
     linked = {frozenset((link.a, link.b)) for link in raw}
     claimed = {link.b for link in raw}
-    raw += _heuristic_links(facts, options.window, linked, claimed)
+    raw += _heuristic_links(facts, options.window, linked, claimed, stats)
 
     uf = _UnionFind(len(legs))
     best: dict[frozenset[int], _RawLink] = {}
@@ -593,6 +724,9 @@ def correlate(legs: Sequence[Leg], options: CorrelationOptions | None = None) ->
     members: dict[int, list[int]] = defaultdict(list)
     for i in range(len(legs)):
         members[uf.find(i)].append(i)
+    links_of: dict[int, list[_RawLink]] = defaultdict(list)
+    for link in best.values():
+        links_of[uf.find(link.a)].append(link)
     start = {i: legs[i].start for i in range(len(legs))}
     for f in facts:
         start[f.index] = f.exit_at
@@ -607,16 +741,16 @@ def correlate(legs: Sequence[Leg], options: CorrelationOptions | None = None) ->
                 confidence=link.confidence,
                 evidence=link.evidence,
             )
-            for link in sorted(best.values(), key=lambda k: (position.get(k.a, -1), position.get(k.b, -1)))
-            if link.a in position
+            for link in sorted(links_of.get(root, ()), key=lambda k: (position[k.a], position[k.b]))
         )
         groups.append(Group(tuple(legs[i] for i in order), links))
     return groups
 
 
-def related_calls(legs: Sequence[Leg]) -> dict[str, set[str]]:
+def related_calls(legs: Sequence[Leg], *, stats: CorrelationStats | None = None) -> dict[str, set[str]]:
     """Transfers: Call-ID → Call-IDs related to it by Replaces (RFC 3891) or by a REFER whose
     Refer-To (RFC 3515) names the target of a later INVITE. Related calls are not merged."""
+    stats = stats if stats is not None else CorrelationStats()
     related: dict[str, set[str]] = defaultdict(set)
     call_ids = {leg.call_id for leg in legs}
     refers: list[tuple[float, str, str]] = []  # (time, Call-ID of the REFER, target user)
@@ -647,13 +781,32 @@ def related_calls(legs: Sequence[Leg]) -> dict[str, set[str]]:
                             related[target].add(leg.call_id)
                     if uri.user:
                         refers.append((message.timestamp, leg.call_id, _normalize_user(uri.user)))
+    if not refers:
+        return related
+    # The first initial INVITE of each leg, by its target user (``_user_key``) and time.
+    invites: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
+    for leg in legs:
+        first = _initial_invites(leg)
+        if first and first[0].request is not None:
+            invite = first[0].request
+            user = _request_user(invite)
+            if (key := _user_key(user)) is not None:
+                invites[key].append((invite.timestamp, user, leg.call_id))
+    for entries in invites.values():
+        entries.sort(key=lambda e: e[0])
+    times = {key: [e[0] for e in entries] for key, entries in invites.items()}
     for time, refer_call_id, user in refers:
-        for leg in legs:
-            invites = _initial_invites(leg)
-            if leg.call_id == refer_call_id or not invites or invites[0].request is None:
+        key = _user_key(user)
+        if key is None or key not in invites:
+            continue
+        entries = invites[key]
+        lo = bisect.bisect_left(times[key], time - 1e-6)
+        hi = bisect.bisect_right(times[key], time + TRANSFER_WINDOW + 1e-6)
+        for timestamp, invite_user, call_id in entries[lo:hi]:
+            stats.transfer_checks += 1
+            if call_id == refer_call_id:
                 continue
-            invite = invites[0].request
-            if 0 <= invite.timestamp - time <= 32.0 and _users_match(_request_user(invite), user):
-                related[refer_call_id].add(leg.call_id)
-                related[leg.call_id].add(refer_call_id)
+            if 0 <= timestamp - time <= TRANSFER_WINDOW and _users_match(invite_user, user):
+                related[refer_call_id].add(call_id)
+                related[call_id].add(refer_call_id)
     return related

@@ -47,7 +47,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "sipflow.errors",
     ),
     "sipflow.merge": ("sipflow.capture.packet", "sipflow.sip", "sipflow.errors"),
-    "sipflow.correlate": ("sipflow.model", "sipflow.sip", "sipflow.capture.packet", "sipflow.errors"),
+    "sipflow.assign": (),
+    "sipflow.correlate": (
+        "sipflow.assign",
+        "sipflow.model",
+        "sipflow.sip",
+        "sipflow.capture.packet",
+        "sipflow.errors",
+    ),
     "sipflow.pipeline": (
         "sipflow.merge",
         "sipflow.correlate",
