@@ -40,7 +40,7 @@ from typing import NamedTuple
 from sipflow.assign import AssignmentStats, assign
 from sipflow.model.call import Leg, Link
 from sipflow.model.message import Message
-from sipflow.model.session import SdpRole, sdp_roles
+from sipflow.model.session import SdpRole, iter_sdp_roles
 from sipflow.model.transaction import Transaction
 from sipflow.sip.message import SipRequest, SipResponse
 from sipflow.sip.parse import parse_name_addr, parse_uri
@@ -301,7 +301,7 @@ def _load_sdp(f: _LegFacts) -> None:
     if f.sdp_loaded:
         return
     f.sdp_loaded = True
-    for role, description in sdp_roles(f.leg.messages).values():
+    for _, role, description in iter_sdp_roles(f.leg.messages):
         if role is SdpRole.OFFER and f.offer is None:
             f.offer = description
         elif role is SdpRole.ANSWER and f.answer is None:

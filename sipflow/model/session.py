@@ -10,7 +10,7 @@ The observer labels each message that carries SDP as an offer or an answer:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 
 from sipflow.model.message import Message
@@ -31,11 +31,11 @@ def _exchange(message: Message) -> tuple[str, int, str] | None:
     return (sip.call_id or "", sip.cseq.seq, "INVITE" if method in ("INVITE", "ACK") else method)
 
 
-def sdp_roles(messages: Iterable[Message]) -> dict[int, tuple[SdpRole, SessionDescription]]:
-    """For each message (by ``Message.index``) that carries SDP: its role and the SDP."""
+def iter_sdp_roles(messages: Iterable[Message]) -> Iterator[tuple[int, SdpRole, SessionDescription]]:
+    """(``Message.index``, role, SDP) of each message that carries SDP, in order; lazily, so
+    a consumer that needs only the first offer and answer parses no further SDP."""
     offered_by: dict[tuple[str, int, str], bool] = {}
     """Exchange → True when the request made the offer, False when a response did."""
-    out: dict[int, tuple[SdpRole, SessionDescription]] = {}
     for message in messages:
         if not message.sip.body:
             continue
@@ -52,5 +52,9 @@ def sdp_roles(messages: Iterable[Message]) -> dict[int, tuple[SdpRole, SessionDe
         else:
             offered_by[key] = False
             role = SdpRole.OFFER
-        out[message.index] = (role, description)
-    return out
+        yield message.index, role, description
+
+
+def sdp_roles(messages: Iterable[Message]) -> dict[int, tuple[SdpRole, SessionDescription]]:
+    """For each message (by ``Message.index``) that carries SDP: its role and the SDP."""
+    return {index: (role, description) for index, role, description in iter_sdp_roles(messages)}
