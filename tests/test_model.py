@@ -303,3 +303,20 @@ def test_sdp_offer_in_2xx_answer_in_ack() -> None:
     m3 = feed(1.1, ALICE, BOB, request("ACK", branch="z9hG4bK-2", to_tag="b1", body=SDP))
     roles = {i: role for i, (role, _) in sdp_roles([m1, m2, m3]).items()}
     assert roles == {m2.index: SdpRole.OFFER, m3.index: SdpRole.ANSWER}
+
+
+def test_a_branch_reused_by_another_call_is_another_transaction() -> None:
+    # Hand-written scenarios (and some UAs) send every call with the same fixed branch.
+    feed = Feeder()
+    inv1 = request("INVITE", branch="z9hG4bK-fixed", call_id="call-1@x")
+    inv2 = request("INVITE", branch="z9hG4bK-fixed", call_id="call-2@x")
+    feed(0.0, ALICE, BOB, inv1)
+    feed(0.1, ALICE, BOB, inv2)  # not a retransmission of inv1
+    feed(0.2, BOB, ALICE, response(inv2, 486, "Busy Here", to_tag="b2"))
+    feed(0.3, BOB, ALICE, response(inv1, 200, "OK", to_tag="b1"))
+    feed(0.31, ALICE, BOB, request("ACK", branch="z9hG4bK-fixed", call_id="call-2@x", to_tag="b2"))
+    result = finish(feed)
+    tx1, tx2 = result.transactions
+    assert (tx1.call_id, tx1.final_status, tx1.retransmissions) == ("call-1@x", 200, 0)
+    assert (tx2.call_id, tx2.final_status) == ("call-2@x", 486) and tx2.ack is not None
+    assert not any(m.retransmission for m in result.messages)

@@ -41,6 +41,10 @@ class TransactionKey(NamedTuple):
     """The top Via sent-by, ``host[:port]``."""
     method: str
     """The request method; an ACK looks for ``INVITE`` first (§17.2.3)."""
+    call_id: str
+    """The Call-ID. RFC 3261 matching does not need it, since a branch is unique across space
+    and time (§8.1.1.7); an observer does: UAs and hand-written scenarios that reuse a fixed
+    branch for every call would otherwise merge the transactions of different calls."""
 
 
 def transaction_key(sip: SipRequest | SipResponse, method: str) -> TransactionKey:
@@ -48,14 +52,14 @@ def transaction_key(sip: SipRequest | SipResponse, method: str) -> TransactionKe
     sent_by = sip.sent_by or ""
     branch = sip.branch
     if sip.rfc3261_branch:
-        return TransactionKey(branch or "", sent_by, method)
+        return TransactionKey(branch or "", sent_by, method, sip.call_id or "")
     # RFC 3261 §17.2.3: RFC 2543 requests are matched on Request-URI, tags, Call-ID, CSeq
     # and top Via. Responses carry neither the Request-URI nor (in the request) the To tag,
     # so the observer keys on what both directions share.
     from_tag = sip.from_tag
     seq = sip.cseq.seq if sip.cseq is not None else -1
     parts = ("rfc2543", sip.call_id or "", from_tag or "", str(seq), branch or "")
-    return TransactionKey("|".join(parts), sent_by, method)
+    return TransactionKey("|".join(parts), sent_by, method, sip.call_id or "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
