@@ -44,7 +44,7 @@ from sipflow.model.session import SdpRole, iter_sdp_roles
 from sipflow.model.transaction import Transaction
 from sipflow.sip.message import SipRequest, SipResponse
 from sipflow.sip.parse import parse_name_addr, parse_uri
-from sipflow.sip.sdp import SessionDescription
+from sipflow.sip.sdp import SdpDigest, find_sdp_digest
 
 DEFAULT_HEADERS = ("X-CID", "X-Call-ID", "X-Orig-Call-ID", "X-Original-Call-ID")
 HEADER_CONFIDENCE = 0.99
@@ -148,8 +148,8 @@ class _LegFacts:
     from_tag: str | None
     sdp_loaded: bool
     """Whether ``offer`` and ``answer`` were looked up (lazily: only candidate pairs need them)."""
-    offer: SessionDescription | None
-    answer: SessionDescription | None
+    offer: SdpDigest | None
+    answer: SdpDigest | None
     provisional: tuple[float, ...]
     """Times of the first 18x of each caller-side attempt's hops, sorted."""
     final_at: float | None
@@ -301,28 +301,16 @@ def _load_sdp(f: _LegFacts) -> None:
     if f.sdp_loaded:
         return
     f.sdp_loaded = True
-    for _, role, description in iter_sdp_roles(f.leg.messages):
+    for _, role, description in iter_sdp_roles(f.leg.messages, find_sdp_digest):
         if role is SdpRole.OFFER and f.offer is None:
             f.offer = description
         elif role is SdpRole.ANSWER and f.answer is None:
             f.answer = description
         if f.offer is not None and f.answer is not None:
             break
-    f.offer_media = frozenset(_media(f.offer))
-    f.offer_addresses = frozenset(_addresses(f.offer))
-    f.answer_addresses = frozenset(_addresses(f.answer))
-
-
-def _media(sd: SessionDescription | None) -> set[tuple[str, int]]:
-    if sd is None:
-        return set()
-    return {(m.connection or sd.connection or "", m.port) for m in sd.media if m.port}
-
-
-def _addresses(sd: SessionDescription | None) -> set[str]:
-    if sd is None:
-        return set()
-    return {m.connection or sd.connection or "" for m in sd.media} - {""}
+    f.offer_media = f.offer.media if f.offer is not None else frozenset()
+    f.offer_addresses = f.offer.addresses if f.offer is not None else frozenset()
+    f.answer_addresses = f.answer.addresses if f.answer is not None else frozenset()
 
 
 def _lag_score(before: float | None, after: float | None) -> float | None:

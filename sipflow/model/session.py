@@ -10,12 +10,15 @@ The observer labels each message that carries SDP as an offer or an answer:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
+from typing import TypeVar
 
 from sipflow.model.message import Message
-from sipflow.sip.message import SipRequest
+from sipflow.sip.message import SipRequest, SipResponse
 from sipflow.sip.sdp import SessionDescription, find_sdp
+
+_T = TypeVar("_T")
 
 
 class SdpRole(StrEnum):
@@ -31,15 +34,18 @@ def _exchange(message: Message) -> tuple[str, int, str] | None:
     return (sip.call_id or "", sip.cseq.seq, "INVITE" if method in ("INVITE", "ACK") else method)
 
 
-def iter_sdp_roles(messages: Iterable[Message]) -> Iterator[tuple[int, SdpRole, SessionDescription]]:
-    """(``Message.index``, role, SDP) of each message that carries SDP, in order; lazily, so
-    a consumer that needs only the first offer and answer parses no further SDP."""
+def iter_sdp_roles(
+    messages: Iterable[Message], find: Callable[[SipRequest | SipResponse], _T | None]
+) -> Iterator[tuple[int, SdpRole, _T]]:
+    """(``Message.index``, role, what ``find`` read of its SDP: ``find_sdp`` or
+    ``find_sdp_digest``) of each message that carries SDP, in order; lazily, so a consumer
+    that needs only the first offer and answer reads no further SDP."""
     offered_by: dict[tuple[str, int, str], bool] = {}
     """Exchange → True when the request made the offer, False when a response did."""
     for message in messages:
         if not message.sip.body:
             continue
-        description = find_sdp(message.sip)
+        description = find(message.sip)
         key = _exchange(message)
         if description is None or key is None:
             continue
@@ -57,4 +63,4 @@ def iter_sdp_roles(messages: Iterable[Message]) -> Iterator[tuple[int, SdpRole, 
 
 def sdp_roles(messages: Iterable[Message]) -> dict[int, tuple[SdpRole, SessionDescription]]:
     """For each message (by ``Message.index``) that carries SDP: its role and the SDP."""
-    return {index: (role, description) for index, role, description in iter_sdp_roles(messages)}
+    return {index: (role, description) for index, role, description in iter_sdp_roles(messages, find_sdp)}

@@ -10,11 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from sipflow.errors import ParseError
 from sipflow.sip.grammar import SDP_LINE_RE
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     from sipflow.sip.message import SipRequest, SipResponse
@@ -303,13 +306,6 @@ def _looks_like_sdp(body: bytes) -> bool:
     return body.lstrip()[:2] == b"v="
 
 
-def _try_parse(body: bytes) -> SessionDescription | None:
-    try:
-        return parse_sdp(body)
-    except ParseError:
-        return None
-
-
 def _split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
     """The body parts of a multipart body (RFC 2046 §5.1.1), leniently (LF or CRLF)."""
     delimiter = b"--" + boundary
@@ -364,10 +360,15 @@ def _part_headers(part: bytes) -> tuple[dict[str, str], bytes]:
     return headers, part[end + skip :]
 
 
-def _find_in_body(content_type: str | None, body: bytes, depth: int) -> SessionDescription | None:
+def _find_in_body(
+    content_type: str | None, body: bytes, depth: int, read: Callable[[bytes], _T]
+) -> _T | None:
     media_type, params = _media_type(content_type)
     if media_type == "application/sdp" or (media_type is None and _looks_like_sdp(body)):
-        return _try_parse(body)
+        try:
+            return read(body)
+        except ParseError:
+            return None
     if media_type is None or not media_type.startswith("multipart/") or depth >= _MAX_MULTIPART_DEPTH:
         return None
     boundary = params.get("boundary")
@@ -382,7 +383,7 @@ def _find_in_body(content_type: str | None, body: bytes, depth: int) -> SessionD
             except (binascii.Error, ValueError):
                 continue
         # RFC 2046 §5.1: a part without Content-Type is text/plain.
-        found = _find_in_body(headers.get("content-type", "text/plain"), content, depth + 1)
+        found = _find_in_body(headers.get("content-type", "text/plain"), content, depth + 1, read)
         if found is not None:
             return found
     return None
@@ -398,7 +399,85 @@ def find_sdp(message: SipRequest | SipResponse) -> SessionDescription | None:
     """
     if not message.body:
         return None
-    return _find_in_body(message.headers.get("content-type"), message.body, 0)
+    return _find_in_body(message.headers.get("content-type"), message.body, 0, parse_sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class SdpDigest:
+    """What correlating call legs needs of a session description, read without building it:
+    equal to what ``parse_sdp`` gives (a test holds them to that)."""
+
+    origin: Origin | None
+    """The ``o=`` line, as ``SessionDescription.origin``."""
+    media: frozenset[tuple[str, int]]
+    """(connection address, port) of each stream with a port (address ``""`` when none)."""
+    addresses: frozenset[str]
+    """The connection address of each stream that has one."""
+
+
+def digest_sdp(body: bytes) -> SdpDigest:
+    """The ``SdpDigest`` of an SDP body; raises ``ParseError`` where ``parse_sdp`` would."""
+    text = body.decode("utf-8", "replace")
+    origin: Origin | None = None
+    connection: str | None = None
+    streams: list[list[int | str | None]] = []
+    current: list[int | str | None] | None = None
+    seen_v = seen_first = False
+    match = SDP_LINE_RE.match
+    for raw_line in text.replace("\r\n", "\n").split("\n"):
+        line = raw_line.rstrip("\r")
+        if not line.strip():
+            continue
+        m = match(line)
+        if m is None:
+            if not seen_first:
+                raise ParseError(f"not an SDP body: {line[:40]!r}", offset=0)
+            continue
+        seen_first = True
+        kind = m[1]
+        if kind == "a":
+            continue
+        if kind == "v":
+            seen_v = True
+        elif kind == "o":
+            parts = line[m.end() :].split()
+            if len(parts) == 6 and current is None:
+                origin = Origin(
+                    username=parts[0],
+                    session_id=parts[1],
+                    session_version=parts[2],
+                    nettype=parts[3],
+                    addrtype=parts[4],
+                    address=parts[5],
+                )
+        elif kind == "c":
+            parts = line[m.end() :].split()
+            address = parts[2].split("/", 1)[0] if len(parts) >= 3 else None
+            if current is None:
+                connection = address
+            else:
+                current[1] = address
+        elif kind == "m":
+            parts = line[m.end() :].split()
+            current = None
+            if len(parts) >= 3:
+                port_text = parts[1].partition("/")[0]
+                if port_text.isdigit() and port_text.isascii() and len(port_text) <= 5:
+                    current = [int(port_text), None]
+                    streams.append(current)
+    if not seen_v and not streams:
+        raise ParseError("not an SDP body: no v= and no m= line", offset=0)
+    media = frozenset((str(own or connection or ""), int(port or 0)) for port, own in streams if port)
+    addresses = frozenset(str(own or connection or "") for _, own in streams) - {""}
+    return SdpDigest(origin=origin, media=media, addresses=addresses)
+
+
+def find_sdp_digest(message: SipRequest | SipResponse) -> SdpDigest | None:
+    """The ``SdpDigest`` of the session description a message carries (found as ``find_sdp``
+    finds it), or None."""
+    if not message.body:
+        return None
+    return _find_in_body(message.headers.get("content-type"), message.body, 0, digest_sdp)
 
 
 def _endpoint(address: str | None, port: int) -> str:
