@@ -218,9 +218,7 @@ def _initial_invites(leg: Leg) -> list[Transaction]:
         (
             tx
             for tx in leg.transactions
-            if tx.method == "INVITE"
-            and (r := tx.request) is not None
-            and (r.sip.to is None or r.sip.to.tag is None)
+            if tx.method == "INVITE" and (r := tx.request) is not None and r.sip.to_tag is None
         ),
         key=lambda tx: tx.start,
     )
@@ -258,7 +256,7 @@ def _facts(index: int, leg: Leg, rules: Sequence[HeaderRule]) -> _LegFacts | Non
         arrive_at=last_hop.request.timestamp if last_hop.request is not None else invite.timestamp,
         to_user=_request_user(invite),
         from_user=_normalize_user(sip.from_.uri.user if sip.from_ is not None else None),
-        from_tag=sip.from_.tag if sip.from_ is not None else None,
+        from_tag=sip.from_tag,
         sdp_loaded=False,
         offer=None,
         answer=None,

@@ -170,6 +170,22 @@ class _MediaBuilder:
         )
 
 
+def _origin(value: str) -> Origin | None:
+    """``o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>``
+    (RFC 8866 §5.2), or None when it has not six fields."""
+    parts = value.split()
+    if len(parts) != 6:
+        return None
+    return Origin(
+        username=parts[0],
+        session_id=parts[1],
+        session_version=parts[2],
+        nettype=parts[3],
+        addrtype=parts[4],
+        address=parts[5],
+    )
+
+
 def _connection_address(value: str, defects: list[str]) -> str | None:
     """``c=<nettype> <addrtype> <connection-address>`` → the address without /ttl/count."""
     parts = value.split()
@@ -216,16 +232,9 @@ def parse_sdp(body: bytes) -> SessionDescription:
             if value != "0":
                 defects.append(f"Unknown SDP version {value[:10]!r}.")
         elif kind == "o":
-            parts = value.split()
-            if len(parts) == 6 and current is None:
-                origin = Origin(
-                    username=parts[0],
-                    session_id=parts[1],
-                    session_version=parts[2],
-                    nettype=parts[3],
-                    addrtype=parts[4],
-                    address=parts[5],
-                )
+            found = _origin(value) if current is None else None
+            if found is not None:
+                origin = found
             else:
                 defects.append(f"Bad o= line: {value[:40]!r}.")
         elif kind == "c":
@@ -420,9 +429,10 @@ def digest_sdp(body: bytes) -> SdpDigest:
     text = body.decode("utf-8", "replace")
     origin: Origin | None = None
     connection: str | None = None
-    streams: list[list[int | str | None]] = []
-    current: list[int | str | None] | None = None
+    streams: list[_MediaBuilder] = []
+    current: _MediaBuilder | None = None
     seen_v = seen_first = False
+    ignored: list[str] = []  # defects: parse_sdp's to report
     match = SDP_LINE_RE.match
     for raw_line in text.replace("\r\n", "\n").split("\n"):
         line = raw_line.rstrip("\r")
@@ -436,39 +446,28 @@ def digest_sdp(body: bytes) -> SdpDigest:
         seen_first = True
         kind = m[1]
         if kind == "a":
-            continue
+            continue  # attributes: the codecs and directions a digest leaves out
+        value = line[m.end() :].strip()
         if kind == "v":
             seen_v = True
         elif kind == "o":
-            parts = line[m.end() :].split()
-            if len(parts) == 6 and current is None:
-                origin = Origin(
-                    username=parts[0],
-                    session_id=parts[1],
-                    session_version=parts[2],
-                    nettype=parts[3],
-                    addrtype=parts[4],
-                    address=parts[5],
-                )
+            found = _origin(value) if current is None else None
+            if found is not None:
+                origin = found
         elif kind == "c":
-            parts = line[m.end() :].split()
-            address = parts[2].split("/", 1)[0] if len(parts) >= 3 else None
+            address = _connection_address(value, ignored)
             if current is None:
                 connection = address
             else:
-                current[1] = address
+                current.connection = address
         elif kind == "m":
-            parts = line[m.end() :].split()
-            current = None
-            if len(parts) >= 3:
-                port_text = parts[1].partition("/")[0]
-                if port_text.isdigit() and port_text.isascii() and len(port_text) <= 5:
-                    current = [int(port_text), None]
-                    streams.append(current)
+            current = _media_line(value, ignored)
+            if current is not None:
+                streams.append(current)
     if not seen_v and not streams:
         raise ParseError("not an SDP body: no v= and no m= line", offset=0)
-    media = frozenset((str(own or connection or ""), int(port or 0)) for port, own in streams if port)
-    addresses = frozenset(str(own or connection or "") for _, own in streams) - {""}
+    media = frozenset((b.connection or connection or "", b.port) for b in streams if b.port)
+    addresses = frozenset(b.connection or connection or "" for b in streams) - {""}
     return SdpDigest(origin=origin, media=media, addresses=addresses)
 
 
