@@ -318,7 +318,6 @@ def analyze(
         dedupe: Deduplicator[_Parsed] = Deduplicator(points=points.pairs)
         # One capture point: copies can only be the same bytes again, so the payload is key.
         keyed = len(points.names) > 1
-        seen_points: set[tuple[str, int]] = set()
         total = sum(r.size for r in readers)
         packets = _merged(readers, points, skews)
         while batch := list(itertools.islice(packets, _BATCH)):
@@ -331,7 +330,6 @@ def analyze(
                 else:
                     key = None if isinstance(item, str) else duplicate_key(packet, item)
                 _feed(tracker, dedupe.push(packet, item, key), gate)
-            seen_points.update((p.file, p.interface) for p in batch)
             if progress is not None:
                 progress(sum(r.position for r in readers), total)
         _feed(tracker, dedupe.flush(), gate)
@@ -369,7 +367,7 @@ def analyze(
         duplicates=dedupe.duplicates,
         doubled=dedupe.doubled,
         skew=skews,
-        capture_points=points.list(skews, seen_points),
+        capture_points=points.list(skews, ((r.name, i) for r in readers for i in r.seen_interfaces)),
     )
     return Analysis(
         files=names,

@@ -151,3 +151,27 @@ def test_ladder_and_flow_mark_the_fallback(tmp_path: Path) -> None:
     svg = tmp_path / "call.svg"
     assert CliRunner().invoke(main, ["export", path, "--call", "1", "-o", str(svg)]).exit_code == 0
     assert "(matched by CSeq)" in svg.read_text()
+
+
+def test_an_interface_described_after_the_first_packet_is_a_capture_point(tmp_path: Path) -> None:
+    import struct
+
+    from tests.capture_util import Interface, Section, pcapng_bytes, sip_request
+    from tests.test_capture_reader import udp_frame
+
+    frame = udp_frame(sip_request())
+    idb = struct.pack("<HHI", 1, 0, 0)  # Ethernet, no options
+    ts = 1_700_000_000 * 1_000_000
+    section = Section(
+        interfaces=[Interface(linktype=1)],
+        blocks=[("epb", (0, ts, frame, None)), ("raw", (1, idb)), ("epb", (1, ts + 200, frame, None))],
+    )
+    path = tmp_path / "late.pcapng"
+    path.write_bytes(pcapng_bytes([section]))
+    analysis = analyze([path])
+    assert [(p.name, p.interface) for p in analysis.summary.capture_points] == [
+        (str(path), 0),
+        (f"{path}#1", 1),
+    ]
+    assert analysis.summary.sip_messages == 1 and analysis.summary.duplicates == 1
+    assert analysis.messages[0].copies == ((str(path), 2),)

@@ -170,6 +170,8 @@ class CaptureReader:
         """The name (``if_name``, or empty) of each interface a pcapng file describes before
         its first packet, found in the first read chunk when the reader is created; one
         unnamed interface for pcap. Each is a capture point of its own (``sipflow.merge``)."""
+        self.seen_interfaces: set[int] = {0}
+        """Interface ids of the packets handed up so far (those past ``interfaces`` too)."""
         self._decoder = Decoder(file=self.name, stats=self.stats, warnings=self.warnings)
         self._raw: io.FileIO | None = None
         self._stream: io.BufferedIOBase | io.FileIO | None = None
@@ -503,6 +505,7 @@ class CaptureReader:
                         # Another capture point of the file (sipflow.merge); rare, so the
                         # common interface 0 pays nothing.
                         packets = [replace(p, interface=iface) for p in packets]
+                        self.seen_interfaces.add(iface)
                 else:
                     packets = self._no_interface(iface, frame, base + pos, warned_ifaces)
             elif btype == _SPB:
