@@ -55,7 +55,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "sipflow.capture.packet",
         "sipflow.errors",
     ),
+    "sipflow.readahead": ("sipflow.capture", "sipflow.sip", "sipflow.errors"),
     "sipflow.pipeline": (
+        "sipflow.readahead",
         "sipflow.merge",
         "sipflow.correlate",
         "sipflow.capture",

@@ -63,6 +63,36 @@ class Packet:
     datagram captured twice. None for IPv6 (no identification outside fragments), TCP and
     encapsulated (HEP) messages."""
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # Flat and without the enum's lookup: packets cross to and from worker processes
+        # (``sipflow.pipeline``) by the hundred thousand, so unpickling one must be cheap.
+        return restore_packet, (
+            self.frame, self.frames, self.timestamp, self.src[0], self.src[1], self.dst[0], self.dst[1],
+            self.transport.value, self.payload, self.truncated, self.file, self.interface, self.ip_id,
+        )  # fmt: skip
+
+
+_TRANSPORTS: dict[str, Transport] = {t.value: t for t in Transport}
+_PACKET_FIELDS = ("frame", "frames", "timestamp", "src", "dst", "transport", "payload", "truncated", "file",
+                  "interface", "ip_id")  # fmt: skip
+_PACKET_SETTERS = tuple(getattr(Packet, name).__set__ for name in _PACKET_FIELDS)
+
+
+def restore_packet(
+    frame: int, frames: tuple[int, ...], timestamp: float, src_host: str, src_port: int,
+    dst_host: str, dst_port: int, transport: str, payload: bytes, truncated: bool, file: str,
+    interface: int, ip_id: int | None,
+) -> Packet:  # fmt: skip
+    """The packet ``Packet.__reduce__`` describes (its slots set directly: the class is frozen)."""
+    packet = object.__new__(Packet)
+    values = (
+        frame, frames, timestamp, Endpoint(src_host, src_port), Endpoint(dst_host, dst_port),
+        _TRANSPORTS[transport], payload, truncated, file, interface, ip_id,
+    )  # fmt: skip
+    for set_field, value in zip(_PACKET_SETTERS, values, strict=True):
+        set_field(packet, value)
+    return packet
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaptureWarning:

@@ -415,6 +415,22 @@ class _MessageBase:
             return None
         return value.split(";", 1)[0].strip().lower()
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # Flat (headers and CSeq inline, the lazily parsed parts left out): messages cross
+        # from worker processes by the hundred thousand (``sipflow.pipeline``).
+        h, cseq = self.headers, self.cseq
+        first: tuple[object, ...] = ()
+        if isinstance(self, SipRequest):
+            first = (self.method, self.uri, self.version)
+        elif isinstance(self, SipResponse):
+            first = (self.status, self.reason, self.version)
+        return restore_message, (
+            isinstance(self, SipRequest), h.data, h.start, h.end, h.plain, self.raw, self.body_start,
+            self.call_id, None if cseq is None else cseq.seq, None if cseq is None else cseq.method,
+            self.from_tag, self.to_tag, self.branch, self.sent_by, self.content_length, self.ingest_defects,
+            self.trailing, *first,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SipRequest(_MessageBase):
@@ -453,3 +469,35 @@ class SipResponse(_MessageBase):
 
 
 SipMessage = SipRequest | SipResponse
+
+
+_BASE_FIELDS = ("headers", "raw", "body_start", "call_id", "cseq", "from_tag", "to_tag", "branch", "sent_by",
+                "content_length", "ingest_defects", "trailing")  # fmt: skip
+_REQUEST_SETTERS = tuple(getattr(SipRequest, n).__set__ for n in (*_BASE_FIELDS, "method", "uri", "version"))
+_RESPONSE_SETTERS = tuple(
+    getattr(SipResponse, n).__set__ for n in (*_BASE_FIELDS, "status", "reason", "version")
+)
+_LAZY_SETTERS = (getattr(_MessageBase, "_names").__set__, getattr(_MessageBase, "_vias").__set__)  # noqa: B009
+_HEADERS_SETTERS = tuple(getattr(Headers, n).__set__ for n in ("data", "start", "end", "plain"))
+
+
+def restore_message(
+    is_request: bool, data: bytes, start: int, end: int, plain: bool, *values: object
+) -> SipRequest | SipResponse:
+    """The message ``__reduce__`` describes (slots set directly: the classes are frozen)."""
+    headers = object.__new__(Headers)
+    for set_field, value in zip(_HEADERS_SETTERS, (data, start, end, plain), strict=True):
+        set_field(headers, value)
+    seq, method = values[3], values[4]
+    cseq = None if seq is None else CSeq(seq, method)  # type: ignore[arg-type]
+    fields = (headers, *values[:3], cseq, *values[5:])
+    message: SipRequest | SipResponse
+    if is_request:
+        message, setters = object.__new__(SipRequest), _REQUEST_SETTERS
+    else:
+        message, setters = object.__new__(SipResponse), _RESPONSE_SETTERS
+    for set_field, value in zip(setters, fields, strict=True):
+        set_field(message, value)
+    for set_field in _LAZY_SETTERS:
+        set_field(message, None)
+    return message

@@ -19,12 +19,17 @@ printable and encodable by renderers; the exact octets stay in ``message.raw``.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import os
 import re
-from typing import Final, TypeVar
+from collections.abc import Callable
+from typing import Final, TypeVar, cast
 
 from sipflow.errors import ParseError
 from sipflow.sip import grammar as g
 from sipflow.sip.message import (
+    COMPACT_FORMS,
     CSeq,
     Headers,
     NameAddr,
@@ -89,6 +94,23 @@ _INTERESTING: Final = frozenset(
     )
 )
 """Canonical names the header loop collects for eager parsing or cheap checks."""
+_SCAN_NAMES: Final = {
+    **{name: name for name in _INTERESTING},
+    **{short: long for short, long in COMPACT_FORMS.items() if long in _INTERESTING},
+}
+"""Lower-case header name (compact forms too) → canonical name, for ``_scan``."""
+
+_UNKNOWN: Final = object()
+"""What ``_scan`` gives for an envelope field that the Python code must read."""
+_Scanned = tuple[str, dict[str, list[str]], bool, int, int, object, object, object, object]
+_scan: Callable[[bytes, dict[str, str], object], _Scanned | None] | None = None
+if not os.environ.get("SIPFLOW_PURE_PYTHON"):
+    with contextlib.suppress(ImportError):  # built where a C compiler was at hand at install
+        _scan = importlib.import_module("sipflow.sip._scan").scan
+COMPILED: Final = _scan is not None
+"""Whether the compiled header scan (``sipflow/sip/_scan.c``) is in use: built when sipflow was
+installed, if a C compiler was there, and not turned off by ``SIPFLOW_PURE_PYTHON=1``. Without
+it, parsing gives the same results, slower."""
 
 _DISPLAY_TOKENS_RE: Final = re.compile(rf"{g.TOKEN}(?:[ \t]+{g.TOKEN})*")
 """``display-name = *(token LWS) / quoted-string``: the unquoted form (§25.1)."""
@@ -817,17 +839,18 @@ def _learn_name(name: str, defects: list[str]) -> str:
     return key
 
 
-def parse_message(data: bytes) -> SipRequest | SipResponse:
-    """Parse one SIP message (RFC 3261 §7) from ``data``.
+_StartLine = tuple[str, str, str] | tuple[str, int, str]
+_Head = tuple[int, _StartLine, dict[str, list[str]], bool, int, int, int, bool, list[str]]
+"""What reading the head of a message gives: (start, parsed start line, collected header values,
+whether one of them repeats, end of the header section, start of the body, end of the start
+line or -1, whether the header lines are plain, defects so far)."""
 
-    ``data`` is one UDP datagram payload or one message framed out of a stream. CRLFs before
-    the start line are skipped (§7.5). The body is framed by Content-Length (§18.3, §20.14);
-    bytes after it (a second message in a datagram) go to ``trailing``. Without a usable
-    Content-Length the body is the rest of ``data``. Lines may end in CRLF or bare LF.
 
-    Raises ``ParseError`` (with a byte offset) only when ``data`` holds no usable message;
-    every recoverable problem is recorded in the message's ``defects``.
-    """
+def _read_head(data: bytes) -> _Head:
+    """Read the start line and collect the values of the headers parsed eagerly (``_INTERESTING``).
+
+    ``sipflow.sip._scan`` does this in C for a plain message (the common case); this is the
+    Python code for every message, and the only code for the others."""
     n = len(data)
     start = 0
     if data[:1] in (b"\r", b"\n"):
@@ -894,6 +917,34 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
         defects.extend(f"Header line has no colon: {line[:40]!r}." for line in lines if ":" not in line)
     parsed_start = _memo_start_line(first, defects)
     defects.extend(name_defects)
+    first_end = data.find(b"\n", start, head_end)
+    return (start, parsed_start, found, repeated, head_end, body_start, first_end, not (folded or odd_names),
+            defects)  # fmt: skip
+
+
+def parse_message(data: bytes) -> SipRequest | SipResponse:
+    """Parse one SIP message (RFC 3261 §7) from ``data``.
+
+    ``data`` is one UDP datagram payload or one message framed out of a stream. CRLFs before
+    the start line are skipped (§7.5). The body is framed by Content-Length (§18.3, §20.14);
+    bytes after it (a second message in a datagram) go to ``trailing``. Without a usable
+    Content-Length the body is the rest of ``data``. Lines may end in CRLF or bare LF.
+
+    Raises ``ParseError`` (with a byte offset) only when ``data`` holds no usable message;
+    every recoverable problem is recorded in the message's ``defects``.
+    """
+    n = len(data)
+    scanned = _scan(data, _SCAN_NAMES, _UNKNOWN) if _scan is not None else None
+    envelope: tuple[object, object, object, object] = (_UNKNOWN, _UNKNOWN, _UNKNOWN, _UNKNOWN)
+    if scanned is not None:
+        first, found, repeated, head_end, first_end, *rest = scanned
+        envelope = rest[0], rest[1], rest[2], rest[3]
+        defects: list[str] = []
+        start, body_start, plain = 0, head_end + 4, True
+        parsed_start = _memo_start_line(first, defects)
+    else:
+        head = _read_head(data)
+        start, parsed_start, found, repeated, head_end, body_start, first_end, plain, defects = head
 
     if repeated:
         for key, title in _SINGLE_VALUED:
@@ -916,12 +967,22 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
 
     # The envelope: From and To tags (§19.3), the top Via (§20.42); the full From, To and Via
     # list are parsed on first use (``parse_lazy_fields``), with their defects.
-    values = found.get("from")
-    from_tag = _envelope_tag(_FROM_MEMO, values[0], "From") if values is not None else None
-    values = found.get("to")
-    to_tag = _envelope_tag(_TO_MEMO, values[0], "To") if values is not None else None
-    values = found.get("via")
-    branch, sent_by = (_via_envelope(values) if values is not None else None) or (None, None)
+    # ``_scan`` reads the usual shapes of the three; where it did not, the Python code does.
+    if envelope[0] is _UNKNOWN:
+        values = found.get("from")
+        from_tag = _envelope_tag(_FROM_MEMO, values[0], "From") if values is not None else None
+    else:
+        from_tag = cast("str | None", envelope[0])
+    if envelope[1] is _UNKNOWN:
+        values = found.get("to")
+        to_tag = _envelope_tag(_TO_MEMO, values[0], "To") if values is not None else None
+    else:
+        to_tag = cast("str | None", envelope[1])
+    if envelope[2] is _UNKNOWN:
+        values = found.get("via")
+        branch, sent_by = (_via_envelope(values) if values is not None else None) or (None, None)
+    else:
+        branch, sent_by = cast("str | None", envelope[2]), cast("str | None", envelope[3])
 
     # Content-Length (§20.14)
     content_length: int | None = None
@@ -970,8 +1031,6 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
         raw = data[start:end]
         trailing = data[end:]
     # The header lines start after the start line's LF; Headers splits them again on request.
-    first_end = data.find(b"\n", start, head_end)
-    plain = not (folded or odd_names)
     headers = Headers(raw, (head_end if first_end < 0 else first_end + 1) - start, head_end - start, plain)
 
     if is_request:
