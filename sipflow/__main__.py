@@ -1,5 +1,5 @@
 """``python -m sipflow``."""
 
-from sipflow.cli import main
+from sipflow.cli import run
 
-main()
+run()

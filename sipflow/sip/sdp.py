@@ -424,30 +424,33 @@ class SdpDigest:
     """The connection address of each stream that has one."""
 
 
+_DIGEST_LINE_RE: Final = re.compile(r"^([vocm])[ \t]*=(.*)$", re.M)
+"""The lines a digest reads (``SDP_LINE_RE`` of kind v, o, c or m) and their values."""
+_NOT_BLANK_RE: Final = re.compile(r"[^\s]")
+
+
 def digest_sdp(body: bytes) -> SdpDigest:
-    """The ``SdpDigest`` of an SDP body; raises ``ParseError`` where ``parse_sdp`` would."""
+    """The ``SdpDigest`` of an SDP body; raises ``ParseError`` where ``parse_sdp`` would.
+
+    Reads the lines as ``parse_sdp`` does (split on LF, a CR before it dropped, blank lines
+    skipped, the first other line a ``<type>=`` line), but only those of kind v, o, c and m."""
     text = body.decode("utf-8", "replace")
+    first = _NOT_BLANK_RE.search(text)
+    if first is not None:
+        start = text.rfind("\n", 0, first.start()) + 1
+        end = text.find("\n", start)
+        line = text[start : end if end >= 0 else len(text)].rstrip("\r")
+        if SDP_LINE_RE.match(line) is None:
+            raise ParseError(f"not an SDP body: {line[:40]!r}", offset=0)
     origin: Origin | None = None
     connection: str | None = None
     streams: list[_MediaBuilder] = []
     current: _MediaBuilder | None = None
-    seen_v = seen_first = False
+    seen_v = False
     ignored: list[str] = []  # defects: parse_sdp's to report
-    match = SDP_LINE_RE.match
-    for raw_line in text.replace("\r\n", "\n").split("\n"):
-        line = raw_line.rstrip("\r")
-        if not line.strip():
-            continue
-        m = match(line)
-        if m is None:
-            if not seen_first:
-                raise ParseError(f"not an SDP body: {line[:40]!r}", offset=0)
-            continue
-        seen_first = True
+    for m in _DIGEST_LINE_RE.finditer(text):
         kind = m[1]
-        if kind == "a":
-            continue  # attributes: the codecs and directions a digest leaves out
-        value = line[m.end() :].strip()
+        value = m[2].strip()
         if kind == "v":
             seen_v = True
         elif kind == "o":
@@ -460,7 +463,7 @@ def digest_sdp(body: bytes) -> SdpDigest:
                 connection = address
             else:
                 current.connection = address
-        elif kind == "m":
+        else:
             current = _media_line(value, ignored)
             if current is not None:
                 streams.append(current)
