@@ -29,7 +29,7 @@ from sipflow.correlate import CorrelationOptions, HeaderRule
 from sipflow.errors import SipflowError
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallState
-from sipflow.pipeline import DEFAULT_MAX_CALL_IDS, Progress, analyze
+from sipflow.pipeline import DEFAULT_MAX_CALL_IDS, Progress, analyze, gc_paused
 from sipflow.render import csv as csv_render
 from sipflow.render import json as json_render
 from sipflow.render.ladder import Ladder, build_ladder
@@ -350,7 +350,8 @@ def _filters(func: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sipflow")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Turn packet captures (pcap, pcapng, gzip'd) into SIP call flows.
 
     \b
@@ -358,6 +359,9 @@ def main() -> None:
       sipflow calls capture.pcap
       sipflow ladder capture.pcap --call 1
     """
+    # A command builds a large acyclic object graph (the analysis, then its rendering): the
+    # cyclic collector would only rescan it. Paused for the command, as it was found after.
+    ctx.with_resource(gc_paused())
 
 
 @main.command(short_help="List the calls: who, state, final status, PDD, setup, duration.")
@@ -406,7 +410,9 @@ def calls(
     if fmt == "json":
         # Indented for a person at a terminal, compact (and fast) into a pipe or a file.
         indent = 2 if sys.stdout.isatty() else None
-        click.echo(json_render.dumps(analysis, selected, indent=indent))
+        for piece in json_render.iter_dumps(analysis, selected, indent=indent):
+            click.echo(piece, nl=False)
+        click.echo()
         return
     if fmt == "csv":
         click.echo(csv_render.dumps(selected), nl=False)
@@ -551,7 +557,9 @@ def _write_export(
     analysis: Analysis, calls: Sequence[Call], fmt: str, out: Path, aliases: dict[str, str], by_host: bool
 ) -> None:
     if fmt == "json":
-        out.write_text(json_render.dumps(analysis, calls, indent=2, with_flow=True) + "\n")
+        with out.open("w", encoding="utf-8") as stream:
+            stream.writelines(json_render.iter_dumps(analysis, calls, indent=2, with_flow=True))
+            stream.write("\n")
     elif fmt in ("pcap", "pcapng"):
         # pcap when every frame has one link type, else pcapng (tshark and sipflow read both by content)
         from sipflow.capture.writer import write_frames  # noqa: PLC0415

@@ -34,7 +34,7 @@ _PROGRESS_EVERY = 512
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while the model grows.
 
     The analysis builds millions of long-lived, acyclic objects; CPython's generational
@@ -307,7 +307,7 @@ def analyze(
     tracker = Tracker()
     gate = _CallIdLimit(tracker, max_call_ids or None)
     with ExitStack() as stack:
-        stack.enter_context(_gc_paused())
+        stack.enter_context(gc_paused())
         readers = [stack.enter_context(CaptureReader(name)) for name in names]
         points = _Points(readers)
         skews = _skews(points, _given_skews(points, skew))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sipflow.model.analysis import Analysis
@@ -124,6 +124,15 @@ def flow(call: Call) -> list[dict[str, Any]]:
 
 
 def analysis_dict(analysis: Analysis, calls: Iterable[Call], *, with_flow: bool = False) -> dict[str, Any]:
+    return _document(analysis, [call_json(c, with_flow=with_flow) for c in calls])
+
+
+def call_json(call: Call, *, with_flow: bool = False) -> dict[str, Any]:
+    """One entry of the document's ``calls``."""
+    return call_dict(call) | ({"flow": flow(call)} if with_flow else {})
+
+
+def _document(analysis: Analysis, calls: list[Any]) -> dict[str, Any]:
     s = analysis.summary
     out: dict[str, Any] = {
         "schema": SCHEMA,
@@ -139,7 +148,7 @@ def analysis_dict(analysis: Analysis, calls: Iterable[Call], *, with_flow: bool 
             "items": s.items,
             "partial": s.partial,
         },
-        "calls": [call_dict(c) | ({"flow": flow(c)} if with_flow else {}) for c in calls],
+        "calls": calls,
         "malformed": [
             {"file": m.file, "frame": m.frame, "src": str(m.src), "dst": str(m.dst), "reason": m.reason}
             for m in analysis.malformed
@@ -179,3 +188,36 @@ def dumps(
     separators = (",", ":") if indent is None else (",", ": ")
     document = analysis_dict(analysis, calls, with_flow=with_flow)
     return json.dumps(document, indent=indent, separators=separators, ensure_ascii=True)
+
+
+_CALLS_MARK = "\x00sipflow:calls\x00"
+"""Stands for the calls in the document's skeleton (a NUL: no file name or text holds it raw)."""
+
+
+def iter_dumps(
+    analysis: Analysis, calls: Iterable[Call], *, indent: int | None = None, with_flow: bool = False
+) -> Iterator[str]:
+    """The text of ``dumps``, in pieces: a call's entry is built, encoded and handed out before
+    the next one is built, so the document is never whole in memory."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    skeleton = json.dumps(
+        _document(analysis, [_CALLS_MARK]), indent=indent, separators=separators, ensure_ascii=True
+    )
+    token = json.dumps(_CALLS_MARK, ensure_ascii=True)
+    outer = "" if indent is None else "\n" + " " * indent
+    inner = "" if indent is None else "\n" + " " * (2 * indent)
+    marker = f"[{inner}{token}{outer}]"
+    head, found, tail = skeleton.partition(marker)
+    if not found or marker in tail:  # cannot happen; then in one piece, as ``dumps``
+        yield dumps(analysis, calls, indent=indent, with_flow=with_flow)
+        return
+    yield head + "["
+    count = 0
+    for call in calls:
+        text = json.dumps(call_json(call, with_flow=with_flow), indent=indent, separators=separators,
+                          ensure_ascii=True)  # fmt: skip
+        if inner:
+            text = text.replace("\n", inner)  # JSON strings hold no raw line break
+        yield ("," if count else "") + inner + text
+        count += 1
+    yield (outer if count else "") + "]" + tail

@@ -1,0 +1,43 @@
+"""The JSON writer streams (issue 12): ``iter_dumps`` gives ``dumps``'s text, a call at a time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sipflow.pipeline import analyze
+from sipflow.render.json import dumps, iter_dumps
+
+from .conftest import sample_captures
+
+
+@pytest.mark.parametrize("path", sample_captures(), ids=lambda p: p.name)
+def test_pieces_make_the_document(path: Path) -> None:
+    analysis = analyze([path])
+    for indent in (None, 2, 4):
+        for with_flow in (False, True):
+            for calls in (analysis.calls, analysis.calls[:1], ()):
+                whole = dumps(analysis, calls, indent=indent, with_flow=with_flow)
+                pieces = list(iter_dumps(analysis, calls, indent=indent, with_flow=with_flow))
+                assert "".join(pieces) == whole
+                assert len(json.loads(whole)["calls"]) == len(calls)
+                assert len(pieces) == len(calls) + 2  # head, one per call, tail
+
+
+def test_calls_are_encoded_one_at_a_time() -> None:
+    """The writer asks for the next call only after handing out the previous one's text."""
+    analysis = analyze([sample_captures()[0]])
+    asked: list[int] = []
+
+    def calls():  # type: ignore[no-untyped-def]
+        for call in analysis.calls * 3:
+            asked.append(call.index)
+            yield call
+
+    stream = iter_dumps(analysis, calls())
+    next(stream)  # the head
+    assert asked == []
+    next(stream)
+    assert len(asked) == 1
