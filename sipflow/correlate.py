@@ -42,7 +42,7 @@ from sipflow.model.call import Leg, Link
 from sipflow.model.message import Message
 from sipflow.model.session import SdpRole, iter_sdp_roles
 from sipflow.model.transaction import Transaction
-from sipflow.sip.message import SipRequest, SipResponse
+from sipflow.sip.message import SipRequest, SipResponse, canonical_name
 from sipflow.sip.parse import parse_name_addr, parse_uri
 from sipflow.sip.sdp import SdpDigest, find_sdp_digest
 
@@ -268,19 +268,20 @@ def _facts(index: int, leg: Leg, rules: Sequence[HeaderRule]) -> _LegFacts | Non
         cancel_at=min(cancels) if cancels else None,
         bye_at=min(byes) if byes else None,
     )
-    headers = sip.headers
+    # Every header the facts read, in one pass over the INVITE's header lines.
+    found = sip.headers.collect((*(rule.name for rule in rules), "P-Charging-Vector", "Session-ID"))
     for rule in rules:
-        for value in headers.get_all(rule.name):
+        for value in found.get(canonical_name(rule.name), ()):
             claimed = rule.extract(value)
             if claimed:
                 facts.claims[rule.name] = claimed
                 break
-    pcv = headers.get("P-Charging-Vector")
+    pcv = next(iter(found.get("p-charging-vector", ())), None)
     if pcv:
         match = re.search(r"icid-value\s*=\s*\"?([^\";]+)", pcv, re.IGNORECASE)
         if match:
             facts.icid = match.group(1).strip()
-    sid = headers.get("Session-ID")
+    sid = next(iter(found.get("session-id", ())), None)
     if sid:
         local, _, params = sid.partition(";")
         uuids = [local.strip().lower()]

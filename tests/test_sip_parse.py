@@ -426,3 +426,29 @@ def test_headers_from_fields() -> None:
     headers = Headers.from_fields([("Via", "SIP/2.0/UDP h;branch=z9hG4bK1"), ("i", "c1")])
     assert headers.get("call-id") == "c1" and headers.get_all("v") == ["SIP/2.0/UDP h;branch=z9hG4bK1"]
     assert Headers.from_fields([]).fields == ()
+
+
+def test_headers_collect_is_get_all_of_each() -> None:
+    from sipflow.sip import Headers
+
+    raw = (
+        b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nX-Leg: one\r\nv: SIP/2.0/TCP g\r\n"
+        b"x-leg: two\r\nP-Charging-Vector: icid-value=1\r\nSession-ID :  abc \r\nTo: <sip:b@h>\r\n\r\n"
+    )
+    message = parse_message(raw)
+    names = ("X-Leg", "via", "P-Charging-Vector", "Session-ID", "Absent", "t")
+    expected = {
+        key: values for name in names if (values := message.headers.get_all(name)) for key in [canonical(name)]
+    }
+    assert message.headers.collect(names) == expected
+    folded = Headers.from_fields([("X-Leg", "one"), ("Via", "a"), ("X-Leg", "two")])
+    assert not parse_message(raw.replace(b"x-leg: two", b"x-leg: two\r\n  more")).headers.plain
+    unplain = parse_message(raw.replace(b"x-leg: two", b"x-leg: two\r\n  more")).headers
+    assert unplain.collect(("x-leg",)) == {"x-leg": ["one", "two more"]}
+    assert folded.collect(("x-leg", "v")) == {"x-leg": ["one", "two"], "via": ["a"]}
+
+
+def canonical(name: str) -> str:
+    from sipflow.sip.message import canonical_name
+
+    return canonical_name(name)

@@ -116,6 +116,24 @@ def _line_pattern(key: str) -> re.Pattern[bytes] | None:
     return pattern
 
 
+_LINES_PATTERNS: dict[tuple[str, ...], re.Pattern[bytes] | None] = {}
+
+
+def _lines_pattern(keys: tuple[str, ...]) -> re.Pattern[bytes] | None:
+    """As ``_line_pattern``, for any of several canonical names; group 1 is the name as written."""
+    pattern = _LINES_PATTERNS.get(keys)
+    if pattern is None and keys not in _LINES_PATTERNS:
+        if all(_TOKEN_RE.fullmatch(k) is not None for k in keys):
+            names = [re.escape(k.encode()) for k in keys]
+            names += [c.encode() for k in keys if (c := _COMPACT_OF.get(k)) is not None]
+            names.sort(key=len, reverse=True)
+            alternatives = b"|".join(names)
+            pattern = re.compile(rb"^(" + alternatives + rb")" + _NAME_BLANKS + rb":[ \t]*", re.I | re.M)
+        if len(_LINES_PATTERNS) < _LINE_PATTERNS_MAX:
+            _LINES_PATTERNS[keys] = pattern
+    return pattern
+
+
 @dataclass(frozen=True, slots=True)
 class Headers:
     """The header fields of a message, in order, with their raw names and values.
@@ -177,6 +195,24 @@ class Headers:
         if pattern is not None:
             return [self._value(m.end()) for m in pattern.finditer(self.data, self.start, self.end)]
         return [value for raw_name, value in self.fields if canonical_name(raw_name) == key]
+
+    def collect(self, names: tuple[str, ...]) -> dict[str, list[str]]:
+        """The values of every field called one of ``names``, by canonical name (lower case,
+        compact forms expanded), each list in wire order: ``get_all`` of each, in one pass."""
+        keys = tuple(dict.fromkeys(canonical_name(n) for n in names))
+        pattern = _lines_pattern(keys) if self.plain else None
+        out: dict[str, list[str]] = {}
+        if pattern is not None:
+            for m in pattern.finditer(self.data, self.start, self.end):
+                key = canonical_name(m[1].decode("ascii"))
+                out.setdefault(key, []).append(self._value(m.end()))
+            return out
+        wanted = set(keys)
+        for raw_name, value in self.fields:
+            key = canonical_name(raw_name)
+            if key in wanted:
+                out.setdefault(key, []).append(value)
+        return out
 
     def _value(self, i: int) -> str:
         """The value of a plain header line whose value starts at ``data[i]``, as ``fields``
