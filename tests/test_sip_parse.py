@@ -437,9 +437,7 @@ def test_headers_collect_is_get_all_of_each() -> None:
     )
     message = parse_message(raw)
     names = ("X-Leg", "via", "P-Charging-Vector", "Session-ID", "Absent", "t")
-    expected = {
-        key: values for name in names if (values := message.headers.get_all(name)) for key in [canonical(name)]
-    }
+    expected = {canonical(n): values for n in names if (values := message.headers.get_all(n))}
     assert message.headers.collect(names) == expected
     folded = Headers.from_fields([("X-Leg", "one"), ("Via", "a"), ("X-Leg", "two")])
     assert not parse_message(raw.replace(b"x-leg: two", b"x-leg: two\r\n  more")).headers.plain
