@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json as json_module
 import math
 import os
@@ -820,6 +821,9 @@ def run() -> None:
     """The ``sipflow`` command (and ``python -m sipflow``): ``main``, then the process ends
     without tearing its heap down object by object (a second or more after a large capture;
     the output is flushed first). Embedders and tests call ``main`` instead."""
+    # The process ends after the command: no collection at all (one after the command would
+    # scan everything the command built, in vain).
+    gc.disable()
     code = 0
     try:
         main.main(prog_name="sipflow")
