@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import graphviz
 
 from sipflow.errors import UsageError
-from sipflow.model.call import Call, CallState
+from sipflow.model.call import CallState
 from sipflow.render.ladder import Arrow, ArrowClass, Ladder
-from sipflow.render.summary import address, call_summary, delta, leg_letter
+from sipflow.render.summary import Heading, call_summary, delta, leg_letter
 from sipflow.render.text import clean, clock
 
 FORMATS = ("svg", "png", "pdf")
@@ -277,8 +277,7 @@ def _label_lines(arrow: Arrow) -> list[str]:
 
 def first_line(arrow: Arrow) -> str:
     """The message's first line (request line or status line), made safe: its tooltip."""
-    line = arrow.message.sip.raw.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
-    return safe(line, TOOLTIP_LIMIT)
+    return safe(arrow.first_line, TOOLTIP_LIMIT)
 
 
 def _gaps(ladder: Ladder, heads: Sequence[float], labels: Sequence[list[str]]) -> list[float]:
@@ -303,10 +302,10 @@ def _gaps(ladder: Ladder, heads: Sequence[float], labels: Sequence[list[str]]) -
     return gaps
 
 
-def _headline(call: Call) -> tuple[str, str]:
+def _headline(head: Heading) -> tuple[str, str]:
     """The headline split into who called whom and the outcome (drawn in the state's colour)."""
-    title, _ = call_summary(call)
-    who = f"Call {call.index}: {address(call.from_)} -> {address(call.to)}"
+    title, _ = call_summary(head)
+    who = f"Call {head.index}: {head.from_} -> {head.to}"
     if title.startswith(who):
         return who, title[len(who) :].strip()
     return title, ""
@@ -317,11 +316,11 @@ def ladder_dot(ladder: Ladder) -> str:
     bytes for the same ladder. Each message is an edge with ``id="msg-{i}"`` (``i`` its position
     in ``ladder.arrows``), classes ``msg``, its arrow class (``request``, ``1xx``, ``2xx``,
     ``failure``), ``leg-A``… and ``retransmission``, and its first line as tooltip."""
-    call = ladder.call
+    head = ladder.heading
     dot = _Dot()
-    multi_leg = len(call.legs) > 1
+    multi_leg = head.multi_leg
 
-    y = _title(dot, call)
+    y = _title(dot, head)
 
     # Columns: a head per endpoint (alias and address), lifelines down to the last message.
     head_lines: list[list[str]] = []
@@ -411,14 +410,14 @@ def ladder_dot(ladder: Ladder) -> str:
         _message(dot, i, row, xs, multi_leg)
 
     bottom = foot_y + HEAD_HEIGHT / 2 if footer else life_end
-    return _source(call, dot, right, bottom)
+    return _source(head, dot, right, bottom)
 
 
-def _title(dot: _Dot, call: Call) -> float:
+def _title(dot: _Dot, head: Heading) -> float:
     """The headline (outcome in the state's colour), the facts, the Call-ID(s) (leg lines in
     their leg's colour) and a key to the arrows; returns the y under them."""
     y = 0.0
-    who, outcome = _headline(call)
+    who, outcome = _headline(head)
     who = safe(who)
     dot.text("title", 0, y + 8, [who], size=TITLE_SIZE, ink=INK)
     if outcome:
@@ -428,14 +427,14 @@ def _title(dot: _Dot, call: Call) -> float:
             y + 8,
             [safe(outcome)],
             size=TITLE_SIZE,
-            ink=STATE_COLORS[call.state],
+            ink=STATE_COLORS[head.state],
         )
     y += TITLE_SIZE * 1.2 + 6
-    multi_leg = len(call.legs) > 1
-    _, details = call_summary(call)
+    multi_leg = head.multi_leg
+    _, details = call_summary(head)
     for k, line in enumerate(details):
         leg = next(
-            (i for i in range(len(call.legs)) if multi_leg and line.startswith(f"leg {leg_letter(i)}: ")),
+            (i for i in range(len(head.legs)) if multi_leg and line.startswith(f"leg {leg_letter(i)}: ")),
             None,
         )
         color = MUTED if leg is None else LEG_COLORS[leg % len(LEG_COLORS)]
@@ -485,7 +484,6 @@ def _message(dot: _Dot, i: int, row: _Row, xs: Sequence[float], multi_leg: bool)
     """One message: time, delta and frame in the margin, its leg's badge, the arrow with its
     label, and the SDP summary under it."""
     arrow = row.arrow
-    message = arrow.message
     color = COLORS[arrow.cls]
     background = STRIPE if i % 2 else "white"  # behind the note, hiding the lifelines it crosses
     tip = esc_tooltip(first_line(arrow))
@@ -494,7 +492,7 @@ def _message(dot: _Dot, i: int, row: _Row, xs: Sequence[float], multi_leg: bool)
         f"t{i}",
         0,
         y - 5,
-        [f"{clock(message.timestamp)} {delta(arrow.delta)}", f"#{safe(arrow.frame, 20)}"],
+        [f"{clock(arrow.timestamp)} {delta(arrow.delta)}", f"#{safe(arrow.frame, 20)}"],
         size=SMALL_SIZE,
         ink=MUTED,
         width=MARGIN_WIDTH,
@@ -525,7 +523,7 @@ def _message(dot: _Dot, i: int, row: _Row, xs: Sequence[float], multi_leg: bool)
     classes = ["msg", arrow.cls.value]
     if multi_leg:
         classes.append(f"leg-{leg_letter(arrow.leg)}")
-    if message.retransmission:
+    if arrow.retransmission:
         classes.append("retransmission")
     attrs = {
         "id": f"msg-{i}",
@@ -534,7 +532,7 @@ def _message(dot: _Dot, i: int, row: _Row, xs: Sequence[float], multi_leg: bool)
         "tooltip": tip,
         "labeltooltip": tip,
     }
-    if message.retransmission:
+    if arrow.retransmission:
         attrs["style"] = "dashed"
     label = "".join(esc_label(line) + "\\n" for line in row.label)
     label_height = len(row.label) * LINE_HEIGHT
@@ -577,10 +575,10 @@ def _message(dot: _Dot, i: int, row: _Row, xs: Sequence[float], multi_leg: bool)
 
 
 def _call_id(arrow: Arrow) -> str:
-    return arrow.message.sip.call_id or ""
+    return arrow.call_id
 
 
-def _source(call: Call, dot: _Dot, right: float, bottom: float) -> str:
+def _source(head: Heading, dot: _Dot, right: float, bottom: float) -> str:
     # Two invisible corners fix the drawing's extent (and so its size) whatever the texts measure.
     dot.anchor("corner0", 0, 0)
     dot.anchor("corner1", max(right, dot.right), bottom)
@@ -600,7 +598,7 @@ def _source(call: Call, dot: _Dot, right: float, bottom: float) -> str:
     }
     edge = {"fontname": FONT, "fontsize": _num(LABEL_SIZE), "penwidth": "1.2", "arrowsize": "0.8"}
     out = [
-        f'digraph "sipflow call {call.index}" {{',
+        f'digraph "sipflow call {head.index}" {{',
         f"  graph {_attrs(graph)}",
         f"  node {_attrs(node)}",
         f"  edge {_attrs(edge)}",

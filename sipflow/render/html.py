@@ -18,8 +18,8 @@ import json
 import re
 
 from sipflow.render.ladder import Arrow, Ladder
-from sipflow.render.summary import address, arrow_text, call_summary, delta
-from sipflow.render.text import clean_lines, clock
+from sipflow.render.summary import arrow_text, call_summary, delta
+from sipflow.render.text import clock
 
 LINE_LIMIT = 4000
 """Longest line of a message's text kept on the page (a hostile header can be huge)."""
@@ -106,11 +106,8 @@ def _inline_svg(svg: str) -> str:
 
 
 def _message_text(arrow: Arrow) -> str:
-    lines = clean_lines(arrow.message.sip.raw)
-    while lines and not lines[-1]:
-        lines.pop()
     out = []
-    for line in lines:
+    for line in arrow.raw_lines:
         if len(line) > LINE_LIMIT:
             line = f"{line[:LINE_LIMIT]}… [{len(line) - LINE_LIMIT} more characters cut]"
         out.append(line)
@@ -120,7 +117,7 @@ def _message_text(arrow: Arrow) -> str:
 def _summary(ladder: Ladder, i: int, arrow: Arrow, multi_leg: bool) -> str:
     src, dst = ladder.columns[arrow.src].title, ladder.columns[arrow.dst].title
     return (
-        f"#{arrow.frame}  {clock(arrow.message.timestamp)} {delta(arrow.delta)}  "
+        f"#{arrow.frame}  {clock(arrow.timestamp)} {delta(arrow.delta)}  "
         f"{src} → {dst}  {arrow_text(arrow, multi_leg=multi_leg)}"
     )
 
@@ -130,11 +127,11 @@ def ladder_html(ladder: Ladder, svg: str) -> str:
     arrows are elements with class ``msg`` and id ``msg-{i}``, ``i`` the position in
     ``ladder.arrows``), a panel that shows the full text of the message clicked, and the list
     of messages (also clickable) for when the SVG is not enough."""
-    call = ladder.call
+    head = ladder.heading
     esc = html.escape
-    multi_leg = len(call.legs) > 1
-    title, details = call_summary(call, esc, "→")
-    plain_title = f"Call {call.index}: {address(call.from_)} → {address(call.to)}"
+    multi_leg = head.multi_leg
+    title, details = call_summary(head, esc, "→")
+    plain_title = f"Call {head.index}: {head.from_} → {head.to}"
     summaries = [_summary(ladder, i, a, multi_leg) for i, a in enumerate(ladder.arrows)]
     data = [{"title": s, "text": _message_text(a)} for s, a in zip(summaries, ladder.arrows, strict=True)]
 
@@ -168,7 +165,7 @@ def ladder_html(ladder: Ladder, svg: str) -> str:
         '<ol class="messages">',
     ]
     for i, (arrow, summary) in enumerate(zip(ladder.arrows, summaries, strict=True)):
-        classes = _CSS_CLASS[arrow.cls.value] + (" retransmission" if arrow.message.retransmission else "")
+        classes = _CSS_CLASS[arrow.cls.value] + (" retransmission" if arrow.retransmission else "")
         out.append(
             f'<li id="item-{i}" class="{classes}"><a href="#msg-{i}" data-msg="{i}">{esc(summary)}</a></li>'
         )

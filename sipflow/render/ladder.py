@@ -1,20 +1,27 @@
 """The ladder (sequence diagram) of a call, as renderer-neutral layout.
 
 Columns are endpoints in order of first appearance (so a proxied call reads caller → proxy
-→ callee); rows are messages in capture order. Terminal, SVG and text renderers draw this.
+→ callee); rows are messages in capture order. Terminal, SVG and text renderers draw this,
+and read nothing else: the layout carries every text a renderer shows (the heading, each
+arrow's time, marks, first line, raw lines, leg and SDP summary), so no renderer reaches into
+the model (``Ladder.call`` and ``Arrow.message`` are there for other consumers), and the rows'
+heights (``Ladder.geometry``) let a scrolling view draw only the rows it shows.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sipflow.capture.packet import Endpoint
 from sipflow.model.call import Call
 from sipflow.model.message import MatchedBy, Message
 from sipflow.model.session import sdp_roles
-from sipflow.render.text import clean
+from sipflow.render.summary import Heading, heading
+from sipflow.render.text import clean, clean_lines
 from sipflow.sip.message import SipRequest
 from sipflow.sip.sdp import summarize
 
@@ -64,6 +71,55 @@ class Arrow:
     """What is odd about the message, shown after its label in parentheses, in this order:
     ``retransmission``, ``truncated`` (the capture cut it short), ``matched by CSeq`` (its
     Via is missing or names no transaction, ``MatchedBy.CSEQ``)."""
+    timestamp: float = 0.0
+    """Capture time of the message, seconds since the epoch."""
+    retransmission: bool = False
+    """The message repeats an earlier one of its transaction (drawn dashed or dimmed)."""
+    call_id: str = ""
+    """The message's Call-ID as captured (not cleaned)."""
+    raw: bytes = field(default=b"", repr=False)
+    """The message as captured (not cleaned: ``first_line`` and ``raw_lines`` are)."""
+
+    @property
+    def marked(self) -> str:
+        """The label followed by the marks: ``487 Request Terminated (matched by CSeq)``."""
+        return self.label + "".join(f" ({mark})" for mark in self.marks)
+
+    @property
+    def first_line(self) -> str:
+        """The request or status line as captured (decoded, not cleaned: each format makes it
+        safe its own way)."""
+        return self.raw.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
+
+    @property
+    def raw_lines(self) -> list[str]:
+        """The message as display lines, each cleaned, without trailing empty lines."""
+        lines = clean_lines(self.raw)
+        while lines and not lines[-1]:
+            lines.pop()
+        return lines
+
+    def height(self, *, full: bool = False) -> int:
+        """Text lines the terminal ladder draws for this row: the time and label line, the
+        arrow line, the SDP note when there is one, and with ``full`` the raw lines."""
+        return 2 + (1 if self.sdp else 0) + (len(self.raw_lines) if full else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """Where each row of a ladder starts, in text lines from the first row (``tops``), and
+    how many lines all rows take; ``rows`` finds the rows a window of lines shows."""
+
+    tops: tuple[int, ...]
+    total: int
+
+    def rows(self, first: int, count: int) -> range:
+        """The rows with a line in ``[first, first + count)``."""
+        if count <= 0 or first >= self.total or first + count <= 0:
+            return range(0)
+        start = max(bisect.bisect_right(self.tops, first) - 1, 0)
+        stop = bisect.bisect_left(self.tops, first + count)
+        return range(start, max(stop, start))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +127,14 @@ class Ladder:
     call: Call
     columns: tuple[Column, ...]
     arrows: tuple[Arrow, ...]
+    heading: Heading
+    """What the formats say above the ladder (the call's headline, facts, legs and links)."""
+
+    def geometry(self, *, full: bool = False) -> Geometry:
+        """The rows' positions as the terminal ladder draws them (``Arrow.height``)."""
+        heights = [a.height(full=full) for a in self.arrows]
+        tops = tuple(itertools.accumulate(heights, initial=0))
+        return Geometry(tops=tops[:-1], total=tops[-1])
 
 
 def _classify(message: Message) -> ArrowClass:
@@ -152,7 +216,11 @@ def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_hos
                 leg=leg_of.get(message.index, 0),
                 frame=(f"{files.index(message.file) + 1}:" if len(files) > 1 else "") + str(message.frame),
                 marks=_marks(message),
+                timestamp=message.timestamp,
+                retransmission=message.retransmission,
+                call_id=message.sip.call_id or "",
+                raw=message.sip.raw,
             )
         )
         previous = message.timestamp
-    return Ladder(call=call, columns=tuple(columns.values()), arrows=tuple(arrows))
+    return Ladder(call=call, columns=tuple(columns.values()), arrows=tuple(arrows), heading=heading(call))

@@ -44,9 +44,9 @@ def ladder_mermaid(ladder: Ladder) -> str:
     """The ladder as a Mermaid ``sequenceDiagram``: participants in column order (``P0`` as
     alias and address), one arrow per message (``->>``; ``-->>`` for a retransmission) labelled
     ``time +delta [leg] label #frame``, a note under each SDP offer or answer."""
-    call = ladder.call
-    multi_leg = len(call.legs) > 1
-    title, details = call_summary(call, _text, "→")
+    head = ladder.heading
+    multi_leg = head.multi_leg
+    title, details = call_summary(head, _text, "→")
     out = ["sequenceDiagram", f"    title {title}"]
     for i, column in enumerate(ladder.columns):
         name = column.title if column.title == column.address else f"{column.title} ({column.address})"
@@ -54,9 +54,9 @@ def ladder_mermaid(ladder: Ladder) -> str:
     if ladder.columns:
         out.append(f"    Note over {_participants(0, len(ladder.columns) - 1)}: " + "<br/>".join(details))
     for arrow in ladder.arrows:
-        stroke = "-->>" if arrow.message.retransmission else "->>"
+        stroke = "-->>" if arrow.retransmission else "->>"
         label = (
-            f"{clock(arrow.message.timestamp)} {delta(arrow.delta)} "
+            f"{clock(arrow.timestamp)} {delta(arrow.delta)} "
             f"{_text(arrow_text(arrow, multi_leg=multi_leg))} #35;{_text(arrow.frame)}"
         )
         out.append(f"    P{arrow.src}{stroke}P{arrow.dst}: {label}")

@@ -61,9 +61,9 @@ def ladder_plantuml(ladder: Ladder) -> str:
     one arrow per message coloured by class (``-[#2e7d32]>``; dashed ``-[#…]->`` for a
     retransmission) labelled ``time +delta [leg] label #frame``, a note over each SDP offer or
     answer; the call's headline, timings and Call-IDs as the title."""
-    call = ladder.call
-    multi_leg = len(call.legs) > 1
-    title, details = call_summary(call, _text)
+    head = ladder.heading
+    multi_leg = head.multi_leg
+    title, details = call_summary(head, _text)
     out = ["@startuml", "title", title, *details, "end title"]
     for i, column in enumerate(ladder.columns):
         name = _text(column.title)
@@ -72,9 +72,9 @@ def ladder_plantuml(ladder: Ladder) -> str:
         out.append(f'participant "{name}" as P{i}')
     for arrow in ladder.arrows:
         color = COLORS[arrow.cls]
-        stroke = f"-[{color}]->" if arrow.message.retransmission else f"-[{color}]>"
+        stroke = f"-[{color}]->" if arrow.retransmission else f"-[{color}]>"
         label = (
-            f"{clock(arrow.message.timestamp)} {delta(arrow.delta)} "
+            f"{clock(arrow.timestamp)} {delta(arrow.delta)} "
             f"{_text(arrow_text(arrow, multi_leg=multi_leg))} #{_text(arrow.frame)}"
         )
         out.append(f"P{arrow.src} {stroke} P{arrow.dst} : {label}")

@@ -6,7 +6,7 @@ it was cleaned of control characters by the layout (``sipflow.render.text.clean`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -14,8 +14,8 @@ from rich.text import Text
 
 from sipflow.model.call import Call, CallState
 from sipflow.render.ladder import Arrow, ArrowClass, Ladder
-from sipflow.render.summary import address, call_summary, delta, leg_letter, marked, short_method
-from sipflow.render.text import clean, clean_lines, clock, ms, seconds
+from sipflow.render.summary import Heading, address, call_summary, delta, heading, leg_letter, short_method
+from sipflow.render.text import clean, clock, ms, seconds
 
 STYLES: dict[ArrowClass, str] = {
     ArrowClass.REQUEST: "bold cyan",
@@ -92,10 +92,18 @@ class _Canvas:
 
 
 def ladder_lines(
-    ladder: Ladder, *, width: int = 80, plain: bool = False, full: bool = False, explain: bool = False
+    ladder: Ladder,
+    *,
+    width: int = 80,
+    plain: bool = False,
+    full: bool = False,
+    explain: bool = False,
+    rows: Iterable[int] | None = None,
 ) -> list[Text]:
     """The ladder as lines of at most ``width`` characters (wider only when too many
-    columns cannot fit). ``plain``: ASCII, no styles (stable for golden files and CI logs)."""
+    columns cannot fit). ``plain``: ASCII, no styles (stable for golden files and CI logs).
+    ``rows``: only these arrows (e.g. ``ladder.geometry(full=full).rows(top, height)``, what a
+    scrolling view shows), after the heading and the column heads."""
     g = ASCII if plain else UNICODE
     n = max(len(ladder.columns), 1)
     titles = [c.title for c in ladder.columns]
@@ -113,8 +121,8 @@ def ladder_lines(
     lines: list[Text] = []
     dim = "" if plain else "dim"
 
-    call = ladder.call
-    lines.extend(call_header(call, plain=plain, explain=explain))
+    h = ladder.heading
+    lines.extend(call_header(h, plain=plain, explain=explain))
     if legend:
         for i, col in enumerate(ladder.columns):
             name = leg_letter(i)
@@ -131,13 +139,11 @@ def ladder_lines(
         lifelines.put(x, g.life, dim)
     lines.append(lifelines.text(plain))
 
-    for arrow in ladder.arrows:
-        lines.extend(_arrow_lines(arrow, xs, total, g, plain, dim, len(call.legs) > 1))
+    arrows = ladder.arrows if rows is None else [ladder.arrows[i] for i in rows]
+    for arrow in arrows:
+        lines.extend(_arrow_lines(arrow, xs, total, g, plain, dim, h.multi_leg))
         if full:
-            raw_lines = clean_lines(arrow.message.sip.raw)
-            while raw_lines and not raw_lines[-1]:
-                raw_lines.pop()
-            for raw_line in raw_lines:
+            for raw_line in arrow.raw_lines:
                 row = _Canvas(total)
                 for x in xs:
                     row.put(x, g.life, dim)
@@ -150,16 +156,16 @@ def _arrow_lines(
     arrow: Arrow, xs: Sequence[int], total: int, g: _Glyphs, plain: bool, dim: str, multi_leg: bool
 ) -> list[Text]:
     style = STYLES[arrow.cls]
-    if arrow.message.retransmission:
+    if arrow.retransmission:
         style = "dim " + style
     x1, x2 = xs[arrow.src], xs[arrow.dst]
     left = min(x1, x2)
-    label = marked(arrow)
+    label = arrow.marked
 
     top = _Canvas(total)
     for x in xs:
         top.put(x, g.life, dim)
-    top.put(0, clock(arrow.message.timestamp))
+    top.put(0, clock(arrow.timestamp))
     top.put(13, delta(arrow.delta), dim)
     top.put(left + 2, label, style)
 
@@ -170,7 +176,7 @@ def _arrow_lines(
     body.put(MARGIN - 2 - len(frame), frame, dim)
     if multi_leg:
         body.put(0, f"leg {leg_letter(arrow.leg)}", "" if plain else LEG_STYLES[arrow.leg % len(LEG_STYLES)])
-    stroke = g.dashed if arrow.message.retransmission else g.line
+    stroke = g.dashed if arrow.retransmission else g.line
     if x1 == x2:
         body.put(x1 + 1, g.line + g.loop, style)
     elif x1 < x2:
@@ -188,23 +194,24 @@ def _arrow_lines(
     return out
 
 
-def call_header(call: Call, *, plain: bool = False, explain: bool = False) -> list[Text]:
+def call_header(head: Heading | Call, *, plain: bool = False, explain: bool = False) -> list[Text]:
     """A call's headline: who called whom, outcome, timings, Call-ID(s)."""
-    state_style = "" if plain else STATE_STYLES[call.state]
+    h = head if isinstance(head, Heading) else heading(head)
+    state_style = "" if plain else STATE_STYLES[h.state]
     line = Text(no_wrap=False)
-    line.append(f"Call {call.index}: ", "" if plain else "bold")
-    line.append(f"{address(call.from_)} -> {address(call.to)}")
+    line.append(f"Call {h.index}: ", "" if plain else "bold")
+    line.append(f"{h.from_} -> {h.to}")
     line.append("  ")
-    line.append(call.state.value, state_style)
-    if call.final_status is not None:
-        line.append(f" {call.final_status} {clean(call.final_reason or '', 40)}".rstrip(), state_style)
-    if call.kind.value != "call":
-        line.append(f"  [{call.kind.value}]")
-    _, lines = call_summary(call)  # the same words as the other formats
+    line.append(h.state.value, state_style)
+    if h.final_status is not None:
+        line.append(f" {h.final_status} {h.final_reason}".rstrip(), state_style)
+    if h.kind.value != "call":
+        line.append(f"  [{h.kind.value}]")
+    _, lines = call_summary(h)  # the same words as the other formats
     out = [line]
-    if explain and (len(call.legs) > 1 or call.related):
+    if explain and (h.multi_leg or h.related):
         out.append(Text("  " + lines[0]))
-        out.extend(explain_lines(call))
+        out.extend(_explain(h))
     else:
         out.extend(Text("  " + text, no_wrap=True, overflow="crop") for text in lines)
     out.append(Text(""))
@@ -272,18 +279,15 @@ def legs_summary(call: Call) -> str:
 
 def explain_lines(call: Call) -> list[Text]:
     """Per leg its Call-ID, and per link the evidence (``--explain``)."""
-    out = []
-    for i, leg in enumerate(call.legs):
-        hops = " -> ".join([str(leg.caller)] + [str(b) for _, b in leg.hops]) if leg.hops else ""
-        out.append(
-            Text(f"  leg {leg_letter(i)}: {clean(leg.call_id, 120)}  {hops}", no_wrap=True, overflow="crop")
-        )
-    for link in call.correlation:
-        a, b = (leg_letter(i) for i in link.legs)
-        out.append(Text(f"  {a}-{b}: {short_method(link.method)}, confidence {link.confidence:.2f}"))
-        out.extend(Text(f"      - {clean(e, 200)}") for e in link.evidence)
-    for other in call.related:
-        out.append(Text(f"  related (transfer): {clean(other, 120)}"))
+    return _explain(heading(call))
+
+
+def _explain(h: Heading) -> list[Text]:
+    out = [Text(f"  leg {n.letter}: {n.call_id}  {n.path}", no_wrap=True, overflow="crop") for n in h.legs]
+    for link in h.links:
+        out.append(Text(f"  {link.a}-{link.b}: {link.method}, confidence {link.confidence:.2f}"))
+        out.extend(Text(f"      - {e}") for e in link.evidence)
+    out.extend(Text(f"  related (transfer): {other}") for other in h.related)
     return out
 
 
