@@ -22,7 +22,14 @@ from sipflow.merge import PRESCAN_PACKETS, Deduplicator, DuplicateKey, Merged, d
 from sipflow.model.analysis import Analysis, CapturePoint, Summary
 from sipflow.model.call import Call, CallKind, Leg, build_call
 from sipflow.model.tracker import Tracker
-from sipflow.readahead import PARALLEL_MIN_BYTES, Parsed, WorkerSource, default_jobs, read_parsed
+from sipflow.readahead import (
+    PARALLEL_MIN_BYTES,
+    Parsed,
+    ParseFailure,
+    WorkerSource,
+    default_jobs,
+    read_parsed,
+)
 from sipflow.sip.message import SipRequest, SipResponse
 from sipflow.sip.parse import parse_message
 
@@ -242,8 +249,8 @@ class _CallIdLimit:
 
 def _feed(tracker: Tracker, released: Iterable[Merged[Parsed]], gate: _CallIdLimit) -> None:
     for merged in released:
-        if isinstance(merged.item, str):
-            tracker.feed_malformed(merged.packet, merged.item)
+        if isinstance(merged.item, ParseFailure):
+            tracker.feed_malformed(merged.packet, merged.item.reason)
         elif gate.admits(merged.packet, merged.item):
             tracker.feed(merged.packet, merged.item, copies=merged.copies)
 
@@ -328,7 +335,7 @@ def analyze(
             if not keyed:
                 key: Hashable | None = packet.payload
             else:
-                key = None if isinstance(item, str) else duplicate_key(packet, item)
+                key = None if isinstance(item, ParseFailure) else duplicate_key(packet, item)
             _feed(tracker, dedupe.push(packet, item, key), gate)
             if progress is not None and not count % _PROGRESS_EVERY:
                 progress(sum(r.position for r in readers), total)

@@ -19,6 +19,7 @@ import os
 import pickle
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Final
 
@@ -28,7 +29,17 @@ from sipflow.errors import CaptureError, ParseError
 from sipflow.sip.message import SipRequest, SipResponse, restore_message
 from sipflow.sip.parse import parse_message
 
-Parsed = SipRequest | SipResponse | str
+
+@dataclass(frozen=True, slots=True)
+class ParseFailure:
+    """Why a packet's payload is no SIP message (``ParseError``'s reason and offset)."""
+
+    reason: str
+    offset: int | None = None
+    """Byte offset in the payload where parsing gave up, where known."""
+
+
+Parsed = SipRequest | SipResponse | ParseFailure
 """A parsed message, or why it could not be parsed."""
 
 BATCH: Final = 512
@@ -55,18 +66,19 @@ def parse_packet(packet: Packet) -> SipRequest | SipResponse:
         return parse_message(head[: cut + 1].rstrip(b"\r\n") + b"\r\n\r\n")
 
 
-def parse_or_reason(packet: Packet) -> Parsed:
+def parse_or_failure(packet: Packet) -> Parsed:
+    """``parse_packet``, with a ``ParseFailure`` for a payload that holds no message."""
     try:
         return parse_packet(packet)
     except ParseError as exc:
-        return exc.reason
+        return ParseFailure(exc.reason, exc.offset)
 
 
 def read_parsed(reader: CaptureReader) -> Iterator[tuple[Packet, Parsed]]:
     """The reader's packets with their parsed SIP, a batch at a time, in this process."""
     packets = iter(reader)
     while batch := list(itertools.islice(packets, BATCH)):
-        yield from zip(batch, list(map(parse_or_reason, batch)), strict=True)
+        yield from zip(batch, list(map(parse_or_failure, batch)), strict=True)
 
 
 def default_jobs() -> int:
@@ -95,8 +107,8 @@ def _worker(conn: Connection, path: str, name: str) -> None:
                 # Flat tuples of the values (``__reduce__``): a third cheaper to pickle than the
                 # objects, which the parent builds again with the same functions pickle would call.
                 pairs = [
-                    (packet.__reduce__()[1], item if isinstance(item, str) else item.__reduce__()[1])
-                    for packet, item in zip(batch, map(parse_or_reason, batch), strict=True)
+                    (packet.__reduce__()[1], item if isinstance(item, ParseFailure) else item.__reduce__()[1])
+                    for packet, item in zip(batch, map(parse_or_failure, batch), strict=True)
                 ]
                 conn.send_bytes(pickle.dumps(("pairs", pairs, reader.position), pickle.HIGHEST_PROTOCOL))
             state = (reader.stats, reader.warnings, reader.seen_interfaces, reader.position)
@@ -147,7 +159,7 @@ class WorkerSource:
                 if kind == "pairs":
                     reader.position = message[2]
                     for packet, item in message[1]:
-                        sip = item if isinstance(item, str) else restore_message(*item)
+                        sip = item if isinstance(item, ParseFailure) else restore_message(*item)
                         yield restore_packet(*packet), sip
                 elif kind == "end":
                     self._adopt(*message[1])
