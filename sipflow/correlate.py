@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sipflow.assign import AssignmentStats, assign
-from sipflow.model.call import Leg, Link
+from sipflow.model.call import CallKind, Leg, Link
+from sipflow.model.caller import caller_view
 from sipflow.model.message import Message
 from sipflow.model.session import SdpRole, iter_sdp_roles
 from sipflow.model.transaction import Transaction
@@ -214,14 +215,15 @@ def _request_user(invite: Message) -> str:
 
 
 def _initial_invites(leg: Leg) -> list[Transaction]:
-    return sorted(
-        (
-            tx
-            for tx in leg.transactions
-            if tx.method == "INVITE" and (r := tx.request) is not None and r.sip.to_tag is None
-        ),
-        key=lambda tx: tx.start,
-    )
+    """The leg's initial INVITEs whose request was captured, every hop, in time order."""
+    view = caller_view(leg)
+    if view.kind is not CallKind.CALL:
+        return []
+    return [
+        tx
+        for tx in view.initial
+        if tx.method == "INVITE" and (r := tx.request) is not None and r.sip.to_tag is None
+    ]
 
 
 def _facts(index: int, leg: Leg, rules: Sequence[HeaderRule]) -> _LegFacts | None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import KIND_STATES, Call, CallKind, Leg
+from sipflow.model.caller import caller_view
 from sipflow.model.message import Message
 from sipflow.model.transaction import TIMER_F, Transaction
 from sipflow.sip.message import SipRequest, SipResponse
@@ -238,15 +239,12 @@ class _Session:
 
 
 def _caller_attempts(leg: Leg) -> list[Transaction]:
-    """The caller's initial INVITEs (first and re-sent after a challenge or redirect), in order."""
-    invites = sorted(
-        (tx for tx in leg.transactions if tx.method == "INVITE" and _initial_request(tx) is not None),
-        key=lambda tx: tx.start,
-    )
-    if not invites:
+    """The caller's initial INVITEs (first and re-sent after a challenge or redirect), in order:
+    its attempts (``caller_view``) whose request was captured."""
+    view = caller_view(leg)
+    if view.kind is not CallKind.CALL:
         return []
-    caller = invites[0].client
-    return [tx for tx in invites if tx.client == caller]
+    return [tx for tx in view.attempts if tx.method == "INVITE" and _initial_request(tx) is not None]
 
 
 def _first_bye(call: Call, after: float) -> Transaction | None:

@@ -418,31 +418,25 @@ def build_call(
     index: int, legs: tuple[Leg, ...], correlation: tuple[Link, ...] = (), related: tuple[str, ...] = ()
 ) -> Call:
     """Derive a call's kind, state and timings from its legs (the first is the caller's)."""
+    from sipflow.model.caller import caller_view  # noqa: PLC0415  # caller imports this module
+
     leg = legs[0]
-    kind = leg_kind(leg)
-    initial = initial_transactions(leg, kind)
-    caller = initial[0].client if initial else leg.messages[0].src
-    # The caller's hop: the initial requests the caller itself sent (every attempt, e.g.
-    # the INVITE challenged with 407 and the one re-sent with credentials).
-    attempts = [tx for tx in initial if tx.client == caller] or initial
+    view = caller_view(leg)
+    kind, caller, attempts = view.kind, view.caller, view.attempts
     start = min(m.timestamp for lg in legs for m in lg.messages)
     end = max(m.timestamp for lg in legs for m in lg.messages)
-    first_request = attempts[0].request if attempts else None
-    t0 = first_request.timestamp if first_request is not None else (attempts[0].start if attempts else start)
+    t0 = view.start
 
     pdd = setup = duration = None
     final_status: int | None = None
     final_reason: str | None = None
 
-    answered = next(
-        (tx for tx in attempts if tx.final_status is not None and 200 <= tx.final_status < 300), None
-    )
     # A call is answered if any attempt was; anything else is judged by its last attempt
     # (a REGISTER refreshed many times is as good as its latest answer).
-    last_attempt = attempts[-1] if attempts else None
+    last_attempt = view.last
     expires: int | None = None
     if kind is CallKind.CALL:
-        decisive = answered or last_attempt
+        decisive = view.decisive
     else:
         state, decisive, expires = _item_outcome(kind, leg, last_attempt, caller)
     if decisive is not None and decisive.final is not None:
@@ -451,11 +445,11 @@ def build_call(
         final_reason = getattr(fin.sip, "reason", None)
 
     if kind is CallKind.CALL:
-        ringing = [m for tx in attempts if (m := tx.first_provisional) is not None]
-        if ringing:
-            pdd = _ms(t0, min(m.timestamp for m in ringing))
-        if answered is not None and answered.final is not None:
-            answer_time = answered.final.timestamp
+        ringing = view.first_provisional
+        if ringing is not None:
+            pdd = _ms(t0, ringing.timestamp)
+        answer_time = view.answer_time
+        if answer_time is not None:
             setup = _ms(t0, answer_time)
             byes = [
                 m
@@ -485,7 +479,7 @@ def build_call(
                 state = CallState.FAILED if _is_failure(last.final_status) else CallState.REJECTED
             elif last.timed_out:
                 state = CallState.FAILED
-            elif ringing:
+            elif ringing is not None:
                 state = CallState.RINGING
             else:
                 state = CallState.SETUP
