@@ -3,6 +3,8 @@ attempts and what answered them; the call, the statistics and correlation read i
 
 from __future__ import annotations
 
+import itertools
+
 from sipflow.model.call import CallKind, build_call
 from sipflow.model.caller import caller_view
 from sipflow.pipeline import analyze
@@ -49,6 +51,7 @@ def test_every_item_kind_has_a_view() -> None:
         for call in analyze([path]).calls:
             for leg in call.legs:
                 view = caller_view(leg)
-                assert set(view.attempts) <= set(view.initial) or view.attempts == view.initial
-                assert all(a.start <= b.start for a, b in zip(view.attempts, view.attempts[1:]))
+                assert all(any(a is i for i in view.initial) for a in view.attempts)
+                assert all(a.client == view.caller for a in view.attempts) or view.attempts == view.initial
+                assert all(a.start <= b.start for a, b in itertools.pairwise(view.attempts))
             assert caller_view(call.legs[0]).kind is call.kind
