@@ -10,7 +10,7 @@ The call's state and timings are the caller's view, measured on the caller's hop
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -18,6 +18,7 @@ from typing import Final
 from sipflow.capture.packet import Endpoint
 from sipflow.model.dialog import Dialog
 from sipflow.model.message import Message
+from sipflow.model.session import Negotiation, negotiate
 from sipflow.model.transaction import Transaction
 from sipflow.sip.message import NameAddr, SipRequest, Uri
 from sipflow.sip.parse import parse_name_addrs
@@ -150,6 +151,17 @@ class Leg:
     dialogs: tuple[Dialog, ...]
     transactions: tuple[Transaction, ...]
     messages: tuple[Message, ...]
+    _negotiation: Negotiation | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def negotiation(self) -> Negotiation:
+        """The leg's SDP offers and answers (``sipflow.model.session.negotiate``), read on
+        first use and kept: every consumer of the leg's SDP reads this one."""
+        found = self._negotiation
+        if found is None:
+            found = negotiate(self.messages)
+            object.__setattr__(self, "_negotiation", found)
+        return found
 
     @property
     def caller(self) -> Endpoint:

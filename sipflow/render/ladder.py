@@ -19,7 +19,6 @@ from enum import StrEnum
 from sipflow.capture.packet import Endpoint
 from sipflow.model.call import Call
 from sipflow.model.message import MatchedBy, Message
-from sipflow.model.session import sdp_roles
 from sipflow.render.summary import Heading, heading
 from sipflow.render.text import clean, clean_lines
 from sipflow.sip.message import SipRequest
@@ -189,7 +188,7 @@ def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_hos
         return positions[key]
 
     files = list(dict.fromkeys(m.file for m in call.messages))
-    roles = sdp_roles(call.messages)
+    roles = {index: role for leg in call.legs for index, role in leg.negotiation.roles.items()}
     arrows: list[Arrow] = []
     previous: float | None = None
     for message in call.messages:
