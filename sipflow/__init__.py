@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "analyze": "sipflow.pipeline",
+    "AnalysisOptions": "sipflow.pipeline",
     "Analysis": "sipflow.model.analysis",
     "Summary": "sipflow.model.analysis",
     "Call": "sipflow.model.call",
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from sipflow.model.dialog import Dialog, DialogState
     from sipflow.model.message import Malformed, Message
     from sipflow.model.transaction import Transaction
-    from sipflow.pipeline import analyze
+    from sipflow.pipeline import AnalysisOptions, analyze
 
 
 def __getattr__(name: str) -> Any:
@@ -54,6 +55,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Analysis",
+    "AnalysisOptions",
     "Call",
     "CallKind",
     "CallState",

@@ -12,7 +12,8 @@ import math
 import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Final
 
 from sipflow.capture.packet import CaptureWarning, Packet
 from sipflow.capture.reader import CaptureReader
@@ -255,6 +256,13 @@ def _feed(tracker: Tracker, released: Iterable[Merged[Parsed]], gate: _CallIdLim
             tracker.feed(merged.packet, merged.item, copies=merged.copies)
 
 
+class _Unset:
+    """The type of ``_UNSET``: a keyword argument not given."""
+
+
+_UNSET: Final = _Unset()
+
+
 def _worker_count(jobs: int | None, files: int, size: int) -> int:
     """How many of the files get a worker process of their own."""
     if jobs is None:
@@ -277,16 +285,32 @@ def _calls(legs: Sequence[Leg], options: CorrelationOptions | None) -> tuple[Cal
     return tuple(calls)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnalysisOptions:
+    """How ``analyze`` works, apart from which files and the progress callback: a plain value
+    (it pickles), so that a run can be described once and carried out elsewhere (a worker, a
+    cluster). The fields are ``analyze``'s keyword arguments of the same names."""
+
+    correlation: CorrelationOptions | None = None
+    skew: Mapping[str, float] = field(default_factory=dict)
+    max_call_ids: int | None = DEFAULT_MAX_CALL_IDS
+    jobs: int | None = 1
+
+
 def analyze(
     paths: Iterable[str | os.PathLike[str]],
+    options: AnalysisOptions | None = None,
     *,
     progress: Progress | None = None,
     correlation: CorrelationOptions | None = None,
     skew: Mapping[str, float] | None = None,
-    max_call_ids: int | None = DEFAULT_MAX_CALL_IDS,
-    jobs: int | None = 1,
+    max_call_ids: int | _Unset | None = _UNSET,
+    jobs: int | _Unset | None = _UNSET,
 ) -> Analysis:
     """Read every capture in ``paths`` (merged by time) and build calls from their SIP.
+
+    ``options`` (an ``AnalysisOptions``) or the keyword arguments of the same names say how; a keyword
+    argument given replaces the field of ``options``.
 
     With several files, a message captured in more than one (same hop, within
     ``merge.DEDUPE_WINDOW``) is one message with ``copies``. ``skew`` maps a file (its name
@@ -308,6 +332,13 @@ def analyze(
     inside a file (a truncated last record, a bad packet) is reported in ``warnings`` and
     everything readable is analysed.
     """
+    options = options or AnalysisOptions()
+    correlation = correlation if correlation is not None else options.correlation
+    skew = skew if skew is not None else options.skew
+    if isinstance(max_call_ids, _Unset):
+        max_call_ids = options.max_call_ids
+    if isinstance(jobs, _Unset):
+        jobs = options.jobs
     names = tuple(os.fspath(p) for p in paths)
     if max_call_ids is not None and max_call_ids < 0:
         raise UsageError(f"max_call_ids must be 0 (no limit) or more, not {max_call_ids}")

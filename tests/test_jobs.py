@@ -175,3 +175,20 @@ def test_the_installed_command_flushes_a_large_output() -> None:
     assert process.returncode == 0
     result = CliRunner().invoke(main, ["calls", "samples/b2bua-load.pcap", "--format", "json"])
     assert process.stdout == result.stdout
+
+
+def test_options_object_describes_a_run() -> None:
+    """``AnalysisOptions`` pickles (a run described once, carried out elsewhere), and a keyword
+    argument replaces its field."""
+    import pickle
+
+    from sipflow import AnalysisOptions
+
+    path = SAMPLES / "b2bua-load.pcap"
+    options = pickle.loads(pickle.dumps(AnalysisOptions(jobs=2, max_call_ids=3)))
+    limited = analyze([path], options)
+    assert limited.summary.untracked > 0
+    assert _result([path], 1) == _result([path], 2)
+    unlimited = analyze([path], options, max_call_ids=None)
+    assert unlimited.summary.untracked == 0
+    assert dumps(unlimited, unlimited.calls) == dumps(analyze([path]), analyze([path]).calls)
