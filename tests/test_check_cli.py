@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from sipflow.checks.rules import RULES
 from sipflow.cli import main
 from tests.conftest import SAMPLES
+from tests.sipmsg import request, response
 
 PROXY_CALL = str(SAMPLES / "proxy-call.pcap")
 GOOD = """\
@@ -134,3 +135,41 @@ def test_clean_samples_pass(path: Path) -> None:
     code, out, _ = run("check", str(path), "--format", "json")
     findings = [f for f in json.loads(out)["findings"] if f["severity"] == "error"]
     assert code == 0 and findings == []
+
+
+def _bad_date_capture(tmp_path: Path) -> str:
+    """One OPTIONS with a Date in EST (RFC 4475 §3.1.2.12) and its 200, over UDP."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    ping = request("OPTIONS", extra="Date: Fri, 01 Jan 2010 16:00:00 EST\r\n")
+    pong = response(ping, 200, "OK")
+    link = Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b")  # no ARP for the addresses
+    frames = [
+        link / IP(src="10.0.0.1", dst="10.0.0.3") / UDP(sport=5060, dport=5060) / ping,
+        link / IP(src="10.0.0.3", dst="10.0.0.1") / UDP(sport=5060, dport=5060) / pong,
+    ]
+    path = tmp_path / "bad-date.pcap"
+    wrpcap(str(path), frames)
+    return str(path)
+
+
+def test_parser_defects_warn_and_are_configured_per_code(tmp_path: Path) -> None:
+    capture = _bad_date_capture(tmp_path)
+    code, out, _ = run("check", capture, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and [(f["rule"], f["severity"], f["frames"]) for f in doc["findings"]] == [
+        ("sip.malformed.date", "warning", [[capture, 1]])
+    ]
+    assert "'Date: Fri, 01 Jan 2010 16:00:00 EST'" in doc["findings"][0]["message"]
+    assert run("check", capture, "--strict")[0] == 1
+    config = tmp_path / "sipflow.toml"
+    config.write_text('[check]\ndisable = ["sip.malformed.date"]\n')
+    code, out, _ = run("check", capture, "--config", str(config), "--format", "json")
+    assert code == 0 and json.loads(out)["findings"] == []
+    config.write_text('[check.rules."sip.malformed"]\nseverity = "error"\n')
+    code, out, _ = run("check", capture, "--config", str(config), "--format", "junit")
+    assert code == 1
+    (case,) = [c for c in ET.fromstring(out).iter("testcase") if c.get("name") == "sip.malformed.date"]
+    assert case.find("failure") is not None

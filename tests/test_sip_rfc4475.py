@@ -15,6 +15,7 @@ import pytest
 
 from sipflow.errors import ParseError
 from sipflow.sip import SipRequest, SipResponse, find_sdp, parse_message, parse_name_addrs
+from sipflow.sip.defects import KINDS, Defect
 
 RFC4475 = Path(__file__).resolve().parent.parent.parent / "shared" / "rfc4475"
 if not RFC4475.is_dir():
@@ -434,6 +435,63 @@ FLAGGED: dict[str, list[str]] = {
 }
 
 
+# Every message → exactly the defect codes its RFC section describes (``sipflow.sip.defects``).
+CODES: dict[str, set[str]] = {
+    # §3.1.1 valid messages: none.
+    **{name: set() for name in VALID},
+    # §3.1.2 invalid messages.
+    # §3.1.2.1: stray ";" and "," in Via (";;,;,," also leaves ";" as a Via value of its own,
+    # which is no via-parm) and stray ";" in Contact.
+    "badinv01": {"sip.malformed.param.empty", "sip.malformed.list.empty", "sip.malformed.via"},
+    "clerr": {"sip.malformed.content-length.mismatch"},  # §3.1.2.2
+    "ncl": {"sip.malformed.content-length.negative"},  # §3.1.2.3
+    # §3.1.2.4: CSeq, Max-Forwards, Expires and a Contact expires overlarge.
+    "scalar02": {
+        "sip.malformed.cseq.overlarge",
+        "sip.malformed.max-forwards.overlarge",
+        "sip.malformed.expires.overlarge",
+        "sip.malformed.contact.expires",
+    },
+    # §3.1.2.5: CSeq and Retry-After overlarge, a four-digit warn-code.
+    "scalarlg": {
+        "sip.malformed.cseq.overlarge",
+        "sip.malformed.retry-after.overlarge",
+        "sip.malformed.warning.code",
+    },
+    "quotbal": {"sip.malformed.name-addr.quote"},  # §3.1.2.6
+    "ltgtruri": {"sip.malformed.request-uri.brackets"},  # §3.1.2.7
+    "lwsruri": {"sip.malformed.request-uri.whitespace"},  # §3.1.2.8
+    "lwsstart": {"sip.malformed.request-line.sp"},  # §3.1.2.9
+    "trws": {"sip.malformed.request-line.trailing-space"},  # §3.1.2.10
+    "escruri": {"sip.malformed.request-uri.headers"},  # §3.1.2.11
+    "baddate": {"sip.malformed.date"},  # §3.1.2.12
+    "regbadct": {"sip.malformed.addr-spec.unenclosed"},  # §3.1.2.13
+    "badaspec": {"sip.malformed.name-addr.whitespace"},  # §3.1.2.14
+    # §3.1.2.15: the display names of From and To. The archive's file (Appendix A) also ends
+    # right after "l: 0" with no empty line, which the parser notes too.
+    "baddn": {"sip.malformed.name-addr.display-name", "sip.malformed.blank-line"},
+    # §3.1.2.16: SIP/7.0, in the Request-Line and, as the message shows, in its Via.
+    "badvers": {"sip.malformed.version", "sip.malformed.via.protocol"},
+    "mismatch01": {"sip.malformed.cseq.method"},  # §3.1.2.17
+    "mismatch02": {"sip.malformed.cseq.method"},  # §3.1.2.18
+    "bigcode": {"sip.malformed.status-code.digits"},  # §3.1.2.19
+    # §3.2 transaction layer: a branch that is only the cookie is well-formed (the model's
+    # business, not the parser's: ``test_badbranch_is_not_an_rfc3261_branch``).
+    "badbranch": set(),
+    # §3.3 application layer.
+    # §3.3.1: no Call-ID, From or To; the message has no Max-Forwards either (RFC 3261
+    # §8.1.1.6 wants one), which the RFC text does not mention but the parser notes.
+    "insuf": {"sip.malformed.header.missing", "sip.malformed.max-forwards.missing"},
+    **{name: set() for name in ("unkscm", "novelsc", "unksm2", "bext01", "invut", "regaut01")},  # §3.3.2-7
+    "multi01": {"sip.malformed.header.repeated"},  # §3.3.8: Call-ID, CSeq, From, To, Max-Forwards
+    "mcl01": {"sip.malformed.content-length.repeated"},  # §3.3.9
+    # §3.3.10-§3.3.15.
+    **{name: set() for name in ("bcast", "zeromf", "cparam01", "cparam02", "regescrt", "sdp01")},
+    # §3.4.1: RFC 2543 syntax, to be accepted; it has no Max-Forwards (advisory).
+    "inv2543": {"sip.malformed.max-forwards.missing"},
+}
+
+
 def _load(name: str) -> bytes:
     return (RFC4475 / f"{name}.dat").read_bytes()
 
@@ -599,3 +657,18 @@ def test_noreason_and_unreason() -> None:
     unreason = parse_message(_load("unreason"))
     assert isinstance(unreason, SipResponse)
     assert unreason.reason.startswith("= 2**3 * 5**2 но")
+
+
+# --- Defect codes --------------------------------------------------------------------------------------
+
+
+def test_code_table_covers_every_message() -> None:
+    assert set(CODES) == set(EXPECTED)
+    assert set().union(*CODES.values()) <= set(KINDS)
+
+
+@pytest.mark.parametrize("name", sorted(CODES))
+def test_each_message_has_exactly_the_defect_codes_of_its_section(name: str) -> None:
+    message = parse_message(_load(name))
+    assert all(isinstance(defect, Defect) for defect in message.defects), message.defects
+    assert {defect.code for defect in message.defects} == CODES[name], message.defects

@@ -7,10 +7,18 @@ disable = ["branch-without-cookie"]      # rule ids
 [check.rules.slow-pdd]
 max_ms = 3000                            # a threshold of the rule (see RULES)
 severity = "warning"                     # error | warning | info
+
+[check.rules."sip.malformed.date"]       # a parser defect code (quoted: the id has dots)
+severity = "error"
 ```
 
 In ``pyproject.toml`` the same tables sit under ``[tool.sipflow]``: ``[tool.sipflow.check]``,
 ``[tool.sipflow.check.rules.slow-pdd]``. Other tables of the file are left to others.
+
+A family of rules (``sip.malformed``, the parser's defect codes) may be named where a rule
+may, in ``disable`` and for a ``severity``: it stands for each of its rules (a severity given
+to one of them wins over the family's). Written unquoted, ``[check.rules.sip.malformed.date]``
+is read as the same table.
 """
 
 from __future__ import annotations
@@ -30,15 +38,26 @@ from sipflow.errors import UsageError
 __all__ = ["CheckConfig", "load_config"]
 
 _RULES = {r.id: r for r in RULES}
+_FAMILIES: dict[str, tuple[str, ...]] = {}
+"""Family name → the ids of its rules."""
+for _r in RULES:
+    if _r.family is not None:
+        _FAMILIES[_r.family] = (*_FAMILIES.get(_r.family, ()), _r.id)
+_KNOWN = ", ".join(
+    [*(r.id for r in RULES if r.family is None), *(f"{f} (its {f}.* rules)" for f in _FAMILIES)]
+)
+"""The rules an error message lists: those of families by their family only."""
 _SEVERITIES = ", ".join(s.value for s in Severity)
 
 
 def _known_rule(rule_id: str, where: str) -> None:
-    if rule_id not in _RULES:
-        raise UsageError(f"{where}: unknown rule {rule_id!r} (known: {', '.join(_RULES)})")
+    if rule_id not in _RULES and rule_id not in _FAMILIES:
+        raise UsageError(f"{where}: unknown rule {rule_id!r} (known: {_KNOWN})")
 
 
 def _known_threshold(rule_id: str, name: str, where: str) -> None:
+    if rule_id in _FAMILIES:
+        raise UsageError(f"{where}: {rule_id} is a family of rules, which has no thresholds")
     known = _RULES[rule_id].thresholds
     if name not in known:
         has = f"its thresholds are {', '.join(known)}" if known else "it has no thresholds"
@@ -50,11 +69,12 @@ class CheckConfig:
     """Which rules run, with which thresholds and severities (validated when built)."""
 
     disabled: frozenset[str] = frozenset()
-    """Ids of rules that do not run."""
+    """Ids of rules that do not run (a family given here stands for each of its rules)."""
     thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     """Rule id → threshold name → value, overriding the defaults in ``Rule.thresholds``."""
     severity: Mapping[str, Severity] = field(default_factory=dict)
-    """Rule id → severity, overriding ``Rule.severity``."""
+    """Rule id → severity, overriding ``Rule.severity`` (a family's stands for each of its
+    rules that has none of its own)."""
 
     def __post_init__(self) -> None:
         for rule_id in sorted(self.disabled):
@@ -69,12 +89,35 @@ class CheckConfig:
             _known_rule(rule_id, "severities")
             if not isinstance(severity, Severity):
                 raise UsageError(f"severity of {rule_id}: {severity!r} is not one of {_SEVERITIES}")
+        # Families stand for their rules: what the run and the reports read are rule ids.
+        if any(rule_id in _FAMILIES for rule_id in self.disabled):
+            ids = (_FAMILIES.get(rule_id, (rule_id,)) for rule_id in self.disabled)
+            object.__setattr__(self, "disabled", frozenset(i for group in ids for i in group))
+        if any(rule_id in _FAMILIES for rule_id in self.severity):
+            graded = {i: v for f, v in self.severity.items() if f in _FAMILIES for i in _FAMILIES[f]}
+            graded |= {k: v for k, v in self.severity.items() if k not in _FAMILIES}
+            object.__setattr__(self, "severity", MappingProxyType(graded))
 
 
 def _table(value: object, where: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f"{where} must be a table")
     return value
+
+
+def _rule_tables(rules: Mapping[str, Any], where: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """(rule id, settings) of each table under ``rules``. An unquoted dotted id
+    (``[check.rules.sip.malformed.date]``) comes from TOML as nested tables: a table found
+    among settings (which are never tables) continues the id."""
+    out: list[tuple[str, Mapping[str, Any]]] = []
+    for rule_id, settings in rules.items():
+        table = _table(settings, f"{where}.{rule_id}")
+        nested = {k: v for k, v in table.items() if isinstance(v, dict)}
+        own = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        if own or not nested:
+            out.append((rule_id, own))
+        out.extend(_rule_tables({f"{rule_id}.{k}": v for k, v in nested.items()}, where))
+    return out
 
 
 def _from_check_table(check: Mapping[str, Any], file: str, prefix: str) -> CheckConfig:
@@ -90,10 +133,10 @@ def _from_check_table(check: Mapping[str, Any], file: str, prefix: str) -> Check
                 _known_rule(rule_id, where)
             disabled.update(value)
         elif key == "rules":
-            for rule_id, settings in _table(value, where).items():
+            for rule_id, settings in _rule_tables(_table(value, where), where):
                 rule_where = f"{where}.{rule_id}"
                 _known_rule(rule_id, f"{file}: [{prefix}.rules.{rule_id}]")
-                for name, setting in _table(settings, rule_where).items():
+                for name, setting in settings.items():
                     setting_where = f"{rule_where}.{name}"
                     if name == "severity":
                         try:

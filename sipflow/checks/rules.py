@@ -1,13 +1,16 @@
 """The built-in rules of ``sipflow check``: protocol and quality problems as ``Finding`` records.
 
-Each rule has a stable id, a default severity, a one-line summary, an explanation (what a
-finding means and its usual causes) and its thresholds with their defaults; ``RULES`` is
-the catalogue (the docs and ``sipflow check --list-rules`` read it). ``run_rules`` applies
-every enabled rule to every item of an analysis its ``Rule.kinds`` cover: most rules hold for
-calls and non-call items alike (a missing header in a REGISTER is as wrong as in an INVITE),
-those about INVITE dialogs (ACKs, PDD, SDP offer/answer...) skip registrations, subscriptions,
-OPTIONS and MESSAGE items, and ``register-storm`` looks at registrations only. The findings
-come ordered by call, then by frame.
+Each rule is a function registered in ``REGISTRY`` by a decorator carrying its stable id, its
+default severity, a one-line summary, an explanation (what a finding means and its usual
+causes) and its thresholds with their defaults (``sipflow.checks.registry``); ``RULES`` is the
+catalogue (the docs and the check configuration read it). After the protocol rules come the
+parser's defect codes, one rule each (``sipflow.checks.defects``, the ``sip.malformed``
+family). ``run_rules`` applies every enabled rule to every item of an analysis its
+``Rule.kinds`` cover: most rules hold for calls and non-call items alike (a missing header in
+a REGISTER is as wrong as in an INVITE), those about INVITE dialogs (ACKs, PDD, SDP
+offer/answer...) skip registrations, subscriptions, OPTIONS and MESSAGE items, and
+``register-storm`` looks at registrations only. The findings come ordered by call, then by
+frame; those of no call (payloads that could not be parsed) come last.
 
 The observer sees each hop of a proxied call, so a message relayed with the same defect is
 reported once per hop, each time with its own frames.
@@ -17,14 +20,12 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Final
 
+from sipflow.checks import defects
 from sipflow.checks.finding import Finding, Severity
-from sipflow.checks.reason import decode_reason
+from sipflow.checks.registry import Context, Hit, Registry, Rule, Scope, Settings, label
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallKind, Leg, contacts, granted_expiry, requested_expiry
 from sipflow.model.dialog import Dialog
@@ -32,282 +33,17 @@ from sipflow.model.message import MatchedBy, Message
 from sipflow.model.session import SdpRole, sdp_roles
 from sipflow.model.transaction import TIMER_B, Transaction
 from sipflow.sip.message import SipRequest, SipResponse
+from sipflow.sip.parse import MANDATORY_HEADERS
 from sipflow.sip.sdp import Codec, Media, SessionDescription
 
-if TYPE_CHECKING:
-    from sipflow.checks.config import CheckConfig
+__all__ = ["REGISTRY", "RULES", "Rule", "rule", "run_rules"]
 
-__all__ = ["RULES", "Rule", "rule", "run_rules"]
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One built-in rule: what it checks and how loud it is by default."""
-
-    id: str
-    """Stable id, used in findings, in ``sipflow.toml`` and on the command line."""
-    severity: Severity
-    """Default severity (``[check.rules.ID] severity = ...`` changes it)."""
-    summary: str
-    """What the rule checks, one line."""
-    explanation: str
-    """What a finding means and its usual causes (one or two sentences)."""
-    thresholds: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    """Tunable limits and their defaults (``[check.rules.ID] name = value``)."""
-    kinds: frozenset[CallKind] = frozenset(CallKind)
-    """The kinds of item the rule looks at (every kind unless it says otherwise)."""
-
-
-def _limits(**values: float) -> Mapping[str, float]:
-    return MappingProxyType(dict(values))
-
+REGISTRY: Final = Registry()
+"""The one registry of built-in rules: the decorators below fill it, in this order."""
 
 _INVITE_DIALOG: Final = frozenset({CallKind.CALL, CallKind.OTHER})
 """Items that can hold an INVITE dialog or a piece of one: calls, and the other Call-IDs (a BYE
 or UPDATE whose INVITE was not captured); not registrations, subscriptions, OPTIONS, MESSAGE."""
-
-
-RULES: Final[tuple[Rule, ...]] = (
-    Rule(
-        "invite-no-final",
-        Severity.ERROR,
-        "An INVITE transaction got no final response.",
-        "The callee (or the next hop) never answered the INVITE with a final response (RFC 3261 "
-        "§17.1.1): it is down, unreachable, or overloaded, a firewall drops its responses, or the "
-        "capture stopped before the call was decided.",
-        kinds=_INVITE_DIALOG,
-    ),
-    Rule(
-        "2xx-not-acked",
-        Severity.ERROR,
-        "A 2xx response to an INVITE was never ACKed.",
-        "The caller must ACK every 2xx to an INVITE (RFC 3261 §13.2.2.4); without it the callee "
-        "retransmits the 2xx and hangs up after 32 s. Usual causes: a wrong Contact or "
-        "Record-Route in the 2xx (ACK sent elsewhere), NAT, or the ACK being lost.",
-        _limits(wait_ms=500.0),
-        kinds=_INVITE_DIALOG,
-    ),
-    Rule(
-        "2xx-acked-late",
-        Severity.WARNING,
-        "The ACK for a 2xx to an INVITE came later than a threshold.",
-        "The callee retransmits its 2xx until the ACK arrives (RFC 3261 §13.3.1.4, from T1 = "
-        "500 ms on); a late ACK points at a slow or overloaded caller or proxy, or a lost first ACK.",
-        _limits(max_ms=500.0),
-        kinds=_INVITE_DIALOG,
-    ),
-    Rule(
-        "response-without-request",
-        Severity.ERROR,
-        "A response matches no captured request.",
-        "Responses are matched to requests by top Via branch, sent-by and CSeq method (RFC 3261 "
-        "§17.1.3); one that matches nothing was sent with a mangled Via, CSeq or Call-ID, or its "
-        "request was not captured (capture started late, another path, another interface).",
-    ),
-    Rule(
-        "via-mismatch",
-        Severity.ERROR,
-        "A response's Via differs from its request's, or (a non-2xx ACK's too) names no transaction.",
-        "A response must carry the Via header fields of its request, top branch and sent-by "
-        "unchanged (RFC 3261 §8.2.6.2, §17.1.3), and the ACK of a non-2xx response the INVITE's "
-        "branch (§17.1.1.3). When the top Via names no transaction, sipflow matched the message "
-        "by Call-ID, CSeq and addresses instead; when only lower Vias differ, the hop above "
-        "cannot route the response back. Usual causes: a UAS that answers the INVITE with the "
-        "Via of the CANCEL, an ALG or SBC that rewrites Via. A missing Via is missing-header's.",
-    ),
-    Rule(
-        "retransmissions",
-        Severity.WARNING,
-        "A request or a response was retransmitted more often than a threshold.",
-        "Over UDP a request is resent until a response arrives and a final response to an "
-        "INVITE until the ACK arrives (RFC 3261 §17); many copies mean packet loss, a peer "
-        "that is down or slow, or responses going to the wrong address (NAT, Via, rport).",
-        _limits(max_request=2.0, max_response=4.0),
-    ),
-    Rule(
-        "cseq-not-increasing",
-        Severity.ERROR,
-        "A new request in a dialog does not have a higher CSeq than the previous one.",
-        "Each side of a dialog must raise its CSeq by one or more with each new request (RFC 3261 "
-        "§12.2.1.1); the peer answers a lower one with 500. Usual causes: a B2BUA or SBC that "
-        "rewrites CSeq, or a UA that restarted and lost its dialog state.",
-    ),
-    Rule(
-        "request-outside-dialog",
-        Severity.ERROR,
-        "A BYE or re-INVITE was sent outside a confirmed dialog.",
-        "BYE and re-INVITE belong to a confirmed dialog (RFC 3261 §12.2, §15; only the caller may "
-        "send BYE in an early dialog): tags that match no dialog, a request after the dialog ended, "
-        "or before the 2xx, mean the two sides disagree about the call.",
-        kinds=_INVITE_DIALOG,
-    ),
-    Rule(
-        "481-in-dialog",
-        Severity.ERROR,
-        "A request was answered 481 Call/Transaction Does Not Exist.",
-        "The peer does not know the dialog the request belongs to (RFC 3261 §12.2.2): it already "
-        "ended the call (timeout, restart, lost BYE), or a proxy or B2BUA changed the Call-ID or tags.",
-    ),
-    Rule(
-        "cancel-after-final",
-        Severity.WARNING,
-        "A CANCEL was sent for an INVITE that already had its final response.",
-        "A CANCEL has no effect once the INVITE got a final response (RFC 3261 §9.1); the caller "
-        "should have sent ACK (and BYE after a 2xx). Usual causes: a race with the 200, a caller "
-        "that ignores responses, or a 481 because the server no longer knows the INVITE.",
-        kinds=_INVITE_DIALOG,
-    ),
-    Rule(
-        "missing-header",
-        Severity.ERROR,
-        "A message lacks a mandatory header field.",
-        "Every SIP message needs To, From, Call-ID, CSeq and Via, requests also Max-Forwards, and "
-        "an INVITE and its 2xx a Contact (RFC 3261 §8.1.1, §12.1.1); peers may reject or "
-        "misroute the message. Usual causes: a hand-written scenario or a buggy header manipulation.",
-    ),
-    Rule(
-        "content-length-mismatch",
-        Severity.ERROR,
-        "Content-Length differs from the length of the body.",
-        "Receivers frame the body with Content-Length (RFC 3261 §18.3, §20.14), so a wrong value "
-        "cuts the body or breaks the next message on TCP. Usual causes: a body edited (SDP "
-        "rewritten by an SBC or ALG) without updating the header.",
-    ),
-    Rule(
-        "branch-without-cookie",
-        Severity.WARNING,
-        "The top Via branch of a request lacks the z9hG4bK magic cookie.",
-        "Without the cookie (RFC 3261 §8.1.1.7) peers fall back to RFC 2543 transaction "
-        "matching, which mismatches retransmissions, CANCELs and forked responses. Usual cause: "
-        "a very old or non-compliant UA or proxy.",
-    ),
-    Rule(
-        "no-to-tag",
-        Severity.ERROR,
-        "An 18x or 2xx response to an INVITE has no To tag.",
-        "The To tag of a provisional (above 100) or 2xx response names the callee's side of "
-        "the dialog (RFC 3261 §8.2.6.2, §12.1.1); without it no dialog can be formed and later "
-        "requests (ACK, BYE) cannot be matched.",
-        kinds=_INVITE_DIALOG,
-    ),
-    Rule(
-        "sdp-no-common-codec",
-        Severity.ERROR,
-        "An SDP answer has no codec from the offer.",
-        "An answer must pick codecs the offer listed (RFC 3264 §6.1); with none in common there "
-        "is no audio (or video), or the call is torn down. Usual causes: transcoding or codec "
-        "policy of an SBC, or a UA that ignores the offer.",
-        kinds=_INVITE_DIALOG,
-    ),
-    Rule(
-        "sdp-unreachable-media",
-        Severity.WARNING,
-        "SDP offers media at 0.0.0.0, or at a private address across what looks like NAT.",
-        "Media sent to 0.0.0.0 goes nowhere (RFC 2543-style hold; RFC 3264 §8.4 recommends "
-        "a=sendonly/inactive instead), and a private (RFC 1918) address is unreachable from "
-        "across NAT: one-way or no audio unless an SBC, ALG or ICE fixes it.",
-        kinds=_INVITE_DIALOG,
-    ),
-    Rule(
-        "slow-pdd",
-        Severity.WARNING,
-        "A call took longer than a threshold to ring (post-dial delay).",
-        "Post-dial delay is the caller's first INVITE to the first 18x it received; a long one "
-        "comes from slow routing (DNS, ENUM, number portability), authentication round trips "
-        "or INVITE retransmissions.",
-        _limits(max_ms=5000.0),
-        kinds=_INVITE_DIALOG,
-    ),
-    Rule(
-        "slow-setup",
-        Severity.WARNING,
-        "A call took longer than a threshold to be answered.",
-        "Setup time is the caller's first INVITE to the 2xx; beyond the time someone takes to "
-        "pick up, it grows with a slow callee, hunting, forking or retransmissions.",
-        _limits(max_ms=30000.0),
-        kinds=_INVITE_DIALOG,
-    ),
-    Rule(
-        "register-storm",
-        Severity.WARNING,
-        "A UA registers far more often than it needs to, or is challenged again and again.",
-        "A UA refreshes its binding before it expires (RFC 3261 §10.2.1, §10.2.4), answers a "
-        "401/407 once with credentials (§22.2) and backs off after a failure (RFC 5626 §4.5); "
-        "REGISTERs sent much sooner than the granted expiry, retried at once after a refusal, or "
-        "challenged time after time load the registrar and fill its logs. Usual causes: wrong "
-        "credentials or a UA too slow to answer before its nonce goes stale, a UA that ignores the "
-        "expires granted in the 200 OK or keeps NAT bindings open with REGISTER, or a "
-        "registration loop between proxies.",
-        _limits(max_registers=5.0, window_s=60.0, early_fraction=0.25, max_challenges=2.0),
-        kinds=frozenset({CallKind.REGISTRATION}),
-    ),
-)
-"""The catalogue of built-in rules, in the order their findings sort within a frame."""
-
-_BY_ID: Final[dict[str, Rule]] = {r.id: r for r in RULES}
-_ORDER: Final[dict[str, int]] = {r.id: i for i, r in enumerate(RULES)}
-
-
-def rule(rule_id: str) -> Rule:
-    """The rule with this id (``KeyError`` when there is none)."""
-    return _BY_ID[rule_id]
-
-
-# ---------------------------------------------------------------------------------- context
-
-
-@dataclass(frozen=True, slots=True)
-class _Hit:
-    """What a check found, before it becomes a ``Finding``."""
-
-    text: str
-    messages: tuple[Message, ...]
-    """The messages concerned, the most telling first."""
-
-
-class _Context:
-    """Lookups shared by the checks over one analysis."""
-
-    def __init__(self, analysis: Analysis) -> None:
-        self.analysis = analysis
-        self.transactions = {tx.id: tx for tx in analysis.transactions}
-        self.tx_dialogs: dict[int, list[Dialog]] = {}
-        self.dialogs: dict[str, list[Dialog]] = {}
-        """Call-ID → its dialogs."""
-        for dialog in analysis.dialogs:
-            self.dialogs.setdefault(dialog.call_id, []).append(dialog)
-            for tx_id in dialog.transactions:
-                self.tx_dialogs.setdefault(tx_id, []).append(dialog)
-        self.end = max((m.timestamp for m in analysis.messages), default=0.0)
-        self.several_files = len({m.file for m in analysis.messages}) > 1
-        self.register_storms: dict[int, list[_Hit]] | None = None
-        """Call index → its ``register-storm`` hits (found over every registration at once)."""
-
-    def frames(self, messages: Sequence[Message]) -> str:
-        """``frame 7`` or ``frames 7, 9, 11`` (with the file's name when there are several)."""
-        if not messages:
-            return "no frame"
-        numbers = [str(m.frame) for m in messages]
-        if len(numbers) > 12:
-            numbers = [*numbers[:10], "…", numbers[-1]]
-        text = ("frame " if len(messages) == 1 else "frames ") + ", ".join(numbers)
-        if self.several_files:
-            files = ", ".join(dict.fromkeys(os.path.basename(m.file) for m in messages))
-            text += f" ({files})"
-        return text
-
-    def at(self, message: Message) -> str:
-        """``INVITE (CSeq 1) at frame 3``."""
-        return f"{_label(message)} at {self.frames([message])}"
-
-
-def _label(message: Message) -> str:
-    sip = message.sip
-    cseq = sip.cseq
-    if isinstance(sip, SipRequest):
-        return f"{sip.method} (CSeq {cseq.seq})" if cseq is not None else sip.method
-    text = f"{sip.status} {sip.reason}".rstrip()
-    return f"{text} (CSeq {cseq.seq} {cseq.method})" if cseq is not None else text
 
 
 def _is_request(message: Message, method: str | None = None) -> bool:
@@ -328,18 +64,19 @@ def _from_tag(message: Message) -> str | None:
     return message.sip.from_tag
 
 
-def _call_name(call: Call) -> str:
-    what = "call" if call.kind is CallKind.CALL else call.kind.value
-    return f"{what} {call.index} (Call-ID {call.id})" if call.id else f"{what} {call.index} (no Call-ID)"
-
-
-Check = Callable[[_Context, Call, Mapping[str, float]], Iterator[_Hit]]
-
-
 # ---------------------------------------------------------------------------- the checks
 
 
-def _invite_no_final(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "invite-no-final",
+    Severity.ERROR,
+    "An INVITE transaction got no final response.",
+    "The callee (or the next hop) never answered the INVITE with a final response (RFC 3261 "
+    "§17.1.1): it is down, unreachable, or overloaded, a firewall drops its responses, or the "
+    "capture stopped before the call was decided.",
+    kinds=_INVITE_DIALOG,
+)
+def _invite_no_final(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         for tx in leg.transactions:
             request = tx.request
@@ -356,7 +93,7 @@ def _invite_no_final(ctx: _Context, call: Call, limits: Mapping[str, float]) -> 
             text += f"; the capture ends {waited:.1f} s after it"
             if not provisional and (tx.timed_out or waited >= TIMER_B):
                 text += " (past timer B, 32 s)"
-            yield _Hit(text, (request, *copies[1:], *provisional))
+            yield Hit(text, (request, *copies[1:], *provisional))
 
 
 def _acks_by_dialog(leg: Leg) -> dict[tuple[int, str | None], list[Message]]:
@@ -386,7 +123,7 @@ def _ack_for(ok: Message, acks: list[Message]) -> Message | None:
     return later[0] if later else None
 
 
-def _twoxx_acks(ctx: _Context, call: Call) -> Iterator[tuple[Message, list[Message], Message | None]]:
+def _twoxx_acks(ctx: Context, call: Call) -> Iterator[tuple[Message, list[Message], Message | None]]:
     for leg in call.legs:
         acks = _acks_by_dialog(leg)
         for tx in leg.transactions:
@@ -396,7 +133,17 @@ def _twoxx_acks(ctx: _Context, call: Call) -> Iterator[tuple[Message, list[Messa
                 yield ok, copies, _ack_for(ok, acks.get((tx.cseq, _to_tag(ok)), []))
 
 
-def _2xx_not_acked(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "2xx-not-acked",
+    Severity.ERROR,
+    "A 2xx response to an INVITE was never ACKed.",
+    "The caller must ACK every 2xx to an INVITE (RFC 3261 §13.2.2.4); without it the callee "
+    "retransmits the 2xx and hangs up after 32 s. Usual causes: a wrong Contact or "
+    "Record-Route in the 2xx (ACK sent elsewhere), NAT, or the ACK being lost.",
+    thresholds={"wait_ms": 500.0},
+    kinds=_INVITE_DIALOG,
+)
+def _2xx_not_acked(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for ok, copies, ack in _twoxx_acks(ctx, call):
         waited = ctx.end - ok.timestamp
         if ack is not None or waited * 1000.0 < limits["wait_ms"]:
@@ -405,10 +152,19 @@ def _2xx_not_acked(ctx: _Context, call: Call, limits: Mapping[str, float]) -> It
         if len(copies) > 1:
             text += f" (sent {len(copies)} times, {ctx.frames(copies[1:])})"
         text += f"; the capture ends {waited:.1f} s after it"
-        yield _Hit(text, tuple(copies))
+        yield Hit(text, tuple(copies))
 
 
-def _2xx_acked_late(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "2xx-acked-late",
+    Severity.WARNING,
+    "The ACK for a 2xx to an INVITE came later than a threshold.",
+    "The callee retransmits its 2xx until the ACK arrives (RFC 3261 §13.3.1.4, from T1 = "
+    "500 ms on); a late ACK points at a slow or overloaded caller or proxy, or a lost first ACK.",
+    thresholds={"max_ms": 500.0},
+    kinds=_INVITE_DIALOG,
+)
+def _2xx_acked_late(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for ok, copies, ack in _twoxx_acks(ctx, call):
         if ack is None:
             continue
@@ -420,10 +176,18 @@ def _2xx_acked_late(ctx: _Context, call: Call, limits: Mapping[str, float]) -> I
         if resent:
             text += f", after {len(resent)} retransmission{'s' if len(resent) > 1 else ''} of the 2xx"
         text += f" (limit {limits['max_ms']:g} ms)"
-        yield _Hit(text, (ok, ack, *resent))
+        yield Hit(text, (ok, ack, *resent))
 
 
-def _response_without_request(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "response-without-request",
+    Severity.ERROR,
+    "A response matches no captured request.",
+    "Responses are matched to requests by top Via branch, sent-by and CSeq method (RFC 3261 "
+    "§17.1.3); one that matches nothing was sent with a mangled Via, CSeq or Call-ID, or its "
+    "request was not captured (capture started late, another path, another interface).",
+)
+def _response_without_request(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         for tx in leg.transactions:
             if tx.request is not None:
@@ -440,14 +204,25 @@ def _response_without_request(ctx: _Context, call: Call, limits: Mapping[str, fl
             )
             if len(responses) > 1:
                 text += f"; also {ctx.frames(responses[1:])}"
-            yield _Hit(text, tuple(responses))
+            yield Hit(text, tuple(responses))
 
 
 def _via_path(message: Message) -> list[tuple[str | None, str]]:
     return [(via.branch, via.sent_by) for via in message.sip.vias]
 
 
-def _via_mismatch(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "via-mismatch",
+    Severity.ERROR,
+    "A response's Via differs from its request's, or (a non-2xx ACK's too) names no transaction.",
+    "A response must carry the Via header fields of its request, top branch and sent-by "
+    "unchanged (RFC 3261 §8.2.6.2, §17.1.3), and the ACK of a non-2xx response the INVITE's "
+    "branch (§17.1.1.3). When the top Via names no transaction, sipflow matched the message "
+    "by Call-ID, CSeq and addresses instead; when only lower Vias differ, the hop above "
+    "cannot route the response back. Usual causes: a UAS that answers the INVITE with the "
+    "Via of the CANCEL, an ALG or SBC that rewrites Via. A missing Via is missing-header's.",
+)
+def _via_mismatch(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         for tx in leg.transactions:
             request = tx.request
@@ -463,7 +238,7 @@ def _via_mismatch(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Ite
                     if request is not None and request.sip.top_via is not None:
                         theirs = request.sip.top_via
                         expected = f", not {theirs.branch or 'none'} ({theirs.sent_by})"
-                    yield _Hit(
+                    yield Hit(
                         f"{ctx.at(m)} from {m.src} has top Via branch {via.branch or 'none'} "
                         f"({via.sent_by}){expected}; matched to {answered} by Call-ID and CSeq",
                         (m, request) if request is not None else (m,),
@@ -472,7 +247,7 @@ def _via_mismatch(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Ite
                     # §8.2.6.2: the response's Via values are the request's (``received`` and
                     # ``rport`` added to the top one aside): same branches and sent-by, in order.
                     ours, theirs_n = len(m.sip.vias), len(request.sip.vias)
-                    yield _Hit(
+                    yield Hit(
                         f"{ctx.at(m)} from {m.src} carries {ours} Via header field value"
                         f"{'s' if ours != 1 else ''} where the {tx.method} it answers "
                         f"({ctx.frames([request])}) had {theirs_n}"
@@ -483,7 +258,16 @@ def _via_mismatch(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Ite
                     )
 
 
-def _retransmissions(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "retransmissions",
+    Severity.WARNING,
+    "A request or a response was retransmitted more often than a threshold.",
+    "Over UDP a request is resent until a response arrives and a final response to an "
+    "INVITE until the ACK arrives (RFC 3261 §17); many copies mean packet loss, a peer "
+    "that is down or slow, or responses going to the wrong address (NAT, Via, rport).",
+    thresholds={"max_request": 2.0, "max_response": 4.0},
+)
+def _retransmissions(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     max_request = limits["max_request"]
     max_response = limits["max_response"]
     for leg in call.legs:
@@ -497,7 +281,7 @@ def _retransmissions(ctx: _Context, call: Call, limits: Mapping[str, float]) -> 
                     f"retransmitted {len(resent)} times ({ctx.frames(resent)}; limit {max_request:g})"
                 )
                 text += f"; first response {ctx.at(answers[0])}" if answers else "; no response"
-                yield _Hit(text, tuple(requests))
+                yield Hit(text, tuple(requests))
             groups: dict[tuple[int, str | None, object], list[Message]] = {}
             for m in tx.messages:
                 status = _status(m)
@@ -507,14 +291,22 @@ def _retransmissions(ctx: _Context, call: Call, limits: Mapping[str, float]) -> 
                 resent = [m for m in copies if m.retransmission]
                 if len(resent) > max_response:
                     first = copies[0]
-                    yield _Hit(
+                    yield Hit(
                         f"{ctx.at(first)} from {first.src} to {first.dst} was retransmitted "
                         f"{len(resent)} times ({ctx.frames(resent)}; limit {max_response:g})",
                         tuple(copies),
                     )
 
 
-def _cseq_not_increasing(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "cseq-not-increasing",
+    Severity.ERROR,
+    "A new request in a dialog does not have a higher CSeq than the previous one.",
+    "Each side of a dialog must raise its CSeq by one or more with each new request (RFC 3261 "
+    "§12.2.1.1); the peer answers a lower one with 500. Usual causes: a B2BUA or SBC that "
+    "rewrites CSeq, or a UA that restarted and lost its dialog state.",
+)
+def _cseq_not_increasing(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     # RFC 3261 §12.2.1.1: each side's new requests in a dialog carry increasing CSeq numbers.
     # Grouped by the sending side (From tag) and by hop (the client): a proxy relays the same
     # request with the same CSeq one hop further.
@@ -531,14 +323,14 @@ def _cseq_not_increasing(ctx: _Context, call: Call, limits: Mapping[str, float])
             for previous, current in itertools.pairwise(requests):
                 assert previous.sip.cseq is not None and current.sip.cseq is not None
                 if current.sip.cseq.seq <= previous.sip.cseq.seq:
-                    yield _Hit(
+                    yield Hit(
                         f"{ctx.at(current)} from {current.src} follows {ctx.at(previous)} "
                         "in the same dialog without a higher CSeq",
                         (current, previous),
                     )
 
 
-def _dialog_end(ctx: _Context, dialog: Dialog) -> tuple[float, Message, tuple[str | None, int]] | None:
+def _dialog_end(ctx: Context, dialog: Dialog) -> tuple[float, Message, tuple[str | None, int]] | None:
     """When the dialog's first BYE completed: (time of its first final response, the BYE, its key)."""
     byes = [
         ctx.transactions[i]
@@ -562,7 +354,16 @@ def _dialog_end(ctx: _Context, dialog: Dialog) -> tuple[float, Message, tuple[st
     return min(finals), request, key
 
 
-def _request_outside_dialog(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "request-outside-dialog",
+    Severity.ERROR,
+    "A BYE or re-INVITE was sent outside a confirmed dialog.",
+    "BYE and re-INVITE belong to a confirmed dialog (RFC 3261 §12.2, §15; only the caller may "
+    "send BYE in an early dialog): tags that match no dialog, a request after the dialog ended, "
+    "or before the 2xx, mean the two sides disagree about the call.",
+    kinds=_INVITE_DIALOG,
+)
+def _request_outside_dialog(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         created_here = [d for d in leg.dialogs if d.created_by]
         for tx in leg.transactions:
@@ -572,14 +373,14 @@ def _request_outside_dialog(ctx: _Context, call: Call, limits: Mapping[str, floa
             to_tag = _to_tag(request)
             if to_tag is None:
                 if tx.method == "BYE":
-                    yield _Hit(f"{ctx.at(request)} has no To tag: it belongs to no dialog", (request,))
+                    yield Hit(f"{ctx.at(request)} has no To tag: it belongs to no dialog", (request,))
                 continue
             what = "re-INVITE" if tx.method == "INVITE" else "BYE"
             dialogs = ctx.tx_dialogs.get(tx.id, [])
             dialog = dialogs[0] if dialogs else None
             if dialog is None or not dialog.created_by:
                 if created_here:
-                    yield _Hit(
+                    yield Hit(
                         f"{what} {ctx.at(request)} carries tags (From {_from_tag(request)}, To "
                         f"{to_tag}) of no dialog set up in the capture",
                         (request,),
@@ -591,19 +392,26 @@ def _request_outside_dialog(ctx: _Context, call: Call, limits: Mapping[str, floa
                 if tx.method == "BYE" and _from_tag(request) == dialog.from_tag:
                     continue
                 text = f"{what} {ctx.at(request)} was sent in an early dialog, before any 2xx"
-                yield _Hit(text, (request,))
+                yield Hit(text, (request,))
                 continue
             end = _dialog_end(ctx, dialog)
             if end is not None:
                 ended_at, bye, key = end
                 if t > ended_at and (_from_tag(request), tx.cseq) != key:
-                    yield _Hit(
+                    yield Hit(
                         f"{what} {ctx.at(request)} was sent after the dialog ended with {ctx.at(bye)}",
                         (request, bye),
                     )
 
 
-def _481_in_dialog(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "481-in-dialog",
+    Severity.ERROR,
+    "A request was answered 481 Call/Transaction Does Not Exist.",
+    "The peer does not know the dialog the request belongs to (RFC 3261 §12.2.2): it already "
+    "ended the call (timeout, restart, lost BYE), or a proxy or B2BUA changed the Call-ID or tags.",
+)
+def _481_in_dialog(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         for tx in leg.transactions:
             final = tx.final
@@ -611,15 +419,15 @@ def _481_in_dialog(ctx: _Context, call: Call, limits: Mapping[str, float]) -> It
                 continue
             request = tx.request
             if request is None:
-                yield _Hit(f"{ctx.at(final)} answers a request that was not captured", (final,))
+                yield Hit(f"{ctx.at(final)} answers a request that was not captured", (final,))
                 continue
-            yield _Hit(
+            yield Hit(
                 f"{ctx.at(request)} from {request.src} to {request.dst} was answered {ctx.at(final)}",
                 (request, final),
             )
 
 
-def _cancelled_invite(ctx: _Context, leg: Leg, cancel: Transaction) -> Transaction | None:
+def _cancelled_invite(ctx: Context, leg: Leg, cancel: Transaction) -> Transaction | None:
     if cancel.cancels is not None:
         return ctx.transactions.get(cancel.cancels)
     # A CANCEL whose branch matched no INVITE: the INVITE with its CSeq number, same client.
@@ -633,7 +441,16 @@ def _cancelled_invite(ctx: _Context, leg: Leg, cancel: Transaction) -> Transacti
     return pick[-1] if pick else None
 
 
-def _cancel_after_final(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "cancel-after-final",
+    Severity.WARNING,
+    "A CANCEL was sent for an INVITE that already had its final response.",
+    "A CANCEL has no effect once the INVITE got a final response (RFC 3261 §9.1); the caller "
+    "should have sent ACK (and BYE after a 2xx). Usual causes: a race with the 200, a caller "
+    "that ignores responses, or a 481 because the server no longer knows the INVITE.",
+    kinds=_INVITE_DIALOG,
+)
+def _cancel_after_final(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         for tx in leg.transactions:
             request = tx.request
@@ -642,29 +459,34 @@ def _cancel_after_final(ctx: _Context, call: Call, limits: Mapping[str, float]) 
             invite = _cancelled_invite(ctx, leg, tx)
             final = invite.final if invite is not None else None
             if final is not None and final.timestamp < request.timestamp:
-                yield _Hit(
+                yield Hit(
                     f"{ctx.at(request)} from {request.src} was sent after the INVITE had its "
                     f"final response {ctx.at(final)}",
                     (request, final),
                 )
             elif tx.final_status == 481 and tx.final is not None:
-                yield _Hit(
+                yield Hit(
                     f"{ctx.at(request)} was answered {ctx.at(tx.final)}: the server no longer "
                     "knew the INVITE (already answered?)",
                     (request, tx.final),
                 )
 
 
-_MANDATORY: Final = ("To", "From", "Call-ID", "CSeq", "Via")
-
-
-def _missing_header(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "missing-header",
+    Severity.ERROR,
+    "A message lacks a mandatory header field.",
+    "Every SIP message needs To, From, Call-ID, CSeq and Via, requests also Max-Forwards, and "
+    "an INVITE and its 2xx a Contact (RFC 3261 §8.1.1, §12.1.1); peers may reject or "
+    "misroute the message. Usual causes: a hand-written scenario or a buggy header manipulation.",
+)
+def _missing_header(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         for m in leg.messages:
             if m.retransmission:
                 continue
             sip = m.sip
-            names = list(_MANDATORY)
+            names = list(MANDATORY_HEADERS)  # §8.1.1
             if isinstance(sip, SipRequest):
                 names.append("Max-Forwards")  # §8.1.1.6
                 if sip.method == "INVITE":
@@ -675,10 +497,18 @@ def _missing_header(ctx: _Context, call: Call, limits: Mapping[str, float]) -> I
             if missing:
                 listed = ", ".join(missing)
                 plural = "s" if len(missing) > 1 else ""
-                yield _Hit(f"{ctx.at(m)} from {m.src} has no {listed} header{plural}", (m,))
+                yield Hit(f"{ctx.at(m)} from {m.src} has no {listed} header{plural}", (m,))
 
 
-def _content_length_mismatch(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "content-length-mismatch",
+    Severity.ERROR,
+    "Content-Length differs from the length of the body.",
+    "Receivers frame the body with Content-Length (RFC 3261 §18.3, §20.14), so a wrong value "
+    "cuts the body or breaks the next message on TCP. Usual causes: a body edited (SDP "
+    "rewritten by an SBC or ALG) without updating the header.",
+)
+def _content_length_mismatch(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         for m in leg.messages:
             if m.retransmission or m.truncated:
@@ -688,22 +518,30 @@ def _content_length_mismatch(ctx: _Context, call: Call, limits: Mapping[str, flo
             if header is None:
                 continue
             if sip.content_length is None:
-                yield _Hit(f"{ctx.at(m)} has an unusable Content-Length: {header.strip()[:20]!r}", (m,))
+                yield Hit(f"{ctx.at(m)} has an unusable Content-Length: {header.strip()[:20]!r}", (m,))
             elif sip.content_length != len(sip.body):
-                yield _Hit(
+                yield Hit(
                     f"{ctx.at(m)} says Content-Length {sip.content_length} but carries "
                     f"{len(sip.body)} bytes of body",
                     (m,),
                 )
             elif sip.trailing.strip(b"\r\n\t \x00"):
-                yield _Hit(
+                yield Hit(
                     f"{ctx.at(m)} says Content-Length {sip.content_length} but "
                     f"{len(sip.trailing)} more bytes follow the body in the same packet",
                     (m,),
                 )
 
 
-def _branch_without_cookie(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "branch-without-cookie",
+    Severity.WARNING,
+    "The top Via branch of a request lacks the z9hG4bK magic cookie.",
+    "Without the cookie (RFC 3261 §8.1.1.7) peers fall back to RFC 2543 transaction "
+    "matching, which mismatches retransmissions, CANCELs and forked responses. Usual cause: "
+    "a very old or non-compliant UA or proxy.",
+)
+def _branch_without_cookie(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         for tx in leg.transactions:
             request = tx.request
@@ -712,20 +550,29 @@ def _branch_without_cookie(ctx: _Context, call: Call, limits: Mapping[str, float
                 continue
             branch = via.branch
             said = f"branch {branch!r}" if branch else "no branch"
-            yield _Hit(
+            yield Hit(
                 f"{ctx.at(request)} from {request.src} has top Via {said}, without the z9hG4bK cookie",
                 (request,),
             )
 
 
-def _no_to_tag(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "no-to-tag",
+    Severity.ERROR,
+    "An 18x or 2xx response to an INVITE has no To tag.",
+    "The To tag of a provisional (above 100) or 2xx response names the callee's side of "
+    "the dialog (RFC 3261 §8.2.6.2, §12.1.1); without it no dialog can be formed and later "
+    "requests (ACK, BYE) cannot be matched.",
+    kinds=_INVITE_DIALOG,
+)
+def _no_to_tag(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         for m in leg.messages:
             status = _status(m)
             if status is None or m.retransmission or not 100 < status < 300:
                 continue
             if m.cseq_method == "INVITE" and m.sip.to_tag is None:
-                yield _Hit(f"{ctx.at(m)} from {m.src} has no To tag", (m,))
+                yield Hit(f"{ctx.at(m)} from {m.src} has no To tag", (m,))
 
 
 # RTP formats that do not carry the call's media themselves (RFC 4733, 3389, 2198, 5109, 4588).
@@ -779,7 +626,16 @@ def _sdp_pairs(leg: Leg) -> Iterator[tuple[Message, SessionDescription, Message,
         yield offer, offer_sdp, m, sdp
 
 
-def _sdp_no_common_codec(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "sdp-no-common-codec",
+    Severity.ERROR,
+    "An SDP answer has no codec from the offer.",
+    "An answer must pick codecs the offer listed (RFC 3264 §6.1); with none in common there "
+    "is no audio (or video), or the call is torn down. Usual causes: transcoding or codec "
+    "policy of an SBC, or a UA that ignores the offer.",
+    kinds=_INVITE_DIALOG,
+)
+def _sdp_no_common_codec(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         for offer, offer_sdp, answer, answer_sdp in _sdp_pairs(leg):
             for offered, answered in zip(offer_sdp.media, answer_sdp.media, strict=False):
@@ -790,7 +646,7 @@ def _sdp_no_common_codec(ctx: _Context, call: Call, limits: Mapping[str, float])
                     continue
                 if any(_same_codec(a, b) for a in mine for b in theirs):
                     continue
-                yield _Hit(
+                yield Hit(
                     f"{ctx.at(answer)} answers {answered.kind} with {_codec_list(answered.codecs)}, "
                     f"none of which {ctx.at(offer)} offered ({_codec_list(offered.codecs)})",
                     (answer, offer),
@@ -841,7 +697,16 @@ def _nat_evidence(message: Message) -> str | None:
     return None
 
 
-def _sdp_unreachable_media(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "sdp-unreachable-media",
+    Severity.WARNING,
+    "SDP offers media at 0.0.0.0, or at a private address across what looks like NAT.",
+    "Media sent to 0.0.0.0 goes nowhere (RFC 2543-style hold; RFC 3264 §8.4 recommends "
+    "a=sendonly/inactive instead), and a private (RFC 1918) address is unreachable from "
+    "across NAT: one-way or no audio unless an SBC, ALG or ICE fixes it.",
+    kinds=_INVITE_DIALOG,
+)
+def _sdp_unreachable_media(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
         roles = sdp_roles(leg.messages)
         for m in leg.messages:
@@ -860,7 +725,7 @@ def _sdp_unreachable_media(ctx: _Context, call: Call, limits: Mapping[str, float
                 elif _private(addr) and nat is not None:
                     problems.append(f"{media.kind} at private {media.connection} ({nat})")
             if problems:
-                yield _Hit(f"the SDP {role.value} in {ctx.at(m)} puts " + "; ".join(problems), (m,))
+                yield Hit(f"the SDP {role.value} in {ctx.at(m)} puts " + "; ".join(problems), (m,))
 
 
 def _caller_invite(call: Call) -> Message | None:
@@ -880,8 +745,8 @@ def _first_response(call: Call, invite: Message, low: int, high: int) -> Message
 
 
 def _slow(
-    ctx: _Context, call: Call, value: float | None, limit: float, what: str, low: int, high: int
-) -> _Hit | None:
+    ctx: Context, call: Call, value: float | None, limit: float, what: str, low: int, high: int
+) -> Hit | None:
     if call.kind is not CallKind.CALL or value is None or value <= limit:
         return None
     invite = _caller_invite(call)
@@ -890,16 +755,35 @@ def _slow(
     answer = _first_response(call, invite, low, high)
     msgs = (invite, answer) if answer is not None else (invite,)
     reached = f" to {ctx.at(answer)}" if answer is not None else ""
-    return _Hit(f"{what} {value:.0f} ms from {ctx.at(invite)}{reached} (limit {limit:g} ms)", msgs)
+    return Hit(f"{what} {value:.0f} ms from {ctx.at(invite)}{reached} (limit {limit:g} ms)", msgs)
 
 
-def _slow_pdd(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "slow-pdd",
+    Severity.WARNING,
+    "A call took longer than a threshold to ring (post-dial delay).",
+    "Post-dial delay is the caller's first INVITE to the first 18x it received; a long one "
+    "comes from slow routing (DNS, ENUM, number portability), authentication round trips "
+    "or INVITE retransmissions.",
+    thresholds={"max_ms": 5000.0},
+    kinds=_INVITE_DIALOG,
+)
+def _slow_pdd(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     hit = _slow(ctx, call, call.pdd_ms, limits["max_ms"], "post-dial delay", 101, 200)
     if hit is not None:
         yield hit
 
 
-def _slow_setup(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
+@REGISTRY.rule(
+    "slow-setup",
+    Severity.WARNING,
+    "A call took longer than a threshold to be answered.",
+    "Setup time is the caller's first INVITE to the 2xx; beyond the time someone takes to "
+    "pick up, it grows with a slow callee, hunting, forking or retransmissions.",
+    thresholds={"max_ms": 30000.0},
+    kinds=_INVITE_DIALOG,
+)
+def _slow_setup(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     hit = _slow(ctx, call, call.setup_ms, limits["max_ms"], "setup time", 200, 300)
     if hit is not None:
         yield hit
@@ -931,7 +815,7 @@ def _unneeded(previous: Transaction, request: Message, early: float) -> str | No
         return f"sent while the REGISTER at frame {previous.messages[0].frame} was unanswered"
     gap = request.timestamp - final.timestamp
     if not 200 <= status < 300:
-        return f"sent {gap:.1f} s after {_label(final)} at frame {final.frame}"
+        return f"sent {gap:.1f} s after {label(final)} at frame {final.frame}"
     first = previous.request
     asked = contacts(first) if first is not None else []
     if first is None or not asked or any(c.is_wildcard for c in asked):
@@ -963,7 +847,7 @@ def _burst(times: Sequence[float], limit: float, window: float) -> tuple[int, in
     return None
 
 
-def _storms(ctx: _Context, limits: Mapping[str, float]) -> dict[int, list[_Hit]]:
+def _storms(ctx: Context, limits: Mapping[str, float]) -> dict[int, list[Hit]]:
     """Every ``register-storm`` hit of the analysis, by the index of the registration it starts in.
 
     The REGISTERs of every registration item are grouped by address-of-record and client (the
@@ -979,7 +863,7 @@ def _storms(ctx: _Context, limits: Mapping[str, float]) -> dict[int, list[_Hit]]
                 aor = _aor(request) if tx.method == "REGISTER" and request is not None else None
                 if request is not None and aor is not None:
                     groups.setdefault((aor, tx.client), []).append((call.index, tx, request))
-    out: dict[int, list[_Hit]] = {}
+    out: dict[int, list[Hit]] = {}
     for (aor, client), registers in groups.items():
         registers.sort(key=lambda item: item[2].index)
         limit = limits["max_registers"]
@@ -1003,7 +887,7 @@ def _storms(ctx: _Context, limits: Mapping[str, float]) -> dict[int, list[_Hit]]
             calls = len({i for i, _, _ in burst})
             if calls > 1:
                 text += f"; over {calls} Call-IDs"
-            out.setdefault(index, []).append(_Hit(text, tuple(sent)))
+            out.setdefault(index, []).append(Hit(text, tuple(sent)))
         # Runs of 401/407 answers with no other final response between them.
         limit = limits["max_challenges"]
         runs: list[list[tuple[int, Message, Message]]] = [[]]
@@ -1022,7 +906,7 @@ def _storms(ctx: _Context, limits: Mapping[str, float]) -> dict[int, list[_Hit]]
             index, request, _ = loop[0]
             challenges = [final for _, _, final in loop]
             out.setdefault(index, []).append(
-                _Hit(
+                Hit(
                     f"{aor} from {client} was challenged {len(loop)} times in a row in "
                     f"{challenges[-1].timestamp - challenges[0].timestamp:.1f} s without a 2xx "
                     f"({ctx.frames(challenges)}; limit {limit:g} in {window:g} s), from "
@@ -1034,81 +918,50 @@ def _storms(ctx: _Context, limits: Mapping[str, float]) -> dict[int, list[_Hit]]
     return out
 
 
-def _register_storm(ctx: _Context, call: Call, limits: Mapping[str, float]) -> Iterator[_Hit]:
-    if ctx.register_storms is None:
-        ctx.register_storms = _storms(ctx, limits)
-    yield from ctx.register_storms.get(call.index, [])
+@REGISTRY.rule(
+    "register-storm",
+    Severity.WARNING,
+    "A UA registers far more often than it needs to, or is challenged again and again.",
+    "A UA refreshes its binding before it expires (RFC 3261 §10.2.1, §10.2.4), answers a "
+    "401/407 once with credentials (§22.2) and backs off after a failure (RFC 5626 §4.5); "
+    "REGISTERs sent much sooner than the granted expiry, retried at once after a refusal, or "
+    "challenged time after time load the registrar and fill its logs. Usual causes: wrong "
+    "credentials or a UA too slow to answer before its nonce goes stale, a UA that ignores the "
+    "expires granted in the 200 OK or keeps NAT bindings open with REGISTER, or a "
+    "registration loop between proxies.",
+    thresholds={"max_registers": 5.0, "window_s": 60.0, "early_fraction": 0.25, "max_challenges": 2.0},
+    kinds=frozenset({CallKind.REGISTRATION}),
+)
+def _register_storm(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
+    storms = ctx.shared.get("register-storm")
+    if storms is None:
+        storms = ctx.shared["register-storm"] = _storms(ctx, limits)
+    assert isinstance(storms, dict)
+    yield from storms.get(call.index, [])
 
 
-_CHECKS: Final[dict[str, Check]] = {
-    "invite-no-final": _invite_no_final,
-    "2xx-not-acked": _2xx_not_acked,
-    "2xx-acked-late": _2xx_acked_late,
-    "response-without-request": _response_without_request,
-    "via-mismatch": _via_mismatch,
-    "retransmissions": _retransmissions,
-    "cseq-not-increasing": _cseq_not_increasing,
-    "request-outside-dialog": _request_outside_dialog,
-    "481-in-dialog": _481_in_dialog,
-    "cancel-after-final": _cancel_after_final,
-    "missing-header": _missing_header,
-    "content-length-mismatch": _content_length_mismatch,
-    "branch-without-cookie": _branch_without_cookie,
-    "no-to-tag": _no_to_tag,
-    "sdp-no-common-codec": _sdp_no_common_codec,
-    "sdp-unreachable-media": _sdp_unreachable_media,
-    "slow-pdd": _slow_pdd,
-    "slow-setup": _slow_setup,
-    "register-storm": _register_storm,
-}
-assert set(_CHECKS) == set(_BY_ID), "every rule has a check and every check a rule"
+# ------------------------------------------------------------------------------ defects
 
+REGISTRY.family(defects.FAMILY, defects.MESSAGE_RULES, defects.message_defects)
+REGISTRY.family(defects.FAMILY, (defects.MALFORMED_RULE,), defects.malformed_payloads, scope=Scope.ANALYSIS)
 
 # ---------------------------------------------------------------------------------- engine
 
-
-def _cause(messages: Iterable[Message]) -> str | None:
-    for m in messages:
-        value = m.sip.headers.get("reason")
-        if value:
-            return decode_reason(value)
-    return None
+RULES: Final[tuple[Rule, ...]] = REGISTRY.rules
+"""The catalogue of built-in rules, in the order their findings sort within a frame."""
 
 
-def run_rules(analysis: Analysis, config: CheckConfig | None = None) -> list[Finding]:
+def rule(rule_id: str) -> Rule:
+    """The rule with this id (``KeyError`` when there is none)."""
+    return REGISTRY.get(rule_id)
+
+
+def run_rules(analysis: Analysis, config: Settings | None = None) -> list[Finding]:
     """Apply every enabled rule to every item of ``analysis``.
 
-    ``config`` disables rules, changes their thresholds and severities (``load_config``);
-    None runs every rule with its defaults. Findings come ordered by call, then by the
-    first frame they name, then by the rule's place in ``RULES``.
+    ``config`` (a ``CheckConfig``: ``load_config``) disables rules, changes their thresholds
+    and severities; None runs every rule with its defaults. Findings come ordered by call,
+    then by the first frame they name, then by the rule's place in ``RULES``; those of no
+    call come last.
     """
-    disabled: frozenset[str] = config.disabled if config is not None else frozenset()
-    ctx = _Context(analysis)
-    keyed: list[tuple[tuple[int, int, int, int], Finding]] = []
-    for r in RULES:
-        if r.id in disabled:
-            continue
-        limits = dict(r.thresholds)
-        severity = r.severity
-        if config is not None:
-            limits.update(config.thresholds.get(r.id, {}))
-            severity = config.severity.get(r.id, severity)
-        check = _CHECKS[r.id]
-        for call in analysis.calls:
-            if call.kind not in r.kinds:
-                continue
-            for n, hit in enumerate(check(ctx, call, limits)):
-                finding = Finding(
-                    rule=r.id,
-                    severity=severity,
-                    message=f"{_call_name(call)}: {hit.text}",
-                    explanation=r.explanation,
-                    call_index=call.index,
-                    call_id=call.id,
-                    frames=tuple(dict.fromkeys((m.file, m.frame) for m in hit.messages)),
-                    cause=_cause(hit.messages),
-                )
-                first = min((m.index for m in hit.messages), default=-1)
-                keyed.append(((call.index, first, _ORDER[r.id], n), finding))
-    keyed.sort(key=lambda item: item[0])
-    return [finding for _, finding in keyed]
+    return REGISTRY.run(analysis, config)

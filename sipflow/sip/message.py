@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Final
 
+from sipflow.sip.defects import ContinuationFirst, Defect, HeaderLineNoColon
+
 # RFC 3261 §7.3.3 compact forms, plus those of later RFCs that the issue lists.
 COMPACT_FORMS: dict[str, str] = {
     "i": "call-id",
@@ -62,18 +64,20 @@ fold_search: Final = re.compile(r"\n[ \t]").search
 """Finds a line that starts with SP or HTAB (a folded line, §7.3.1) in header text."""
 
 
-def unfold(lines: list[str], defects: list[str] | None = None) -> list[str]:
+def unfold(lines: list[str], defects: list[Defect] | None = None) -> list[str]:
     """Header lines (after the start line, line ends removed) with folding undone: a line
     starting with SP or HTAB continues the one before, joined with one SP (RFC 3261 §7.3.1).
     One right after the start line has nothing to continue and is dropped (a defect)."""
     if lines and lines[0][:1] in (" ", "\t"):
         if defects is not None:
-            defects.append("Continuation line follows the start line.")
+            defects.append(ContinuationFirst("Continuation line follows the start line."))
         lines = lines[1:]
     return _FOLD_RE.sub(" ", "\n".join(lines)).split("\n")
 
 
-def split_fields(lines: list[str], folded: bool, defects: list[str] | None = None) -> list[tuple[str, str]]:
+def split_fields(
+    lines: list[str], folded: bool, defects: list[Defect] | None = None
+) -> list[tuple[str, str]]:
     """``(name, value)`` pairs of the header lines after the start line (line ends removed).
 
     With ``folded`` (some line starts with SP or HTAB), lines are unfolded first (``unfold``).
@@ -86,7 +90,7 @@ def split_fields(lines: list[str], folded: bool, defects: list[str] | None = Non
     if defects is not None and len(fields) != len(lines):
         for line in lines:
             if ":" not in line:
-                defects.append(f"Header line has no colon: {line[:40]!r}.")
+                defects.append(HeaderLineNoColon(f"Header line has no colon: {line[:40]!r}."))
     return fields
 
 
@@ -339,7 +343,7 @@ class _Names:
 
     from_: NameAddr | None
     to: NameAddr | None
-    defects: tuple[str, ...]
+    defects: tuple[Defect, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +351,7 @@ class _Vias:
     """What a message parses only when asked: every Via value, and their defects."""
 
     vias: tuple[Via, ...]
-    defects: tuple[str, ...]
+    defects: tuple[Defect, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -378,7 +382,7 @@ class _MessageBase:
     content_length: int | None
     """The Content-Length header value, or None where absent or unusable (negative, not a
     number, several disagreeing values: see ``defects``)."""
-    ingest_defects: tuple[str, ...] = field(default=())
+    ingest_defects: tuple[Defect, ...] = field(default=())
     """The ``defects`` found while reading the envelope; ``defects`` adds those of the lazily
     parsed header fields."""
     trailing: bytes = b""
@@ -432,9 +436,10 @@ class _MessageBase:
         return is_rfc3261_branch(self.branch)
 
     @property
-    def defects(self) -> tuple[str, ...]:
-        """Problems found while parsing that did not stop it (one short sentence each):
-        Content-Length disagreeing with the body, a missing mandatory header, a bad Via..."""
+    def defects(self) -> tuple[Defect, ...]:
+        """Problems found while parsing that did not stop it (one short sentence each, a ``str``
+        whose ``code`` names its kind: ``sipflow.sip.defects``): Content-Length disagreeing
+        with the body, a missing mandatory header, a bad Via..."""
         lazy = self._resolved_names().defects + self._resolved_vias().defects
         return self.ingest_defects + lazy if lazy else self.ingest_defects
 

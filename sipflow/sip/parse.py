@@ -27,7 +27,9 @@ from collections.abc import Callable
 from typing import Final, TypeVar, cast
 
 from sipflow.errors import ParseError
+from sipflow.sip import defects as d
 from sipflow.sip import grammar as g
+from sipflow.sip.defects import Defect
 from sipflow.sip.message import (
     COMPACT_FORMS,
     CSeq,
@@ -45,6 +47,7 @@ from sipflow.sip.message import (
 )
 
 __all__ = [
+    "MANDATORY_HEADERS",
     "parse_message",
     "parse_name_addr",
     "parse_name_addrs",
@@ -73,8 +76,10 @@ _SINGLE_VALUED: Final = (
     ("content-type", "Content-Type"),
 )
 """Headers that may appear once only (RFC 3261 §7.3.1, §20; RFC 4475 §3.3.8)."""
-_MANDATORY: Final = (("to", "To"), ("from", "From"), ("call-id", "Call-ID"), ("cseq", "CSeq"), ("via", "Via"))
+MANDATORY_HEADERS: Final = ("To", "From", "Call-ID", "CSeq", "Via")
 """RFC 3261 §8.1.1: the header fields every request (and so every response) carries."""
+_MANDATORY: Final = tuple((name.lower(), name) for name in MANDATORY_HEADERS)
+"""``MANDATORY_HEADERS`` as (canonical name, name) pairs."""
 
 _INTERESTING: Final = frozenset(
     (
@@ -173,7 +178,7 @@ def _split_values(value: str) -> list[str]:
         pos += 1  # the comma
 
 
-def _generic_params(text: str, sink: list[str] | None, what: str) -> Params:
+def _generic_params(text: str, sink: list[Defect] | None, what: str) -> Params:
     """``*( SEMI generic-param )`` (RFC 3261 §25.1): names lower-cased, values as written.
 
     Quoted values keep their quotes. A stray ``;`` (an empty parameter) or text that is not a
@@ -198,11 +203,11 @@ def _generic_params(text: str, sink: list[str] | None, what: str) -> Params:
             break
         if rest[0] == ";":
             if sink is not None:
-                sink.append(f"{what} has an empty parameter.")
+                sink.append(d.EmptyParameter(f"{what} has an empty parameter."))
             pos = n - len(rest) + 1
             continue
         if sink is not None:
-            sink.append(f"{what} has malformed parameters: {rest[:40]!r}.")
+            sink.append(d.BadParameters(f"{what} has malformed parameters: {rest[:40]!r}."))
         break
     return tuple(out)
 
@@ -246,11 +251,11 @@ def _uri_params(text: str) -> Params:
 # --- URIs (RFC 3261 §19.1) -------------------------------------------------------------------------
 
 
-def _parse_uri(text: str, sink: list[str] | None, what: str) -> Uri | None:
+def _parse_uri(text: str, sink: list[Defect] | None, what: str) -> Uri | None:
     m = g.SCHEME_RE.match(text)
     if m is None:
         if sink is not None:
-            sink.append(f"{what} has no URI scheme: {text[:40]!r}.")
+            sink.append(d.UriNoScheme(f"{what} has no URI scheme: {text[:40]!r}."))
         return None
     scheme = m[1].lower()
     rest = text[m.end() :]
@@ -263,7 +268,7 @@ def _parse_uri(text: str, sink: list[str] | None, what: str) -> Uri | None:
     return Uri(raw=text, scheme=scheme)
 
 
-def _split_hostport(hostport: str, sink: list[str] | None, what: str) -> tuple[str, str]:
+def _split_hostport(hostport: str, sink: list[Defect] | None, what: str) -> tuple[str, str]:
     """``host [ ":" port ]`` → (host without IPv6 brackets, port text) (RFC 3261 §19.1.1).
 
     An IPv6 address without brackets (against RFC 5118 §4.1, but seen in the wild) is
@@ -273,16 +278,16 @@ def _split_hostport(hostport: str, sink: list[str] | None, what: str) -> tuple[s
         close = hostport.find("]")
         if close < 0:
             if sink is not None:
-                sink.append(f"{what} has an unclosed IPv6 reference.")
+                sink.append(d.Ipv6Unclosed(f"{what} has an unclosed IPv6 reference."))
             return hostport[1:], ""
         after = hostport[close + 1 :].strip(" \t")
         if after and after[0] != ":" and sink is not None:
-            sink.append(f"{what} has text after its IPv6 reference.")
+            sink.append(d.Ipv6TextAfter(f"{what} has text after its IPv6 reference."))
         return hostport[1:close], after[1:].strip(" \t")
     colons = hostport.count(":")
     if colons >= 2:
         if sink is not None:
-            sink.append(f"{what} has an IPv6 address without brackets.")
+            sink.append(d.Ipv6NoBrackets(f"{what} has an IPv6 address without brackets."))
         if colons == 8 and "::" not in hostport:
             host, _, port = hostport.rpartition(":")
             return host, port
@@ -291,7 +296,7 @@ def _split_hostport(hostport: str, sink: list[str] | None, what: str) -> tuple[s
     return host.rstrip(" \t"), port.lstrip(" \t")
 
 
-def _parse_sip_uri(text: str, scheme: str, rest: str, sink: list[str] | None, what: str) -> Uri:
+def _parse_sip_uri(text: str, scheme: str, rest: str, sink: list[Defect] | None, what: str) -> Uri:
     """``sip:[userinfo@]hostport uri-parameters [headers]`` (RFC 3261 §19.1.1).
 
     The last ``@`` ends the userinfo: the user part may hold ``;``, ``?`` and ``/`` (RFC 4475
@@ -323,9 +328,9 @@ def _parse_sip_uri(text: str, scheme: str, rest: str, sink: list[str] | None, wh
         if port_text.isdigit() and port_text.isascii() and len(port_text) <= 5 and int(port_text) <= 65535:
             port = int(port_text)
         elif sink is not None:
-            sink.append(f"{what} has a bad port {port_text[:20]!r}.")
+            sink.append(d.UriBadPort(f"{what} has a bad port {port_text[:20]!r}."))
     if not host and sink is not None:
-        sink.append(f"{what} has no host.")
+        sink.append(d.UriNoHost(f"{what} has no host."))
     return Uri(
         raw=text,
         scheme=scheme,
@@ -353,7 +358,7 @@ def parse_uri(value: str) -> Uri:
 # --- name-addr / addr-spec (RFC 3261 §20.10, §20.20, §20.39, §25.1) ---------------------------------
 
 
-def _parse_name_addr(value: str, sink: list[str] | None, what: str) -> NameAddr | None:
+def _parse_name_addr(value: str, sink: list[Defect] | None, what: str) -> NameAddr | None:
     """``( name-addr / addr-spec ) *( SEMI param )``; None when there is no URI to be found."""
     s = value.strip()
     m = _NAME_ADDR_RE.fullmatch(s)
@@ -372,7 +377,7 @@ def _parse_name_addr(value: str, sink: list[str] | None, what: str) -> NameAddr 
             )
     if not s:
         if sink is not None:
-            sink.append(f"{what} is empty.")
+            sink.append(d.NameAddrEmpty(f"{what} is empty."))
         return None
     display: str | None = None
     if s[0] == '"':
@@ -380,7 +385,7 @@ def _parse_name_addr(value: str, sink: list[str] | None, what: str) -> NameAddr 
         if m is None:
             # Unterminated quoted string (RFC 4475 §3.1.2.6): recover up to a "<" if any.
             if sink is not None:
-                sink.append(f"{what} has an unterminated quoted string.")
+                sink.append(d.UnterminatedQuote(f"{what} has an unterminated quoted string."))
             lt = s.find("<")
             if lt < 0:
                 return None
@@ -390,7 +395,7 @@ def _parse_name_addr(value: str, sink: list[str] | None, what: str) -> NameAddr 
             lt = s.find("<", m.end())
             if lt < 0 or s[m.end() : lt].strip():
                 if sink is not None:
-                    sink.append(f"{what} has a quoted display name not followed by <URI>.")
+                    sink.append(d.QuotedNameNoUri(f"{what} has a quoted display name not followed by <URI>."))
                 if lt < 0:
                     return None
     else:
@@ -401,12 +406,14 @@ def _parse_name_addr(value: str, sink: list[str] | None, what: str) -> NameAddr 
             display = s[:lt].strip()
             if display and _DISPLAY_TOKENS_RE.fullmatch(display) is None and sink is not None:
                 # RFC 4475 §3.1.2.15: an unquoted display name must be a token sequence.
-                sink.append(f"{what} display name has characters that need quoting.")
+                sink.append(
+                    d.DisplayNameNeedsQuotes(f"{what} display name has characters that need quoting.")
+                )
             display = display or None
     gt = s.find(">", lt)
     if gt < 0:
         if sink is not None:
-            sink.append(f"{what} has an unclosed <.")
+            sink.append(d.UnclosedAngle(f"{what} has an unclosed <."))
         inner = s[lt + 1 :]
         gt = len(s)
     else:
@@ -414,7 +421,7 @@ def _parse_name_addr(value: str, sink: list[str] | None, what: str) -> NameAddr 
     spec = inner.strip()
     if spec != inner and sink is not None:
         # RFC 4475 §3.1.2.14: no LWS inside the angle brackets.
-        sink.append(f"{what} has whitespace inside <> around the URI.")
+        sink.append(d.WhitespaceInAngles(f"{what} has whitespace inside <> around the URI."))
     uri = _parse_uri(spec, sink, what)
     if uri is None:
         return None
@@ -422,7 +429,7 @@ def _parse_name_addr(value: str, sink: list[str] | None, what: str) -> NameAddr 
     return NameAddr(display_name=display, uri=uri, params=params)
 
 
-def _parse_addr_spec(s: str, sink: list[str] | None, what: str) -> NameAddr | None:
+def _parse_addr_spec(s: str, sink: list[Defect] | None, what: str) -> NameAddr | None:
     """A bare addr-spec: parameters after it are header parameters (RFC 3261 §20.10)."""
     semi = s.find(";")
     if semi < 0:
@@ -431,10 +438,10 @@ def _parse_addr_spec(s: str, sink: list[str] | None, what: str) -> NameAddr | No
         spec, ptext = s[:semi].rstrip(), s[semi:]
     if sink is not None:
         if _WSP_RE.search(spec):
-            sink.append(f"{what} has whitespace inside its URI.")
+            sink.append(d.WhitespaceInAddrSpec(f"{what} has whitespace inside its URI."))
         if "?" in spec or "," in spec:
             # RFC 3261 §20: a URI with a comma, question mark or semicolon needs <>.
-            sink.append(f"{what} URI with '?' or ',' is not enclosed in <>.")
+            sink.append(d.AddrSpecNotEnclosed(f"{what} URI with '?' or ',' is not enclosed in <>."))
     uri = _parse_uri(spec, sink, what)
     if uri is None:
         return None
@@ -457,14 +464,14 @@ def parse_name_addr(value: str) -> NameAddr:
 _WILDCARD: Final = NameAddr(display_name=None, uri=Uri(raw="*", scheme="*"))
 
 
-def _parse_name_addrs(value: str, sink: list[str] | None, what: str) -> list[NameAddr]:
+def _parse_name_addrs(value: str, sink: list[Defect] | None, what: str) -> list[NameAddr]:
     if value.strip() == "*":
         return [_WILDCARD]
     out: list[NameAddr] = []
     for part in _split_values(value):
         if not part:
             if sink is not None:
-                sink.append(f"{what} has an empty value in its list.")
+                sink.append(d.EmptyListValue(f"{what} has an empty value in its list."))
             continue
         addr = _parse_name_addr(part, sink, what)
         if addr is not None:
@@ -493,7 +500,7 @@ def split_header_values(value: str) -> list[str]:
 # --- Via (RFC 3261 §20.42) -----------------------------------------------------------------------------
 
 
-def _parse_via(text: str, sink: list[str] | None) -> Via | None:
+def _parse_via(text: str, sink: list[Defect] | None) -> Via | None:
     m = _VIA_FAST_RE.fullmatch(text)
     if m is not None:
         transport, host, port_digits, ptext = m.groups()
@@ -510,36 +517,36 @@ def _parse_via(text: str, sink: list[str] | None) -> Via | None:
     m = g.VIA_SENT_PROTOCOL_RE.match(text)
     if m is None:
         if sink is not None:
-            sink.append(f"Via value is malformed: {text[:60]!r}.")
+            sink.append(d.BadVia(f"Via value is malformed: {text[:60]!r}."))
         return None
     rest = text[m.end() :]
     semi = rest.find(";")
     sent_by = (rest if semi < 0 else rest[:semi]).strip(" \t")
     host, port_text = _split_hostport(sent_by, sink, "Via sent-by")
     if sink is not None and ":" not in host and g.HOSTNAME_RE.fullmatch(host) is None:
-        sink.append(f"Via sent-by host is malformed: {host[:40]!r}.")
+        sink.append(d.ViaBadHost(f"Via sent-by host is malformed: {host[:40]!r}."))
     port: int | None = None
     if port_text:
         port = _to_int(port_text) if port_text.isdigit() and port_text.isascii() else None
         if port is None or port > 65535:
             if sink is not None:
-                sink.append(f"Via sent-by port is bad: {port_text[:20]!r}.")
+                sink.append(d.ViaBadPort(f"Via sent-by port is bad: {port_text[:20]!r}."))
             port = None
     params = _generic_params(rest[semi:], sink, "Via") if semi >= 0 else ()
     name = m[1].upper()
     version = m[2]
     if sink is not None and (name != "SIP" or version != "2.0"):
-        sink.append(f"Via has an unknown protocol {name}/{version}.")
+        sink.append(d.ViaBadProtocol(f"Via has an unknown protocol {name}/{version}."))
     return Via(protocol=f"{name}/{version}", transport=m[3].upper(), host=host, port=port, params=params)
 
 
-def _parse_vias(values: list[str], sink: list[str] | None) -> list[Via]:
+def _parse_vias(values: list[str], sink: list[Defect] | None) -> list[Via]:
     out: list[Via] = []
     for value in values:
         for part in _split_values(value):
             if not part:
                 if sink is not None:
-                    sink.append("Via has an empty value in its list.")
+                    sink.append(d.EmptyListValue("Via has an empty value in its list."))
                 continue
             via = _parse_via(part, sink)
             if via is not None:
@@ -565,19 +572,19 @@ def parse_via_values(value: str) -> list[Via]:
 
 _MEMO_MAX: Final = 2048
 
-_START_MEMO: dict[str, tuple[tuple[str, str, str] | tuple[str, int, str], tuple[str, ...]]] = {}
-_FROM_MEMO: dict[str, tuple[NameAddr | None, tuple[str, ...]]] = {}
-_TO_MEMO: dict[str, tuple[NameAddr | None, tuple[str, ...]]] = {}
-_VIA_MEMO: dict[str, tuple[tuple[Via, ...], tuple[str, ...]]] = {}
-_CSEQ_MEMO: dict[str, tuple[CSeq | None, tuple[str, ...]]] = {}
+_START_MEMO: dict[str, tuple[tuple[str, str, str] | tuple[str, int, str], tuple[Defect, ...]]] = {}
+_FROM_MEMO: dict[str, tuple[NameAddr | None, tuple[Defect, ...]]] = {}
+_TO_MEMO: dict[str, tuple[NameAddr | None, tuple[Defect, ...]]] = {}
+_VIA_MEMO: dict[str, tuple[tuple[Via, ...], tuple[Defect, ...]]] = {}
+_CSEQ_MEMO: dict[str, tuple[CSeq | None, tuple[Defect, ...]]] = {}
 
 
 def _memo_name_addr(
-    memo: dict[str, tuple[NameAddr | None, tuple[str, ...]]], value: str, what: str, defects: list[str]
+    memo: dict[str, tuple[NameAddr | None, tuple[Defect, ...]]], value: str, what: str, defects: list[Defect]
 ) -> NameAddr | None:
     hit = memo.get(value)
     if hit is None:
-        sink: list[str] = []
+        sink: list[Defect] = []
         hit = (_parse_name_addr(value, sink, what), tuple(sink))
         if len(memo) >= _MEMO_MAX:
             memo.clear()
@@ -587,13 +594,13 @@ def _memo_name_addr(
     return hit[0]
 
 
-def _memo_vias(values: list[str], defects: list[str]) -> tuple[Via, ...]:
+def _memo_vias(values: list[str], defects: list[Defect]) -> tuple[Via, ...]:
     memo = _VIA_MEMO
     out: tuple[Via, ...] = ()
     for value in values:
         hit = memo.get(value)
         if hit is None:
-            sink: list[str] = []
+            sink: list[Defect] = []
             hit = (tuple(_parse_vias([value], sink)), tuple(sink))
             if len(memo) >= _MEMO_MAX:
                 memo.clear()
@@ -605,7 +612,7 @@ def _memo_vias(values: list[str], defects: list[str]) -> tuple[Via, ...]:
 
 
 def _envelope_tag(
-    memo: dict[str, tuple[NameAddr | None, tuple[str, ...]]], value: str, what: str
+    memo: dict[str, tuple[NameAddr | None, tuple[Defect, ...]]], value: str, what: str
 ) -> str | None:
     """The ``tag`` of a From or To value without parsing its URI, where its shape is plain
     (an optional quoted or token display name, ``<URI>`` or a bare URI, then parameters
@@ -664,7 +671,7 @@ def _via_envelope(values: list[str]) -> tuple[str | None, str] | None:
 def parse_lazy_names(headers: Headers) -> _Names:
     """From and To of a message, parsed in full, with the defects they show (``from_`` and
     ``to`` of a message call this on first use)."""
-    defects: list[str] = []
+    defects: list[Defect] = []
     value = headers.get("from")
     from_ = _memo_name_addr(_FROM_MEMO, value, "From", defects) if value is not None else None
     value = headers.get("to")
@@ -675,16 +682,16 @@ def parse_lazy_names(headers: Headers) -> _Names:
 def parse_lazy_vias(headers: Headers) -> _Vias:
     """Every Via of a message, parsed in full, with the defects they show (``vias`` of a
     message calls this on first use)."""
-    defects: list[str] = []
+    defects: list[Defect] = []
     values = headers.get_all("via")
     vias = _memo_vias(values, defects) if values else ()
     return _Vias(vias=vias, defects=tuple(defects))
 
 
-def _memo_cseq(value: str, defects: list[str]) -> CSeq | None:
+def _memo_cseq(value: str, defects: list[Defect]) -> CSeq | None:
     hit = _CSEQ_MEMO.get(value)
     if hit is None:
-        sink: list[str] = []
+        sink: list[Defect] = []
         hit = (_parse_cseq(value, sink), tuple(sink))
         if len(_CSEQ_MEMO) >= _MEMO_MAX:
             _CSEQ_MEMO.clear()
@@ -694,10 +701,10 @@ def _memo_cseq(value: str, defects: list[str]) -> CSeq | None:
     return hit[0]
 
 
-def _memo_start_line(line: str, defects: list[str]) -> tuple[str, str, str] | tuple[str, int, str]:
+def _memo_start_line(line: str, defects: list[Defect]) -> tuple[str, str, str] | tuple[str, int, str]:
     hit = _START_MEMO.get(line)
     if hit is None:
-        sink: list[str] = []
+        sink: list[Defect] = []
         hit = (_start_line(line, sink), tuple(sink))  # ParseError propagates, nothing stored
         if len(_START_MEMO) >= _MEMO_MAX:
             _START_MEMO.clear()
@@ -725,7 +732,7 @@ def _header_section_end(data: bytes, start: int) -> tuple[int, int]:
     return -1, -1
 
 
-def _start_line(line: str, defects: list[str]) -> tuple[str, str, str] | tuple[str, int, str]:
+def _start_line(line: str, defects: list[Defect]) -> tuple[str, str, str] | tuple[str, int, str]:
     """Parse the start line: ``(method, uri, version)`` or ``(version, status, reason)``.
 
     RFC 3261 §7.1 Request-Line, §7.2 Status-Line. Raises ``ParseError`` when the line is
@@ -736,39 +743,39 @@ def _start_line(line: str, defects: list[str]) -> tuple[str, str, str] | tuple[s
         version = m[1]
         status = int(m[2])
         if not 100 <= status <= 699:
-            defects.append(f"Status code {status} is outside 100-699.")
+            defects.append(d.StatusOutOfRange(f"Status code {status} is outside 100-699."))
         if version.upper() != "SIP/2.0":
-            defects.append(f"Unknown SIP version {version}.")
+            defects.append(d.BadVersion(f"Unknown SIP version {version}."))
         return version, status, m[3]
     m = g.REQUEST_LINE_RE.fullmatch(line)
     if m is not None:
         method, uri, version = m[1], m[2], m[3]
         if version.upper() != "SIP/2.0":
-            defects.append(f"Unknown SIP version {version}.")
+            defects.append(d.BadVersion(f"Unknown SIP version {version}."))
         _check_request_uri(uri, defects)
         return method, uri, version
     return _start_line_lenient(line, defects)
 
 
-def _start_line_lenient(line: str, defects: list[str]) -> tuple[str, str, str] | tuple[str, int, str]:
+def _start_line_lenient(line: str, defects: list[Defect]) -> tuple[str, str, str] | tuple[str, int, str]:
     if g.SIP_VERSION_RE.match(line):
         m = g.STATUS_LINE_LOOSE_RE.fullmatch(line)
         if m is None:
             raise ParseError(f"malformed Status-Line: {line[:60]!r}", offset=0)
         version, code, reason = m[1], m[2], m[3]
         if reason is None:
-            defects.append("Status-Line has no SP before the reason phrase.")
+            defects.append(d.StatusLineNoSpace("Status-Line has no SP before the reason phrase."))
             reason = ""
         if len(code) != 3:
             # RFC 3261 §7.2, RFC 4475 §3.1.2.19.
-            defects.append(f"Status code {code[:20]} is not three digits.")
+            defects.append(d.StatusNotThreeDigits(f"Status code {code[:20]} is not three digits."))
         status = _to_int(code)
         if status is None:
             raise ParseError("overlong status code", offset=len(version) + 1)
         if version.upper() != "SIP/2.0":
-            defects.append(f"Unknown SIP version {version}.")
+            defects.append(d.BadVersion(f"Unknown SIP version {version}."))
         if line[len(version) + 1 : len(version) + 2] in (" ", "\t"):
-            defects.append("Status-Line elements are separated by more than one SP.")
+            defects.append(d.StatusLineSpaces("Status-Line elements are separated by more than one SP."))
         return version, status, reason.strip(" \t")
     parts = line.split()
     if (
@@ -780,12 +787,12 @@ def _start_line_lenient(line: str, defects: list[str]) -> tuple[str, str, str] |
     method, version = parts[0], parts[-1]
     if line != line.rstrip():
         # RFC 4475 §3.1.2.10.
-        defects.append("Request-Line ends in whitespace.")
+        defects.append(d.RequestLineTrailingSpace("Request-Line ends in whitespace."))
     if line.lstrip() != line:
-        defects.append("Request-Line starts with whitespace.")
+        defects.append(d.RequestLineLeadingSpace("Request-Line starts with whitespace."))
     if len(parts) > 3:
         # RFC 4475 §3.1.2.8: LWS is not allowed inside the Request-URI.
-        defects.append("Request-URI contains whitespace.")
+        defects.append(d.RequestUriWhitespace("Request-URI contains whitespace."))
         first = line.find(parts[1])
         last = line.rfind(parts[-1])
         uri = line[first:last].strip()
@@ -793,27 +800,27 @@ def _start_line_lenient(line: str, defects: list[str]) -> tuple[str, str, str] |
         uri = parts[1]
         if f"{method} {uri} {version}" != line.strip():
             # RFC 4475 §3.1.2.9: exactly one SP between elements (§7.1).
-            defects.append("Request-Line elements are separated by more than one SP.")
+            defects.append(d.RequestLineSpaces("Request-Line elements are separated by more than one SP."))
     if version.upper() != "SIP/2.0":
-        defects.append(f"Unknown SIP version {version}.")
+        defects.append(d.BadVersion(f"Unknown SIP version {version}."))
     _check_request_uri(uri, defects)
     return method, uri, version
 
 
-def _check_request_uri(uri: str, defects: list[str]) -> None:
+def _check_request_uri(uri: str, defects: list[Defect]) -> None:
     """Request-URI checks that RFC 3261 §8.1.1.1, §19.1.5 and RFC 4475 §3.1.2 call for."""
     if uri.startswith("<") and uri.endswith(">"):
         # RFC 4475 §3.1.2.7.
-        defects.append("Request-URI is enclosed in <>.")
+        defects.append(d.RequestUriBrackets("Request-URI is enclosed in <>."))
         uri = uri[1:-1]
     m = g.SCHEME_RE.match(uri)
     if m is None:
-        defects.append("Request-URI has no scheme.")
+        defects.append(d.RequestUriNoScheme("Request-URI has no scheme."))
         return
     scheme = m[1].lower()
     if scheme in ("sip", "sips") and "?" in uri[uri.rfind("@") + 1 :]:
         # RFC 3261 §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
-        defects.append("Request-URI carries escaped headers.")
+        defects.append(d.RequestUriHeaders("Request-URI carries escaped headers."))
 
 
 _EAGER: dict[str, str] = {}
@@ -823,7 +830,7 @@ Only names that are valid tokens are remembered, so a bad name is reported every
 _EAGER_MAX: Final = 4096
 
 
-def _learn_name(name: str, defects: list[str]) -> str:
+def _learn_name(name: str, defects: list[Defect]) -> str:
     """The ``_EAGER`` entry for a header name not seen before (validating it, §7.3.1).
 
     Only valid tokens are remembered, so a bad name is reported every time; so are names with
@@ -833,14 +840,14 @@ def _learn_name(name: str, defects: list[str]) -> str:
     key = canonical_name(stripped)
     key = key if key in _INTERESTING else ""
     if g.TOKEN_RE.fullmatch(stripped) is None:
-        defects.append(f"Header name {stripped[:40]!r} is not a token.")
+        defects.append(d.HeaderNameNotToken(f"Header name {stripped[:40]!r} is not a token."))
     elif stripped is name and len(_EAGER) < _EAGER_MAX:
         _EAGER[name] = key
     return key
 
 
 _StartLine = tuple[str, str, str] | tuple[str, int, str]
-_Head = tuple[int, _StartLine, dict[str, list[str]], bool, int, int, int, bool, list[str]]
+_Head = tuple[int, _StartLine, dict[str, list[str]], bool, int, int, int, bool, list[Defect]]
 """What reading the head of a message gives: (start, parsed start line, collected header values,
 whether one of them repeats, end of the header section, start of the body, end of the start
 line or -1, whether the header lines are plain, defects so far)."""
@@ -859,7 +866,7 @@ def _read_head(data: bytes) -> _Head:
             raise ParseError("no data, only line breaks", offset=start)
     elif not n:
         raise ParseError("no data", offset=0)
-    defects: list[str] = []
+    defects: list[Defect] = []
     # The header section ends at the first empty line (§7): CRLF CRLF normally.
     head_end = data.find(b"\r\n\r\n", start)
     if head_end >= 0:
@@ -873,14 +880,14 @@ def _read_head(data: bytes) -> _Head:
         if head_end < 0:
             if data[-1:] != b"\n":
                 raise ParseError("no end of the header section", offset=n)
-            defects.append("No empty line ends the header section.")
+            defects.append(d.NoBlankLine("No empty line ends the header section."))
             body_start = n
             head_end = n - 1  # the final LF; a CR before it goes below
         if data[head_end - 1 : head_end] == b"\r":
             head_end -= 1
         text = data[start:head_end].decode("utf-8", "replace")
         if text.count("\n") != text.count("\r\n"):
-            defects.append("Lines end in bare LF instead of CRLF.")
+            defects.append(d.BareLineFeed("Lines end in bare LF instead of CRLF."))
             text = text.replace("\r\n", "\n")
             lines = text.split("\n")
         else:
@@ -896,7 +903,7 @@ def _read_head(data: bytes) -> _Head:
     found: dict[str, list[str]] = {}
     eager = _EAGER.get
     repeated = colonless = odd_names = False
-    name_defects: list[str] = []
+    name_defects: list[Defect] = []
     for line in lines:
         name, colon, value = line.partition(":")
         if not colon:
@@ -914,7 +921,11 @@ def _read_head(data: bytes) -> _Head:
                 bucket.append(value.strip(" \t"))
                 repeated = True
     if colonless:
-        defects.extend(f"Header line has no colon: {line[:40]!r}." for line in lines if ":" not in line)
+        defects.extend(
+            d.HeaderLineNoColon(f"Header line has no colon: {line[:40]!r}.")
+            for line in lines
+            if ":" not in line
+        )
     parsed_start = _memo_start_line(first, defects)
     defects.extend(name_defects)
     first_end = data.find(b"\n", start, head_end)
@@ -939,7 +950,7 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
     if scanned is not None:
         first, found, repeated, head_end, first_end, *rest = scanned
         envelope = rest[0], rest[1], rest[2], rest[3]
-        defects: list[str] = []
+        defects: list[Defect] = []
         start, body_start, plain = 0, head_end + 4, True
         parsed_start = _memo_start_line(first, defects)
     else:
@@ -951,7 +962,7 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
             values = found.get(key)
             if values is not None and len(values) > 1:
                 # RFC 4475 §3.3.8.
-                defects.append(f"Several {title} header fields.")
+                defects.append(d.HeaderRepeated(f"Several {title} header fields."))
 
     # Call-ID (§20.8)
     call_id: str | None = None
@@ -959,7 +970,7 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
     if values is not None:
         call_id = values[0] or None
         if call_id is None:
-            defects.append("Call-ID is empty.")
+            defects.append(d.CallIdEmpty("Call-ID is empty."))
 
     # CSeq (§20.16)
     values = found.get("cseq")
@@ -993,7 +1004,7 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
         length_for_framing = content_length
         if len(values) > 1:
             # RFC 4475 §3.3.9: framing is undefined; take the rest of the datagram.
-            defects.append("Several Content-Length header fields.")
+            defects.append(d.ContentLengthRepeated("Several Content-Length header fields."))
             if any(v != values[0] for v in values[1:]):
                 length_for_framing = None
 
@@ -1003,15 +1014,17 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
     if is_request:
         method = parsed_start[0]
         if "max-forwards" not in found:
-            defects.append("No Max-Forwards header field (RFC 3261 §8.1.1.6).")
+            defects.append(d.MaxForwardsMissing("No Max-Forwards header field (RFC 3261 §8.1.1.6)."))
         if cseq is not None and cseq.method != method:
             # RFC 3261 §8.1.1.5, RFC 4475 §3.1.2.17.
-            defects.append(f"CSeq method {cseq.method} differs from the request method {method}.")
+            defects.append(
+                d.CSeqMethodMismatch(f"CSeq method {cseq.method} differs from the request method {method}.")
+            )
     if call_id is None or cseq is None or "from" not in found or "to" not in found or "via" not in found:
         for key, title in _MANDATORY:
             if key not in found:
                 # RFC 3261 §8.1.1, RFC 4475 §3.3.1.
-                defects.append(f"No {title} header field.")
+                defects.append(d.HeaderMissing(f"No {title} header field."))
 
     # Body framing (§18.3, §20.14)
     end = n
@@ -1020,7 +1033,9 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
         if length_for_framing > available:
             # RFC 4475 §3.1.2.2: keep what is there.
             defects.append(
-                f"Content-Length {length_for_framing} exceeds the {available} bytes after the headers."
+                d.ContentLengthMismatch(
+                    f"Content-Length {length_for_framing} exceeds the {available} bytes after the headers."
+                )
             )
         else:
             end = body_start + length_for_framing
@@ -1070,42 +1085,42 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
     )
 
 
-def _parse_cseq(value: str, defects: list[str]) -> CSeq | None:
+def _parse_cseq(value: str, defects: list[Defect]) -> CSeq | None:
     """``CSeq = 1*DIGIT LWS Method`` (RFC 3261 §20.16; the number below 2**31, §8.1.1.5)."""
     m = g.CSEQ_RE.fullmatch(value)
     if m is None:
-        defects.append(f"CSeq is malformed: {value[:40]!r}.")
+        defects.append(d.BadCSeq(f"CSeq is malformed: {value[:40]!r}."))
         return None
     seq = _to_int(m[1])
     if seq is None or seq > _MAX_CSEQ:
-        defects.append("CSeq number is overlarge (RFC 3261 §8.1.1.5: below 2**31).")
+        defects.append(d.CSeqOverlarge("CSeq number is overlarge (RFC 3261 §8.1.1.5: below 2**31)."))
     return CSeq(seq, m[2]) if seq is not None else None
 
 
-def _content_length(value: str, defects: list[str]) -> int | None:
+def _content_length(value: str, defects: list[Defect]) -> int | None:
     """``Content-Length = 1*DIGIT`` (§20.14); None (with a defect) when unusable."""
     if value.isdigit() and value.isascii():
         length = _to_int(value)
         if length is None:
-            defects.append("Content-Length is overlarge.")
+            defects.append(d.ContentLengthOverlarge("Content-Length is overlarge."))
         return length
     if value[:1] == "-" and value[1:].isdigit():
         # RFC 4475 §3.1.2.3.
-        defects.append(f"Content-Length is negative ({value[:20]}).")
+        defects.append(d.ContentLengthNegative(f"Content-Length is negative ({value[:20]})."))
     else:
-        defects.append(f"Content-Length is not a number: {value[:20]!r}.")
+        defects.append(d.ContentLengthNotNumber(f"Content-Length is not a number: {value[:20]!r}."))
     return None
 
 
-def _check_scalars(found: dict[str, list[str]], defects: list[str]) -> None:
+def _check_scalars(found: dict[str, list[str]], defects: list[Defect]) -> None:
     """Range checks of the scalar headers RFC 4475 §3.1.2.4/§3.1.2.5/§3.1.2.12 exercise."""
     values = found.get("max-forwards")
     if values is not None:
         text = values[0]
         if not (text.isdigit() and text.isascii()):
-            defects.append(f"Max-Forwards is not a number: {text[:20]!r}.")
+            defects.append(d.MaxForwardsNotNumber(f"Max-Forwards is not a number: {text[:20]!r}."))
         elif len(text) > 10 or int(text) > _MAX_MAX_FORWARDS:
-            defects.append("Max-Forwards is overlarge (above 255).")
+            defects.append(d.MaxForwardsOverlarge("Max-Forwards is overlarge (above 255)."))
     values = found.get("contact")
     if values is not None:
         for value in values:
@@ -1115,13 +1130,14 @@ def _check_scalars(found: dict[str, list[str]], defects: list[str]) -> None:
             if "xpires" in value or "XPIRES" in value:
                 for m in _CONTACT_EXPIRES_RE.finditer(value):
                     if len(m[1]) > 10 or int(m[1]) > _MAX_DELTA_SECONDS:
-                        defects.append("Contact expires parameter is overlarge.")
+                        defects.append(d.ContactExpiresOverlarge("Contact expires parameter is overlarge."))
     values = found.get("expires")
     if values is not None:
-        _check_delta_seconds("Expires", values[0], defects)
+        _check_delta_seconds("Expires", values[0], defects, (d.ExpiresNotNumber, d.ExpiresOverlarge))
     values = found.get("retry-after")
     if values is not None:
-        _check_delta_seconds("Retry-After", values[0].partition("(")[0].partition(";")[0], defects)
+        value = values[0].partition("(")[0].partition(";")[0]
+        _check_delta_seconds("Retry-After", value, defects, (d.RetryAfterNotNumber, d.RetryAfterOverlarge))
     values = found.get("warning")
     if values is not None:
         for value in values:
@@ -1129,17 +1145,21 @@ def _check_scalars(found: dict[str, list[str]], defects: list[str]) -> None:
                 code = _WARN_CODE_RE.match(part)
                 if code is None or len(code[1]) != 3:
                     # RFC 3261 §20.43: warn-code = 3DIGIT.
-                    defects.append("Warning code is not three digits.")
+                    defects.append(d.WarningCode("Warning code is not three digits."))
                     break
     values = found.get("date")
     if values is not None and g.RFC1123_DATE_RE.fullmatch(values[0]) is None:
         # RFC 3261 §20.17: rfc1123-date, always in GMT (RFC 4475 §3.1.2.12).
-        defects.append("Date is not an RFC 1123 date in GMT.")
+        defects.append(d.BadDate("Date is not an RFC 1123 date in GMT."))
 
 
-def _check_delta_seconds(name: str, value: str, defects: list[str]) -> None:
+def _check_delta_seconds(
+    name: str, value: str, defects: list[Defect], kinds: tuple[type[Defect], type[Defect]]
+) -> None:
+    """``delta-seconds = 1*DIGIT`` (RFC 3261 §25.1), up to 2**32-1; ``kinds`` are the kinds of
+    defect for a value that is not a number and for one that is overlarge."""
     text = value.strip()
     if not (text.isdigit() and text.isascii()):
-        defects.append(f"{name} is not a number of seconds: {text[:20]!r}.")
+        defects.append(kinds[0](f"{name} is not a number of seconds: {text[:20]!r}."))
     elif len(text) > 10 or int(text) > _MAX_DELTA_SECONDS:
-        defects.append(f"{name} is overlarge (above 2**32-1).")
+        defects.append(kinds[1](f"{name} is overlarge (above 2**32-1)."))
