@@ -40,6 +40,7 @@ from sipflow.checks.reason import decode_reason
 from sipflow.errors import SipflowError
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import KIND_STATES, Call, CallKind, CallState
+from sipflow.model.caller import caller_view
 from sipflow.model.message import Message
 from sipflow.sip.message import SipRequest, SipResponse
 
@@ -592,16 +593,11 @@ def _brief(call: Call) -> str:
 
 
 def _final_message(call: Call) -> Message | None:
-    """The final response the caller received to its INVITE (the 2xx where answered)."""
-    flow = call_flow(call)
-    finals = [
-        m
-        for m in flow
-        if isinstance(m.sip, SipResponse) and m.sip.status >= 200 and m.cseq_method == "INVITE"
-    ]
-    answered = [m for m in finals if isinstance(m.sip, SipResponse) and m.sip.status < 300]
-    picked = answered or finals
-    return picked[0] if picked else None
+    """The final response the caller received to its INVITE: that of the attempt that decided
+    the call (the answered one, else the last: ``caller_view``), the one ``Call.final_status``
+    reports."""
+    decisive = caller_view(call.legs[0]).decisive
+    return decisive.final if decisive is not None else None
 
 
 def _reason_of(call: Call) -> str | None:

@@ -30,11 +30,10 @@ from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallKind, Leg, contacts, granted_expiry, requested_expiry
 from sipflow.model.dialog import Dialog
 from sipflow.model.message import MatchedBy, Message
-from sipflow.model.session import SdpRole, sdp_roles
 from sipflow.model.transaction import TIMER_B, Transaction
 from sipflow.sip.message import SipRequest, SipResponse
 from sipflow.sip.parse import MANDATORY_HEADERS
-from sipflow.sip.sdp import Codec, Media, SessionDescription
+from sipflow.sip.sdp import Codec, Media
 
 __all__ = ["REGISTRY", "RULES", "Rule", "rule", "run_rules"]
 
@@ -595,37 +594,6 @@ def _codec_list(codecs: Iterable[Codec]) -> str:
     return ",".join(str(c) for c in codecs) or "none"
 
 
-def _exchange(message: Message) -> tuple[str, int, str] | None:
-    cseq = message.sip.cseq
-    if cseq is None:
-        return None
-    method = "INVITE" if cseq.method in ("INVITE", "ACK") else cseq.method
-    return (message.sip.call_id or "", cseq.seq, method)
-
-
-def _sdp_pairs(leg: Leg) -> Iterator[tuple[Message, SessionDescription, Message, SessionDescription]]:
-    """(offer, its SDP, answer, its SDP) for each answer in the leg, the offer at the same hop."""
-    roles = sdp_roles(leg.messages)
-    offers: dict[tuple[str, int, str], list[tuple[Message, SessionDescription]]] = {}
-    for m in leg.messages:
-        entry = roles.get(m.index)
-        key = _exchange(m)
-        if entry is None or key is None:
-            continue
-        role, sdp = entry
-        if role is SdpRole.OFFER:
-            offers.setdefault(key, []).append((m, sdp))
-            continue
-        if m.retransmission:
-            continue
-        candidates = offers.get(key, [])
-        if not candidates:
-            continue
-        facing = [c for c in candidates if c[0].src == m.dst and c[0].dst == m.src]
-        offer, offer_sdp = (facing or candidates)[-1]
-        yield offer, offer_sdp, m, sdp
-
-
 @REGISTRY.rule(
     "sdp-no-common-codec",
     Severity.ERROR,
@@ -637,8 +605,14 @@ def _sdp_pairs(leg: Leg) -> Iterator[tuple[Message, SessionDescription, Message,
 )
 def _sdp_no_common_codec(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
-        for offer, offer_sdp, answer, answer_sdp in _sdp_pairs(leg):
-            for offered, answered in zip(offer_sdp.media, answer_sdp.media, strict=False):
+        for exchange in leg.negotiation.exchanges:
+            offer, answer = exchange.offer, exchange.answer
+            if answer is None:
+                continue
+            for pair in exchange.media:
+                offered, answered = pair.offer, pair.answer
+                if answered is None:
+                    break  # an answer with fewer m= lines than the offer: nothing to compare
                 if offered.port == 0 or answered.port == 0:
                     continue  # a rejected or disabled stream (RFC 3264 §6)
                 mine, theirs = _main_codecs(answered), _main_codecs(offered)
@@ -708,7 +682,7 @@ def _nat_evidence(message: Message) -> str | None:
 )
 def _sdp_unreachable_media(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
-        roles = sdp_roles(leg.messages)
+        roles = leg.negotiation.roles
         for m in leg.messages:
             entry = roles.get(m.index)
             if entry is None or m.retransmission:
