@@ -27,7 +27,7 @@ from sipflow.capture.packet import CaptureStats, CaptureWarning, Packet, restore
 from sipflow.capture.reader import CaptureReader
 from sipflow.errors import CaptureError, ParseError
 from sipflow.sip.message import SipRequest, SipResponse, restore_message
-from sipflow.sip.parse import parse_message
+from sipflow.sip.parse import parse_message, parse_truncated
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +52,8 @@ this process: starting a worker costs more than it saves."""
 
 
 def parse_packet(packet: Packet) -> SipRequest | SipResponse:
-    """Parse a packet's SIP; a message the capture cut short (snaplen, end of capture) is read
-    up to its last complete header line, so it shows as the truncated message it is."""
-    try:
-        return parse_message(packet.payload)
-    except ParseError:
-        if not packet.truncated:
-            raise
-        head = packet.payload.split(b"\r\n\r\n", 1)[0]
-        cut = head.rfind(b"\n")
-        if cut <= 0:
-            raise
-        return parse_message(head[: cut + 1].rstrip(b"\r\n") + b"\r\n\r\n")
+    """Parse a packet's SIP (``parse_truncated`` where the capture cut it short)."""
+    return parse_truncated(packet.payload) if packet.truncated else parse_message(packet.payload)
 
 
 def parse_or_failure(packet: Packet) -> Parsed:

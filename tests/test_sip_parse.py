@@ -450,3 +450,21 @@ def canonical(name: str) -> str:
     from sipflow.sip.message import canonical_name
 
     return canonical_name(name)
+
+
+def test_a_message_cut_short_parses_to_its_last_whole_header_line() -> None:
+    from sipflow.errors import ParseError
+    from sipflow.sip import parse_truncated
+
+    whole = (
+        b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKc\r\nFrom: <sip:a@h>;tag=1\r\n"
+        b"To: <sip:b@h>\r\nCall-ID: cut\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+    cut = whole[: whole.index(b"CSeq") + 4]  # inside the CSeq line, no empty line
+    with pytest.raises(ParseError):
+        parse_message(cut)
+    message = parse_truncated(cut)
+    assert message.call_id == "cut" and message.cseq is None
+    assert parse_truncated(whole) == parse_message(whole)
+    with pytest.raises(ParseError):
+        parse_truncated(b"INVITE sip:b@h SI")

@@ -51,6 +51,7 @@ __all__ = [
     "parse_message",
     "parse_name_addr",
     "parse_name_addrs",
+    "parse_truncated",
     "parse_uri",
     "parse_via_values",
     "split_header_values",
@@ -931,6 +932,20 @@ def _read_head(data: bytes) -> _Head:
     first_end = data.find(b"\n", start, head_end)
     return (start, parsed_start, found, repeated, head_end, body_start, first_end, not (folded or odd_names),
             defects)  # fmt: skip
+
+
+def parse_truncated(data: bytes) -> SipRequest | SipResponse:
+    """Parse a message the capture cut short (snaplen, the end of the capture inside a TCP
+    message): as ``parse_message``, and where that fails, up to its last complete header line,
+    so it shows as the truncated message it is. Raises ``ParseError`` when not even that parses."""
+    try:
+        return parse_message(data)
+    except ParseError:
+        head = data.split(b"\r\n\r\n", 1)[0]
+        cut = head.rfind(b"\n")
+        if cut <= 0:
+            raise
+        return parse_message(head[: cut + 1].rstrip(b"\r\n") + b"\r\n\r\n")
 
 
 def parse_message(data: bytes) -> SipRequest | SipResponse:
