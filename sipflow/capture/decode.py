@@ -36,7 +36,7 @@ from sipflow.capture.ip import (
     format_address,
     walk_ipv6_extensions,
 )
-from sipflow.capture.packet import CaptureStats, CaptureWarning, Endpoint, Packet, Transport
+from sipflow.capture.packet import CaptureStats, CaptureWarning, Endpoint, Packet, Transport, make_packet
 from sipflow.capture.tcp import TcpReassembler
 
 # Link-layer header types (https://www.tcpdump.org/linktypes.html).
@@ -736,9 +736,9 @@ class Decoder:
             dport = data[p + 2] << 8 | data[p + 3]
             self.stats.sip_packets += 1
             return [
-                Packet(
+                make_packet(
                     frame=frame,
-                    frames=frames or (frame,),
+                    frames=frames,
                     timestamp=ts,
                     src=Endpoint(format_address(src), sport),
                     dst=Endpoint(format_address(dst), dport),
@@ -768,9 +768,7 @@ class Decoder:
         """A HEP message (any port): the SIP it carries, with the inner addresses and time."""
         h = hep.decode(data, u, end, cut=cut and data[u : u + 4] == hep.HEP3_MAGIC)
         if h is not None:
-            pkt = hep.to_packet(
-                h, frame=frame, frames=frames or (frame,), timestamp=ts, file=self.file, truncated=cut
-            )
+            pkt = hep.to_packet(h, frame=frame, frames=frames, timestamp=ts, file=self.file, truncated=cut)
             if pkt is not None:
                 self.stats.sip_packets += 1
                 return [pkt]
@@ -846,7 +844,7 @@ class Decoder:
             payload, frames = b"".join(got[1]), tuple(sorted(set(got[2])))
         if not detect.is_sip_start(payload):
             return None
-        return Packet(
+        return make_packet(
             frame=frame,
             frames=frames,
             timestamp=ts,

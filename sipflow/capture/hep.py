@@ -29,7 +29,7 @@ from typing import Final
 
 from sipflow.capture import detect
 from sipflow.capture.ip import format_address
-from sipflow.capture.packet import Endpoint, Packet, Transport
+from sipflow.capture.packet import Endpoint, Packet, Transport, make_packet
 
 _AF_INET: Final = 2
 _AF_INET6: Final = 10
@@ -181,12 +181,13 @@ def to_packet(
     """The SIP packet a HEP message carries, with the inner addresses, time and transport.
 
     None when it carries no SIP (another IP protocol, or a payload without a SIP start line).
-    ``timestamp`` (the outer capture time) is used only when the HEP header has none (v1).
+    ``timestamp`` (the outer capture time) is used only when the HEP header has none (v1);
+    ``frames`` empty means ``frame`` alone.
     """
     transport = sip_transport(h, truncated=truncated)
     if transport is None:
         return None
-    return Packet(
+    return make_packet(
         frame=frame,
         frames=frames,
         timestamp=timestamp if h.timestamp is None else h.timestamp,

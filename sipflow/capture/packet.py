@@ -94,6 +94,38 @@ def restore_packet(
     return packet
 
 
+def make_packet(
+    *,
+    frame: int,
+    timestamp: float,
+    src: Endpoint,
+    dst: Endpoint,
+    transport: Transport,
+    payload: bytes,
+    frames: tuple[int, ...] = (),
+    truncated: bool = False,
+    file: str = "",
+    ip_id: int | None = None,
+) -> Packet:
+    """The packet a decoder hands up: the one place the capture layer builds a :class:`Packet`.
+
+    ``frames``: every frame that carried a part of the payload, in order; empty (the default)
+    means ``frame`` alone. The pcapng interface is the reader's to set (0 until then).
+    """
+    return Packet(
+        frame=frame,
+        frames=frames or (frame,),
+        timestamp=timestamp,
+        src=src,
+        dst=dst,
+        transport=transport,
+        payload=payload,
+        truncated=truncated,
+        file=file,
+        ip_id=ip_id,
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaptureWarning:
     """A problem inside a readable capture: reported, skipped, and the run goes on."""
