@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from sipflow.capture.packet import CaptureWarning, Packet
+from sipflow.capture.packet import CaptureStats, CaptureWarning, Packet
 from sipflow.capture.reader import CaptureReader
 from sipflow.correlate import CorrelationOptions, correlate, related_calls
 from sipflow.errors import ParseError, UsageError
@@ -378,26 +378,20 @@ def analyze(
         calls = _calls(ordered, correlation)
     limited = gate.warning()
     warnings = tuple(w for r in readers for w in r.warnings) + ((limited,) if limited is not None else ())
-    non_sip: dict[str, int] = {}
-    unsupported: dict[str, int] = {}
-    for r in readers:
-        for k, v in r.stats.non_sip.items():
-            non_sip[k] = non_sip.get(k, 0) + v
-        for k, v in r.stats.unsupported.items():
-            unsupported[k] = unsupported.get(k, 0) + v
+    stats = CaptureStats.total(r.stats for r in readers)
     times = [m.timestamp for m in model.messages]
     summary = Summary(
         files=names,
-        packets=sum(r.stats.frames for r in readers),
+        packets=stats.frames,
         sip_messages=len(model.messages),
         malformed=len(model.malformed),
-        non_sip_packets=sum(non_sip.values()),
-        non_sip=non_sip,
-        unsupported=unsupported,
+        non_sip_packets=stats.non_sip_packets,
+        non_sip=stats.non_sip,
+        unsupported=stats.unsupported,
         retransmissions=sum(1 for m in model.messages if m.retransmission),
         calls=sum(1 for c in calls if c.kind is CallKind.CALL),
         items=len(calls),
-        partial=any(r.stats.truncated for r in readers) or gate.untracked > 0,
+        partial=stats.truncated or gate.untracked > 0,
         incomplete_files=tuple(r.name for r in readers if r.stats.truncated),
         untracked=gate.untracked,
         first_time=min(times) if times else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
@@ -169,3 +170,17 @@ class CaptureStats:
     @property
     def non_sip_packets(self) -> int:
         return sum(self.non_sip.values())
+
+    @classmethod
+    def total(cls, stats: Iterable[CaptureStats]) -> CaptureStats:
+        """The counters of several readers added up (``truncated``: any of them)."""
+        out = cls()
+        for s in stats:
+            out.frames += s.frames
+            out.sip_packets += s.sip_packets
+            for kind, n in s.non_sip.items():
+                out.count_non_sip(kind, n)
+            for reason, n in s.unsupported.items():
+                out.count_unsupported(reason, n)
+            out.truncated = out.truncated or s.truncated
+        return out
