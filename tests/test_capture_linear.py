@@ -26,6 +26,7 @@ import pytest
 import sipflow.capture
 from sipflow.capture import detect
 from sipflow.capture.decode import Decoder
+from sipflow.capture.framing import WebSocketFramer
 from sipflow.capture.ip import MAX_FRAGMENTS, FragmentReassembler
 from sipflow.capture.packet import CaptureStats, Packet, Transport
 from sipflow.capture.tcp import MAX_LINE, TcpReassembler
@@ -318,7 +319,9 @@ def test_continuation_frames_cost_linear_work_and_bounded_memory() -> None:
 
     def held(r: TcpReassembler) -> None:
         for s in r._streams.values():
-            assert s.ws_size <= cap and sum(map(len, s.ws_msg)) == s.ws_size
+            f = s.framer
+            if isinstance(f, WebSocketFramer):
+                assert f.size <= cap and sum(map(len, f.parts)) == f.size
 
     def run(n: int) -> int:
         t = Tcp(max_message=cap)

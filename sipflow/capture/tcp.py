@@ -44,7 +44,6 @@ from sipflow.capture.framing import (
     Sniffer,
     StreamBytes,
     Warn,
-    WebSocketFramer,
     content_length,
 )
 from sipflow.capture.ip import format_address
@@ -115,18 +114,6 @@ class _Stream:
         self.peer_ack: int | None = None
         self.closed = False
         self.last_ts = timestamp
-
-    # What a WebSocket framer holds, for the tests that bound it (tests/test_capture_linear.py).
-
-    @property
-    def ws_size(self) -> int:
-        f = self.framer
-        return f.size if isinstance(f, WebSocketFramer) else 0
-
-    @property
-    def ws_msg(self) -> list[bytes]:
-        f = self.framer
-        return f.parts if isinstance(f, WebSocketFramer) else []
 
 
 class TcpReassembler:
