@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from sipflow.capture.packet import SIP_METHODS
+
 # --- kinds counted in CaptureStats.non_sip ------------------------------------------------------
 
 RTP: Final = "RTP"
@@ -143,15 +145,8 @@ def find_sip_start(data: bytes | bytearray, start: int = 0) -> int:
     return -1
 
 
-# RFC 3261 §27.4 and the methods registered since; longest first ("PRACK" ends in "ACK").
-_KNOWN_METHODS: Final = tuple(
-    sorted(
-        (b"INVITE", b"ACK", b"BYE", b"CANCEL", b"REGISTER", b"OPTIONS", b"PRACK", b"SUBSCRIBE",
-         b"NOTIFY", b"PUBLISH", b"INFO", b"REFER", b"MESSAGE", b"UPDATE"),
-        key=len,
-        reverse=True,
-    )
-)  # fmt: skip
+# Longest first ("PRACK" ends in "ACK").
+_KNOWN_METHODS: Final = tuple(sorted((m.encode() for m in SIP_METHODS), key=len, reverse=True))
 
 
 def _glued_request_line(data: bytes | bytearray, line: int, k: int) -> int:

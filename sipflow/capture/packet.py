@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Final, NamedTuple
+
+SIP_METHODS: Final = (
+    "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH",
+    "INFO", "REFER", "MESSAGE", "UPDATE",
+)  # fmt: skip
+"""The SIP methods of RFC 3261 §27.4 and those registered since (IANA "Methods"): what the
+capture layer recognises a request by, and what a ``check`` flow pattern may name."""
 
 
 class Transport(StrEnum):

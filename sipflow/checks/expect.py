@@ -35,6 +35,7 @@ from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
+from sipflow.capture.packet import SIP_METHODS
 from sipflow.checks.finding import Finding, Severity
 from sipflow.checks.reason import decode_reason
 from sipflow.errors import SipflowError
@@ -80,24 +81,7 @@ class ExpectationError(SipflowError):
 
 # ------------------------------------------------------------------------------------- flow
 
-METHODS: Final = frozenset(
-    {
-        "INVITE",
-        "ACK",
-        "BYE",
-        "CANCEL",
-        "OPTIONS",
-        "REGISTER",
-        "PRACK",
-        "SUBSCRIBE",
-        "NOTIFY",
-        "PUBLISH",
-        "INFO",
-        "REFER",
-        "MESSAGE",
-        "UPDATE",
-    }
-)
+METHODS: Final = frozenset(SIP_METHODS)
 """Methods a flow pattern may name (RFC 3261 and the IANA "Methods" registry)."""
 
 _TOKEN_RE: Final = re.compile(
