@@ -43,7 +43,7 @@ from sipflow.model.analysis import Analysis
 from sipflow.model.call import KIND_STATES, Call, CallKind, CallState
 from sipflow.model.caller import caller_view
 from sipflow.model.message import Message
-from sipflow.sip.message import SipRequest, SipResponse
+from sipflow.sip.message import SipRequest
 
 __all__ = [
     "CallExpectation",
@@ -661,7 +661,7 @@ def _check_call(expectation: CallExpectation, call: Call) -> tuple[list[str], li
         actual.append(f"{what} {_ms(value)}")
         if value is None or value > limit:
             got = f"{what} {_ms(value)}" if value is not None else "the call never rang nor was answered"
-            failures.append(_Failure("pdd", f"PDD <= {limit:g} ms", got, _timing_messages(call, 101, 300)))
+            failures.append(_Failure("pdd", f"PDD <= {limit:g} ms", got, _timing_messages(call, setup=False)))
     if expectation.max_setup_ms is not None:
         limit = expectation.max_setup_ms
         expected.append(f"setup <= {limit:g} ms")
@@ -671,23 +671,17 @@ def _check_call(expectation: CallExpectation, call: Call) -> tuple[list[str], li
                 f"setup {_ms(call.setup_ms)}" if call.setup_ms is not None else "the call was never answered"
             )
             failures.append(
-                _Failure("setup", f"setup <= {limit:g} ms", got, _timing_messages(call, 200, 300))
+                _Failure("setup", f"setup <= {limit:g} ms", got, _timing_messages(call, setup=True))
             )
     return expected, actual, failures
 
 
-def _timing_messages(call: Call, low: int, high: int) -> list[Message]:
-    flow = call_flow(call)
-    invite = next((m for m in flow if isinstance(m.sip, SipRequest) and m.sip.method == "INVITE"), None)
-    reply = next(
-        (
-            m
-            for m in flow
-            if isinstance(m.sip, SipResponse) and low <= m.sip.status < high and m.cseq_method == "INVITE"
-        ),
-        None,
-    )
-    return [m for m in (invite, reply) if m is not None]
+def _timing_messages(call: Call, *, setup: bool) -> list[Message]:
+    """The messages a PDD (or, with ``setup``, a setup time) is measured between: the caller's
+    first INVITE and its first 18x (its 2xx), as ``Call.pdd_ms`` and ``setup_ms`` measure them."""
+    view = caller_view(call.legs[0])
+    end = view.answer if setup else view.first_provisional
+    return [m for m in (view.first_request, end) if m is not None]
 
 
 def _finding(name: str, call: Call | None, failure: _Failure) -> Finding:

@@ -28,6 +28,7 @@ from sipflow.checks.finding import Finding, Severity
 from sipflow.checks.registry import Context, Hit, Registry, Rule, Scope, Settings, label
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallKind, Leg, contacts, granted_expiry, requested_expiry
+from sipflow.model.caller import caller_view
 from sipflow.model.dialog import Dialog
 from sipflow.model.message import MatchedBy, Message
 from sipflow.model.transaction import TIMER_B, Transaction
@@ -702,33 +703,18 @@ def _sdp_unreachable_media(ctx: Context, call: Call, limits: Mapping[str, float]
                 yield Hit(f"the SDP {role.value} in {ctx.at(m)} puts " + "; ".join(problems), (m,))
 
 
-def _caller_invite(call: Call) -> Message | None:
-    leg = call.legs[0]
-    for m in leg.messages:
-        if _is_request(m, "INVITE") and _to_tag(m) is None:
-            return m
-    return None
-
-
-def _first_response(call: Call, invite: Message, low: int, high: int) -> Message | None:
-    for m in call.legs[0].messages:
-        status = _status(m)
-        if status is not None and low <= status < high and m.cseq_method == "INVITE" and m.dst == invite.src:
-            return m
-    return None
-
-
 def _slow(
-    ctx: Context, call: Call, value: float | None, limit: float, what: str, low: int, high: int
+    ctx: Context, call: Call, value: float | None, limit: float, what: str, end: Message | None
 ) -> Hit | None:
+    """A hit for a PDD or setup time above ``limit``: from the caller's first INVITE to ``end``
+    (the message the measure ends at, ``caller_view``'s)."""
     if call.kind is not CallKind.CALL or value is None or value <= limit:
         return None
-    invite = _caller_invite(call)
+    invite = caller_view(call.legs[0]).first_request
     if invite is None:
         return None
-    answer = _first_response(call, invite, low, high)
-    msgs = (invite, answer) if answer is not None else (invite,)
-    reached = f" to {ctx.at(answer)}" if answer is not None else ""
+    msgs = (invite, end) if end is not None else (invite,)
+    reached = f" to {ctx.at(end)}" if end is not None else ""
     return Hit(f"{what} {value:.0f} ms from {ctx.at(invite)}{reached} (limit {limit:g} ms)", msgs)
 
 
@@ -743,7 +729,8 @@ def _slow(
     kinds=_INVITE_DIALOG,
 )
 def _slow_pdd(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
-    hit = _slow(ctx, call, call.pdd_ms, limits["max_ms"], "post-dial delay", 101, 200)
+    ringing = caller_view(call.legs[0]).first_provisional
+    hit = _slow(ctx, call, call.pdd_ms, limits["max_ms"], "post-dial delay", ringing)
     if hit is not None:
         yield hit
 
@@ -758,7 +745,7 @@ def _slow_pdd(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator
     kinds=_INVITE_DIALOG,
 )
 def _slow_setup(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
-    hit = _slow(ctx, call, call.setup_ms, limits["max_ms"], "setup time", 200, 300)
+    hit = _slow(ctx, call, call.setup_ms, limits["max_ms"], "setup time", caller_view(call.legs[0]).answer)
     if hit is not None:
         yield hit
 

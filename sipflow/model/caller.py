@@ -51,6 +51,17 @@ class CallerView:
         return self.answered if self.answered is not None else self.last
 
     @property
+    def first_request(self) -> Message | None:
+        """The caller's first attempt, as sent (None when the capture missed it): where PDD and
+        setup time start."""
+        return self.attempts[0].request if self.attempts else None
+
+    @property
+    def answer(self) -> Message | None:
+        """The 2xx that answered the caller: where setup time ends."""
+        return self.answered.final if self.answered is not None else None
+
+    @property
     def answer_time(self) -> float | None:
         """When the 2xx reached the caller."""
         final = self.answered.final if self.answered is not None else None
