@@ -41,7 +41,7 @@ from sipflow.checks.reason import decode_reason
 from sipflow.errors import SipflowError
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import KIND_STATES, Call, CallKind, CallState
-from sipflow.model.caller import caller_view
+from sipflow.model.caller import caller_flow, caller_view
 from sipflow.model.message import Message
 from sipflow.sip.message import SipRequest
 
@@ -193,22 +193,9 @@ def _flow_label(message: Message) -> str:
 
 
 def call_flow(call: Call) -> list[Message]:
-    """The caller's view of a call: the messages of its first leg that the caller sent or
-    received, retransmissions left out, in capture order.
-
-    The caller is matched by IP and port; by IP alone when no other party of the leg shares
-    its IP (in-dialog requests over TCP, or to another port of the caller, still count).
-    """
-    leg = call.legs[0]
-    caller = leg.caller
-    shared_ip = any(e.host == caller.host and e != caller for m in leg.messages for e in (m.src, m.dst))
-
-    def mine(m: Message) -> bool:
-        if caller in (m.src, m.dst):
-            return True
-        return not shared_ip and caller.host in (m.src.host, m.dst.host)
-
-    return [m for m in leg.messages if not m.retransmission and mine(m)]
+    """The caller's view of a call: what the caller of its first leg sent and received
+    (``caller_flow``)."""
+    return caller_flow(call.legs[0])
 
 
 # ---------------------------------------------------------------------------- the model
@@ -245,13 +232,12 @@ class CallMatch:
         return calls
 
     def _headers_match(self, call: Call) -> bool:
-        for m in call.legs[0].messages:
-            sip = m.sip
-            if not isinstance(sip, SipRequest) or sip.method != "INVITE" or m.retransmission:
+        for tx in caller_view(call.legs[0]).initial:  # every hop's initial INVITE, re-INVITEs not
+            request = tx.request
+            if request is None or tx.method != "INVITE" or request.sip.to_tag is not None:
                 continue
-            if sip.to_tag is not None:
-                continue  # a re-INVITE
-            if all(value in (v.strip() for v in sip.headers.get_all(name)) for name, value in self.headers):
+            headers = request.sip.headers
+            if all(value in (v.strip() for v in headers.get_all(name)) for name, value in self.headers):
                 return True
         return False
 

@@ -92,3 +92,21 @@ def caller_view(leg: Leg) -> CallerView:
         answered=answered,
         first_provisional=min(ringing, key=lambda m: m.timestamp) if ringing else None,
     )
+
+
+def caller_flow(leg: Leg) -> list[Message]:
+    """What the caller of ``leg`` saw: the leg's messages it sent or received, retransmissions
+    left out, in capture order.
+
+    The caller is matched by IP and port; by IP alone when no other party of the leg shares
+    its IP (in-dialog requests over TCP, or to another port of the caller, still count).
+    """
+    caller = leg.caller
+    shared_ip = any(e.host == caller.host and e != caller for m in leg.messages for e in (m.src, m.dst))
+
+    def mine(m: Message) -> bool:
+        if caller in (m.src, m.dst):
+            return True
+        return not shared_ip and caller.host in (m.src.host, m.dst.host)
+
+    return [m for m in leg.messages if not m.retransmission and mine(m)]
