@@ -30,7 +30,7 @@ from sipflow import __version__
 from sipflow.correlate import CorrelationOptions, HeaderRule
 from sipflow.errors import CaptureError, ParseError, SipflowError, UsageError
 from sipflow.model.call import CallState
-from sipflow.pipeline import DEFAULT_MAX_CALL_IDS, Progress, analyze, gc_paused
+from sipflow.pipeline import DEFAULT_MAX_CALL_IDS, AnalysisOptions, Progress, analyze, gc_paused
 from sipflow.render import csv as csv_render
 from sipflow.render import json as json_render
 from sipflow.render.export import DIAGRAM_FORMATS, EXPORT_FORMATS, diagram, frames
@@ -119,6 +119,12 @@ class InputOptions:
     """``--jobs``; None: as many as there are cores, for large inputs."""
     correlation: CorrelationOptions = field(default_factory=CorrelationOptions)
     """``--no-correlate``, ``--correlate-header``, ``--correlate-window``."""
+
+    def analysis_options(self) -> AnalysisOptions:
+        """How to analyse ``files``, as the library takes it (``analyze(files, this)``)."""
+        return AnalysisOptions(
+            correlation=self.correlation, skew=dict(self.skew), max_call_ids=self.max_call_ids, jobs=self.jobs
+        )
 
     def analyze_kwargs(self) -> dict[str, Any]:
         """``analyze(**these)``: the fields, ``files`` as ``paths`` and ``skew`` a dict."""
@@ -272,7 +278,7 @@ def _progress() -> Iterator[Progress | None]:
 def _load(inputs: InputOptions) -> Analysis:
     """The analysis, its warnings said on stderr; a partial one is remembered (exit 3)."""
     with _progress() as progress:
-        analysis = analyze(progress=progress, **inputs.analyze_kwargs())
+        analysis = analyze(inputs.files, inputs.analysis_options(), progress=progress)
     for line in warning_lines(analysis):
         click.echo(f"sipflow: warning: {line}", err=True)
     if analysis.summary.partial:

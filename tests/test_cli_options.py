@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from sipflow import AnalysisOptions
 from sipflow.cli import EXIT_CODES, InputOptions, main
 from sipflow.correlate import CorrelationOptions, HeaderRule
 from sipflow.errors import CaptureError, ParseError, SipflowError, UsageError
@@ -208,24 +209,21 @@ def test_input_options_are_the_arguments_of_analyze() -> None:
 def test_a_command_builds_input_options_from_its_options(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[dict[str, Any]] = []
 
-    def record(**kwargs: Any) -> Any:
-        seen.append(kwargs)
+    def record(paths: Any, options: Any, **kwargs: Any) -> Any:
+        seen.append({"paths": paths, "options": options, **kwargs})
         raise UsageError("stop")
 
     monkeypatch.setattr("sipflow.cli.analyze", record)
     args = ["--skew", "b.pcap=+0.35", "--max-call-ids", "5", "-j", "2", "--correlate-window", "3"]
     run("stats", PROXY_CALL, "b.pcap", *args, "--no-correlate", "--correlate-header", "X-Leg")
-    (kwargs,) = seen
-    kwargs.pop("progress")
+    (call,) = seen
+    assert set(call) == {"paths", "options", "progress"}
     headers = (*CorrelationOptions().headers, HeaderRule("X-Leg"))
     correlation = CorrelationOptions(enabled=False, headers=headers, window=3.0)
-    assert kwargs == {
-        "paths": (PROXY_CALL, "b.pcap"),
-        "skew": {"b.pcap": 0.35},
-        "max_call_ids": 5,
-        "jobs": 2,
-        "correlation": correlation,
-    }
+    assert call["paths"] == (PROXY_CALL, "b.pcap")
+    assert call["options"] == AnalysisOptions(
+        skew={"b.pcap": 0.35}, max_call_ids=5, jobs=2, correlation=correlation
+    )
 
 
 @pytest.mark.parametrize(
@@ -244,3 +242,15 @@ def test_options_are_frozen_and_can_travel(options: object) -> None:
         setattr(options, field, None)
     assert pickle.loads(pickle.dumps(options)) == options
     assert not hasattr(options, "__dict__")  # slotted
+
+
+def test_input_options_give_the_librarys_options() -> None:
+    inputs = InputOptions(files=(PROXY_CALL,), skew=((PROXY_CALL, 0.5),), max_call_ids=7, jobs=2)
+    options = inputs.analysis_options()
+    assert (options.skew, options.max_call_ids, options.jobs) == ({PROXY_CALL: 0.5}, 7, 2)
+    assert options.correlation == inputs.correlation
+    kwargs = inputs.analyze_kwargs()
+    assert {k: kwargs[k] for k in ("skew", "max_call_ids", "jobs", "correlation")} == {
+        "skew": options.skew, "max_call_ids": options.max_call_ids, "jobs": options.jobs,
+        "correlation": options.correlation,
+    }  # fmt: skip
