@@ -378,10 +378,41 @@ class Opaque(Framer):
         self.feed(b, out)
 
 
-class SipFramer(Framer):
+class _Resynchronising(Framer):
+    """A framer of messages back to back that, after a hole, hands up the message in progress
+    (truncated) and hunts for the next one's start: SIP and HEP3."""
+
+    __slots__ = ("hunting", "skip")
+
+    MESSAGE: ClassVar[str] = "message"
+    """What the warning about a hole calls the message in progress."""
+
+    hunting: bool
+    """Searching for the next message's start (False: in step with the stream's messages)."""
+    skip: int
+    """Octets of an oversized message still to be dropped."""
+
+    def gap(self, b: StreamBytes, nbytes: int, out: list[Packet]) -> Framer:
+        if self.skip >= nbytes:
+            self.skip -= nbytes  # the hole is inside octets being dropped anyway: still in sync
+            return self
+        self.skip = 0
+        if not self.hunting:
+            self.ctx.warn_stream(
+                b,
+                f"{nbytes} octets missing from the capture; the {self.MESSAGE} in progress is handed "
+                "up truncated and the stream resynchronised",
+                b.last_frame,
+            )
+        self.end(b, out)
+        self.hunting = True
+        return self
+
+
+class SipFramer(_Resynchronising):
     """SIP messages on a stream, framed by their Content-Length (RFC 3261 §18.3)."""
 
-    __slots__ = ("hunting", "need", "scan", "sep", "skip")
+    __slots__ = ("need", "scan", "sep")
 
     def __init__(self, ctx: FramerContext) -> None:
         super().__init__(ctx, detect.OTHER_TCP)
@@ -491,22 +522,6 @@ class SipFramer(Framer):
             self._emit(b, total, out)
         return self
 
-    def gap(self, b: StreamBytes, nbytes: int, out: list[Packet]) -> Framer:
-        if self.skip >= nbytes:
-            self.skip -= nbytes  # the hole is inside a body being dropped anyway: still in sync
-            return self
-        self.skip = 0
-        if not self.hunting:
-            self.ctx.warn_stream(
-                b,
-                f"{nbytes} octets missing from the capture; the message in progress is handed up "
-                "truncated and the stream resynchronised",
-                b.last_frame,
-            )
-        self.end(b, out)
-        self.hunting = True
-        return self
-
     def end(self, b: StreamBytes, out: list[Packet]) -> None:
         buf = b.data
         if not buf:
@@ -547,10 +562,12 @@ class SipFramer(Framer):
             out.append(self.ctx.packet(b, touched, Transport.TCP, payload, truncated))
 
 
-class HepFramer(Framer):
+class HepFramer(_Resynchronising):
     """HEP3 messages back to back, each framed by its 16-bit total length (HEP3 spec)."""
 
-    __slots__ = ("hunting", "skip")
+    __slots__ = ()
+
+    MESSAGE = "HEP3 message"
 
     def __init__(self, ctx: FramerContext, *, hunting: bool = False) -> None:
         super().__init__(ctx, detect.HEP)
@@ -596,22 +613,6 @@ class HepFramer(Framer):
                 b.consume(total, detect.HEP)  # RTCP reports, logs, ... (as over UDP)
                 continue
             self._emit(b, h, total, out)
-        return self
-
-    def gap(self, b: StreamBytes, nbytes: int, out: list[Packet]) -> Framer:
-        if self.skip >= nbytes:
-            self.skip -= nbytes  # the hole is inside a message being dropped anyway: still in sync
-            return self
-        self.skip = 0
-        if not self.hunting:
-            self.ctx.warn_stream(
-                b,
-                f"{nbytes} octets missing from the capture; the HEP3 message in progress is handed "
-                "up truncated and the stream resynchronised",
-                b.last_frame,
-            )
-        self.end(b, out)
-        self.hunting = True
         return self
 
     def end(self, b: StreamBytes, out: list[Packet]) -> None:
