@@ -23,7 +23,7 @@ import lzma
 import os
 import stat
 import zlib
-from collections.abc import Container, Generator, Iterator
+from collections.abc import Callable, Container, Generator, Iterator
 from dataclasses import replace
 from types import TracebackType
 from typing import Final, NamedTuple
@@ -98,33 +98,25 @@ class _Input:
         stream = self.stream
         if stream is None or self.closed:
             return b""
-        parts: list[bytes] = []
-        got = 0
-        try:
-            while got < n:
-                data = stream.read(n - got)
-                if not data:
-                    break
-                parts.append(data)
-                got += len(data)
-        except _READ_ERRORS as exc:
-            if not self.closed:
-                self.failure = str(exc) or type(exc).__name__
-            return b"".join(parts)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return self._gather(stream.read, n)
 
     def _read_compressed(self, n: int) -> bytes:
         # Smaller pieces so that damage late in a compressed stream loses little data.
         stream = self.stream
         if not isinstance(stream, io.BufferedIOBase) or self.closed:
             return b""
+        # read1: one decompression step at a time, so that a stream cut short (EOFError) loses
+        # only the step that failed, not everything buffered for a larger read.
+        return self._gather(lambda k: stream.read1(min(k, 1 << 16)), n)
+
+    def _gather(self, step: Callable[[int], bytes], n: int) -> bytes:
+        """Up to ``n`` octets from ``step`` calls (each asked for what is still missing), fewer
+        at the end of the file; a read error ends it (``failure`` says why) with what came."""
         parts: list[bytes] = []
         got = 0
         try:
             while got < n:
-                # read1: one decompression step at a time, so that a stream cut short (EOFError)
-                # loses only the step that failed, not everything buffered for a larger read.
-                data = stream.read1(min(n - got, 1 << 16))
+                data = step(n - got)
                 if not data:
                     break
                 parts.append(data)
@@ -132,7 +124,7 @@ class _Input:
         except _READ_ERRORS as exc:
             if not self.closed:
                 self.failure = str(exc) or type(exc).__name__
-        return b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
         self.closed = True
