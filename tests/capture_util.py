@@ -214,6 +214,24 @@ def pcapng_bytes(sections: Sequence[Section]) -> bytes:
     return b"".join(out)
 
 
+def udp_frame(payload: bytes, sport: int = 5060, dport: int = 5060) -> bytes:
+    """An Ethernet / IPv4 / UDP frame from 192.0.2.1 to 192.0.2.2 carrying ``payload``."""
+    from scapy.layers.inet import IP, UDP
+
+    return bytes(ether() / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=sport, dport=dport) / payload)
+
+
+def raw_ip_frame(payload: bytes) -> bytes:
+    """A raw IPv4 / UDP packet (link type 101) carrying ``payload``."""
+    from scapy.layers.inet import IP, UDP
+
+    return bytes(IP(src="203.0.113.1", dst="203.0.113.2") / UDP(sport=5060, dport=5060) / payload)
+
+
+RTP = b"\x80\x00\x00\x01" + b"\x00" * 168
+"""An RTP packet (version 2, PT 0): a payload that is not SIP."""
+
+
 def write_sip_rtp_pcap(path: Path, frames: int = 200_000, sip_every: int = 100) -> None:
     """A large Ethernet/IPv4/UDP capture, mostly RTP with a SIP request every ``sip_every``
     frames (50 frames a second): the input of the speed measurement."""

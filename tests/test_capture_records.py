@@ -8,36 +8,27 @@ import struct
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import IP, UDP
 
 from sipflow.capture.packet import CaptureWarning
 from sipflow.capture.reader import CaptureReader, RawFrame, iter_frames, read_raw_frames
 from sipflow.capture.records import Frame, RecordWalker
 from sipflow.errors import CaptureError, UsageError
 from tests.capture_util import (
+    RTP,
     SAMPLES,
     Interface,
     Record,
     Section,
-    ether,
     pcap_bytes,
     pcapng_bytes,
+    raw_ip_frame,
     read_all,
     records,
     sip_request,
     sip_response,
+    udp_frame,
 )
 
-
-def udp_frame(payload: bytes, sport: int = 5060, dport: int = 5060) -> bytes:
-    return bytes(ether() / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=sport, dport=dport) / payload)
-
-
-def raw_ip_frame(payload: bytes) -> bytes:
-    return bytes(IP(src="203.0.113.1", dst="203.0.113.2") / UDP(sport=5060, dport=5060) / payload)
-
-
-RTP = b"\x80\x00\x00\x01" + b"\x00" * 168
 FRAMES = [udp_frame(sip_request()), udp_frame(RTP, 40000, 40002), udp_frame(sip_response()), b""]
 
 
