@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sipflow.capture.packet import Endpoint
 from sipflow.model.dialog import Dialog
@@ -22,6 +22,9 @@ from sipflow.model.session import Negotiation, negotiate
 from sipflow.model.transaction import Transaction
 from sipflow.sip.message import NameAddr, SipRequest, Uri
 from sipflow.sip.parse import parse_name_addrs
+
+if TYPE_CHECKING:
+    from sipflow.model.caller import CallerView
 
 
 class CallKind(StrEnum):
@@ -152,6 +155,8 @@ class Leg:
     transactions: tuple[Transaction, ...]
     messages: tuple[Message, ...]
     _negotiation: Negotiation | None = field(default=None, init=False, repr=False, compare=False)
+    _caller_view: CallerView | None = field(default=None, init=False, repr=False, compare=False)
+    """Kept by ``sipflow.model.caller.caller_view``, which works it out on first use."""
 
     @property
     def negotiation(self) -> Negotiation:

@@ -69,7 +69,10 @@ class CallerView:
 
 
 def caller_view(leg: Leg) -> CallerView:
-    """The caller's view of ``leg``."""
+    """The caller's view of ``leg``, worked out on first use and kept with the leg."""
+    found = leg._caller_view
+    if found is not None:
+        return found
     kind = leg_kind(leg)
     initial = tuple(initial_transactions(leg, kind))
     caller = initial[0].client if initial else leg.messages[0].src
@@ -83,7 +86,7 @@ def caller_view(leg: Leg) -> CallerView:
         (tx for tx in attempts if tx.final_status is not None and 200 <= tx.final_status < 300), None
     )
     ringing = [m for tx in attempts if (m := tx.first_provisional) is not None]
-    return CallerView(
+    view = CallerView(
         kind=kind,
         initial=initial,
         caller=caller,
@@ -92,6 +95,8 @@ def caller_view(leg: Leg) -> CallerView:
         answered=answered,
         first_provisional=min(ringing, key=lambda m: m.timestamp) if ringing else None,
     )
+    object.__setattr__(leg, "_caller_view", view)
+    return view
 
 
 def caller_flow(leg: Leg) -> list[Message]:
