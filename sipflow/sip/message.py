@@ -95,7 +95,6 @@ def split_fields(
 
 
 _COMPACT_OF: Final = {long: short for short, long in COMPACT_FORMS.items()}
-_LINE_PATTERNS: dict[str, re.Pattern[bytes] | None] = {}
 _LINE_PATTERNS_MAX: Final = 4096
 # What str.strip() removes from a name and may stand on its line before the colon (§7.3.1).
 _NAME_BLANKS: Final = rb"[ \t\x0b\x0c\r\x1c-\x1f]*"
@@ -103,28 +102,13 @@ _TOKEN_RE: Final = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 """RFC 3261 §25.1 token: the header names the fast lookup serves (others take the slow path)."""
 
 
-def _line_pattern(key: str) -> re.Pattern[bytes] | None:
-    """A pattern matching, at a line start, a header name whose canonical name is ``key``, its
-    colon and the blanks after it; None for a name that is not a token (left to the slow path)."""
-    pattern = _LINE_PATTERNS.get(key)
-    if pattern is None and key not in _LINE_PATTERNS:
-        if _TOKEN_RE.fullmatch(key) is not None:
-            names = [re.escape(key.encode())]
-            compact = _COMPACT_OF.get(key)
-            if compact is not None:
-                names.append(compact.encode())
-            alternatives = b"|".join(names)
-            pattern = re.compile(rb"^(?:" + alternatives + rb")" + _NAME_BLANKS + rb":[ \t]*", re.I | re.M)
-        if len(_LINE_PATTERNS) < _LINE_PATTERNS_MAX:
-            _LINE_PATTERNS[key] = pattern
-    return pattern
-
-
 _LINES_PATTERNS: dict[tuple[str, ...], re.Pattern[bytes] | None] = {}
 
 
 def _lines_pattern(keys: tuple[str, ...]) -> re.Pattern[bytes] | None:
-    """As ``_line_pattern``, for any of several canonical names; group 1 is the name as written."""
+    """A pattern matching, at a line start, a header name whose canonical name is one of ``keys``
+    (group 1: the name as written), its colon and the blanks after it; None when one of them is
+    not a token (left to the slow path)."""
     pattern = _LINES_PATTERNS.get(keys)
     if pattern is None and keys not in _LINES_PATTERNS:
         if all(_TOKEN_RE.fullmatch(k) is not None for k in keys):
@@ -183,7 +167,7 @@ class Headers:
     def get(self, name: str) -> str | None:
         """The value of the first field called ``name`` (long or compact, any case)."""
         key = canonical_name(name)
-        pattern = _line_pattern(key) if self.plain else None
+        pattern = _lines_pattern((key,)) if self.plain else None
         if pattern is not None:
             m = pattern.search(self.data, self.start, self.end)
             return None if m is None else self._value(m.end())
@@ -195,7 +179,7 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """The values of every field called ``name``, one per header line."""
         key = canonical_name(name)
-        pattern = _line_pattern(key) if self.plain else None
+        pattern = _lines_pattern((key,)) if self.plain else None
         if pattern is not None:
             return [self._value(m.end()) for m in pattern.finditer(self.data, self.start, self.end)]
         return [value for raw_name, value in self.fields if canonical_name(raw_name) == key]
