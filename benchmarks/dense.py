@@ -496,7 +496,7 @@ class Pools:
                     number=f"{prefix}{i // len(tenants):03d}",
                     display=_name(rng),
                     domain=domain,
-                    instance=f'<urn:uuid:{_uuid(rng)}>' if fam.instance else "",
+                    instance=f"<urn:uuid:{_uuid(rng)}>" if fam.instance else "",
                 )
             )
         for c in range(carriers):
@@ -774,10 +774,7 @@ class Leg:
             rng = self.rng
             sent = f"{top};branch=z9hG4bK{_hex(rng, 4)}.{_hex(rng, 32)}.0"
             ip = sender.inner_via.split(":")[0]
-            inner = (
-                f"Via: SIP/2.0/UDP {sender.inner_via};received={ip};rport=5060;"
-                f"branch=z9hG4bK{branch}"
-            )
+            inner = f"Via: SIP/2.0/UDP {sender.inner_via};received={ip};rport=5060;branch=z9hG4bK{branch}"
             return [sent, inner], [sent, inner]
         if sender.family.rport:
             sent = f"{top};rport;branch=z9hG4bK{branch}"
@@ -1542,6 +1539,7 @@ def _stats_of(data: dict[str, object]) -> Stats:
 
 def describe(data: dict[str, object], out: Path) -> str:
     """Human summary of what was written."""
+
     def d(key: str) -> dict[str, object]:
         v = data[key]
         assert isinstance(v, dict)

@@ -35,8 +35,8 @@ else:
     _instrumented = contextlib.nullcontext()
 
 with _instrumented:
-    from sipflow.capture.packet import Packet
     from sipflow.capture.reader import CaptureReader
+    from sipflow.capture.types import SipPayload
     from sipflow.errors import CaptureError
 
 
@@ -60,7 +60,7 @@ def read(data: bytes) -> None:
             return
         with reader:
             for packet in reader:
-                assert isinstance(packet, Packet)
+                assert isinstance(packet, SipPayload)
                 assert isinstance(packet.payload, bytes)
     finally:
         os.unlink(path)

@@ -30,7 +30,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
-from sipflow.capture.packet import Endpoint, Packet
+from sipflow.capture.types import Endpoint, SipPayload
 from sipflow.sip.message import SipRequest, SipResponse
 
 DEDUPE_WINDOW = 0.005
@@ -64,7 +64,7 @@ class DuplicateKey(NamedTuple):
     dst: Endpoint
 
 
-def duplicate_key(packet: Packet, sip: SipRequest | SipResponse) -> DuplicateKey | None:
+def duplicate_key(packet: SipPayload, sip: SipRequest | SipResponse) -> DuplicateKey | None:
     """The key of ``sip`` as captured in ``packet``; None without a Call-ID or CSeq."""
     if sip.call_id is None or sip.cseq is None:
         return None
@@ -138,7 +138,7 @@ CapturePoint = tuple[str, int]
 """(file, interface id): where a packet was captured."""
 
 
-def capture_point(packet: Packet) -> CapturePoint:
+def capture_point(packet: SipPayload) -> CapturePoint:
     return packet.file, packet.interface
 
 
@@ -146,7 +146,7 @@ def capture_point(packet: Packet) -> CapturePoint:
 class Merged(Generic[T]):
     """An item as the :class:`Deduplicator` releases it."""
 
-    packet: Packet
+    packet: SipPayload
     """The first capture of the message (in time order)."""
     item: T
     """What the caller pushed with it (the parsed message, or a parse failure)."""
@@ -156,17 +156,17 @@ class Merged(Generic[T]):
 
 @dataclass(slots=True)
 class _Held(Generic[T]):
-    packet: Packet
+    packet: SipPayload
     item: T
     key: Hashable | None
-    copies: list[Packet] = field(default_factory=list)
+    copies: list[SipPayload] = field(default_factory=list)
 
     def seen_at(self, point: CapturePoint) -> bool:
         if capture_point(self.packet) == point:
             return True
         return any(capture_point(c) == point for c in self.copies)
 
-    def same_datagram(self, packet: Packet, point: CapturePoint) -> bool:
+    def same_datagram(self, packet: SipPayload, point: CapturePoint) -> bool:
         """``packet`` repeats a capture of this message at ``point``: the same bytes and,
         where both have one, the same IPv4 identification (a new one is a new datagram)."""
         for seen in (self.packet, *self.copies):
@@ -212,7 +212,7 @@ class Deduplicator(Generic[T]):
         self._held: deque[_Held[T]] = deque()
         self._by_key: dict[Hashable, list[_Held[T]]] = {}
 
-    def push(self, packet: Packet, item: T, key: Hashable | None) -> list[Merged[T]]:
+    def push(self, packet: SipPayload, item: T, key: Hashable | None) -> list[Merged[T]]:
         """Account for one packet; returns the items now older than the window, oldest first.
 
         ``key`` is the message's ``DuplicateKey``, or, where every packet comes from one

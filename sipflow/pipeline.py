@@ -1,6 +1,6 @@
 """The pipeline as one function: ``analyze(paths) -> Analysis``.
 
-files ──► capture.CaptureReader ──► Packet ──► sip.parse_message ──► model.Tracker ──► calls
+files ──► capture.CaptureReader ──► SipPayload ──► sip.parse_message ──► model.Tracker ──► calls
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from sipflow.capture.packet import CaptureStats, CaptureWarning, Packet
 from sipflow.capture.reader import CaptureReader
+from sipflow.capture.types import CaptureStats, CaptureWarning, SipPayload
 from sipflow.correlate import CorrelationOptions, correlate, related_calls
 from sipflow.errors import ParseError, UsageError
 from sipflow.merge import PRESCAN_PACKETS, Deduplicator, DuplicateKey, Merged, duplicate_key, estimate_skew
@@ -105,13 +105,13 @@ class _Points:
         return tuple(out)
 
 
-_Pairs = Iterable[tuple[Packet, Parsed]]
+_Pairs = Iterable[tuple[SipPayload, Parsed]]
 """A file's packets with their parsed SIP (``sipflow.readahead``)."""
 
 
 def _merged(
     sources: Sequence[tuple[str, _Pairs]], points: _Points, skews: Mapping[str, float]
-) -> Iterator[tuple[Packet, Parsed]]:
+) -> Iterator[tuple[SipPayload, Parsed]]:
     streams = [_shifted(name, pairs, points, skews) for name, pairs in sources]
     if len(streams) == 1:
         return streams[0]
@@ -122,7 +122,7 @@ def _merged(
 
 def _shifted(
     file: str, pairs: _Pairs, points: _Points, skews: Mapping[str, float]
-) -> Iterator[tuple[Packet, Parsed]]:
+) -> Iterator[tuple[SipPayload, Parsed]]:
     """A file's pairs with each capture point's skew taken out, in time order again."""
     own = {n: skews[n] for n in points.by_file.get(file, ()) if n in skews}
     if not own:
@@ -139,7 +139,7 @@ def _shifted(
     # Interfaces with different clocks in one file: a packet read at raw time R has a later
     # one at no less than R - lead once shifted, so what is older than that can go.
     lead = max(0.0, *own.values())
-    held: list[tuple[float, int, tuple[Packet, Parsed]]] = []
+    held: list[tuple[float, int, tuple[SipPayload, Parsed]]] = []
     name = points.name
     for seq, (packet, item) in enumerate(pairs):
         raw = packet.timestamp
@@ -225,9 +225,9 @@ class _CallIdLimit:
         self.tracker = tracker
         self.limit = limit
         self.untracked = 0
-        self.first: Packet | None = None
+        self.first: SipPayload | None = None
 
-    def admits(self, packet: Packet, sip: SipRequest | SipResponse) -> bool:
+    def admits(self, packet: SipPayload, sip: SipRequest | SipResponse) -> bool:
         tracker = self.tracker
         if self.limit is None or tracker.leg_count < self.limit or tracker.has_leg(sip.call_id):
             return True

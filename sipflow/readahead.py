@@ -5,7 +5,7 @@ reads a batch of packets, then parses the batch. The worker source runs the same
 child process and hands the pairs over a pipe, so that one file's reading, decoding and SIP
 parsing (about 40 % of the work on a SIP-dense capture) runs on a second core while this
 process builds the model: identical results (the same functions on the same bytes; each
-process has its own parser caches), sent as the flat tuples of ``Packet.__reduce__`` and
+process has its own parser caches), sent as the flat tuples of ``SipPayload.__reduce__`` and
 ``SipRequest.__reduce__``. The pipe's buffer bounds how far the worker runs ahead.
 """
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Final
 
-from sipflow.capture.packet import CaptureStats, CaptureWarning, Packet, restore_packet
 from sipflow.capture.reader import CaptureReader
+from sipflow.capture.types import CaptureStats, CaptureWarning, SipPayload, restore_sip_payload
 from sipflow.errors import CaptureError, ParseError
 from sipflow.sip.message import SipRequest, SipResponse, restore_message
 from sipflow.sip.parse import parse_message, parse_truncated
@@ -51,12 +51,12 @@ PARALLEL_MIN_BYTES: Final = 8 << 20
 this process: starting a worker costs more than it saves."""
 
 
-def parse_packet(packet: Packet) -> SipRequest | SipResponse:
+def parse_packet(packet: SipPayload) -> SipRequest | SipResponse:
     """Parse a packet's SIP (``parse_truncated`` where the capture cut it short)."""
     return parse_truncated(packet.payload) if packet.truncated else parse_message(packet.payload)
 
 
-def parse_or_failure(packet: Packet) -> Parsed:
+def parse_or_failure(packet: SipPayload) -> Parsed:
     """``parse_packet``, with a ``ParseFailure`` for a payload that holds no message."""
     try:
         return parse_packet(packet)
@@ -64,7 +64,7 @@ def parse_or_failure(packet: Packet) -> Parsed:
         return ParseFailure(exc.reason, exc.offset)
 
 
-def read_parsed(reader: CaptureReader) -> Iterator[tuple[Packet, Parsed]]:
+def read_parsed(reader: CaptureReader) -> Iterator[tuple[SipPayload, Parsed]]:
     """The reader's packets with their parsed SIP, a batch at a time, in this process."""
     packets = iter(reader)
     while batch := list(itertools.islice(packets, BATCH)):
@@ -132,7 +132,7 @@ class WorkerSource:
         self._process.start()
         send.close()  # the child holds the sending end now
 
-    def __iter__(self) -> Iterator[tuple[Packet, Parsed]]:
+    def __iter__(self) -> Iterator[tuple[SipPayload, Parsed]]:
         reader = self.reader
         try:
             while True:
@@ -150,7 +150,7 @@ class WorkerSource:
                     reader.position = message[2]
                     for packet, item in message[1]:
                         sip = item if isinstance(item, ParseFailure) else restore_message(*item)
-                        yield restore_packet(*packet), sip
+                        yield restore_sip_payload(*packet), sip
                 elif kind == "end":
                     self._adopt(*message[1])
                     return

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from sipflow.capture.decode import Decoder
-from sipflow.capture.packet import Packet
 from sipflow.capture.reader import CaptureReader
+from sipflow.capture.types import SipPayload
 from tests.conftest import SHARED_CAPTURES
 
 SAMPLES = SHARED_CAPTURES
@@ -255,14 +255,16 @@ def write_sip_rtp_pcap(path: Path, frames: int = 200_000, sip_every: int = 100) 
 # --- running ------------------------------------------------------------------------------------
 
 
-def read_all(path: Path | str, **kwargs: str) -> tuple[list[Packet], CaptureReader]:
+def read_all(path: Path | str, **kwargs: str) -> tuple[list[SipPayload], CaptureReader]:
     """All packets of a file and the (closed) reader, for its stats and warnings."""
     with CaptureReader(path, **kwargs) as reader:
         packets = list(reader)
     return packets, reader
 
 
-def write_and_read(tmp_path: Path, data: bytes, name: str = "t.pcap") -> tuple[list[Packet], CaptureReader]:
+def write_and_read(
+    tmp_path: Path, data: bytes, name: str = "t.pcap"
+) -> tuple[list[SipPayload], CaptureReader]:
     path = tmp_path / name
     path.write_bytes(data)
     return read_all(path)
@@ -270,10 +272,10 @@ def write_and_read(tmp_path: Path, data: bytes, name: str = "t.pcap") -> tuple[l
 
 def decode_frames(
     frames: Sequence[bytes], linktype: int = 1, decoder: Decoder | None = None
-) -> tuple[list[Packet], Decoder]:
+) -> tuple[list[SipPayload], Decoder]:
     """Feed frames (numbered from 1, 1 ms apart) to a decoder, then finish it."""
     d = decoder if decoder is not None else Decoder(file="test")
-    out: list[Packet] = []
+    out: list[SipPayload] = []
     for i, frame in enumerate(frames, start=1):
         out.extend(d.feed(i, 1_700_000_000 + i / 1000, linktype, frame, len(frame)))
     out.extend(d.finish())

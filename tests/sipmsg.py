@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sipflow.capture.packet import Endpoint, Packet, Transport
+from sipflow.capture.types import Endpoint, SipPayload, Transport
 from sipflow.model.message import Message
 from sipflow.model.tracker import Tracker
 from sipflow.sip.parse import parse_message
@@ -79,7 +79,7 @@ class Feeder:
 
     def __call__(self, t: float, src: Endpoint, dst: Endpoint, data: bytes) -> Message:
         self.frame += 1
-        packet = Packet(
+        packet = SipPayload(
             frame=self.frame,
             frames=(self.frame,),
             timestamp=1_700_000_000.0 + t,

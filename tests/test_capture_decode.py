@@ -22,7 +22,7 @@ from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
 from sipflow.capture.decode import Decoder
-from sipflow.capture.packet import Endpoint, Transport
+from sipflow.capture.types import Endpoint, Transport
 from tests.capture_util import (
     MAC_A,
     MAC_B,

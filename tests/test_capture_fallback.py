@@ -10,7 +10,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import LLC, SNAP
 
 from sipflow.capture import fallback
-from sipflow.capture.packet import Endpoint
+from sipflow.capture.types import Endpoint
 from tests.capture_util import decode_frames, pcap_bytes, records, sip_request, write_and_read
 from tests.conftest import run_tshark
 

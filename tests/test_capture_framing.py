@@ -25,7 +25,7 @@ from sipflow.capture.framing import (
     StreamBytes,
     WebSocketFramer,
 )
-from sipflow.capture.packet import CaptureStats, Endpoint, Packet, Transport
+from sipflow.capture.types import CaptureStats, Endpoint, SipPayload, Transport
 
 A = Endpoint("192.0.2.1", 5060)
 B = Endpoint("192.0.2.2", 5060)
@@ -96,12 +96,12 @@ class Harness:
         )
         self.b = StreamBytes(A, B, self.stats)
         self.framer: Framer = Sniffer(self.ctx) if framer is None else framer(self.ctx)  # type: ignore[call-arg]
-        self.packets: list[Packet] = []
+        self.packets: list[SipPayload] = []
         self.frame = 0
 
-    def feed(self, *chunks: bytes) -> list[Packet]:
+    def feed(self, *chunks: bytes) -> list[SipPayload]:
         """Each chunk as the next frame's octets, framed as it arrives."""
-        out: list[Packet] = []
+        out: list[SipPayload] = []
         for chunk in chunks:
             self.frame += 1
             self.b.append(chunk, self.frame, float(self.frame))
@@ -109,14 +109,14 @@ class Harness:
         self.packets += out
         return out
 
-    def gap(self, nbytes: int) -> list[Packet]:
-        out: list[Packet] = []
+    def gap(self, nbytes: int) -> list[SipPayload]:
+        out: list[SipPayload] = []
         self.framer = self.framer.gap(self.b, nbytes, out)
         self.packets += out
         return out
 
-    def end(self) -> list[Packet]:
-        out: list[Packet] = []
+    def end(self) -> list[SipPayload]:
+        out: list[SipPayload] = []
         self.framer.end(self.b, out)
         self.packets += out
         assert not self.b.data and not self.b.segs  # every octet accounted for

@@ -13,8 +13,8 @@ import struct
 
 from sipflow.capture import detect
 from sipflow.capture.framing import RTP_OVER_TCP, RtpFramer, SipFramer
-from sipflow.capture.packet import CaptureStats, Packet
 from sipflow.capture.tcp import ACK, FIN, SYN, TcpReassembler
+from sipflow.capture.types import CaptureStats, SipPayload
 from tests.capture_util import decode_frames
 from tests.captures import make_superlinear as ms
 
@@ -56,7 +56,7 @@ class Media:
         self.warnings: list[tuple[str, int | None]] = []
         self.tcp = TcpReassembler(stats=self.stats, warn=lambda m, f: self.warnings.append((m, f)), **kwargs)  # type: ignore[arg-type]
         self.frame = 0
-        self.packets: list[Packet] = []
+        self.packets: list[SipPayload] = []
         self.send(-1, b"", SYN)
 
     def send(self, offset: int, data: bytes, flags: int = ACK, *, missing: int = 0) -> None:

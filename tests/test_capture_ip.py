@@ -11,7 +11,7 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6
 
 from sipflow.capture.decode import Decoder
 from sipflow.capture.ip import FragmentReassembler, MalformedHeader, format_address, walk_ipv6_extensions
-from sipflow.capture.packet import Transport
+from sipflow.capture.types import Transport
 from tests.capture_util import big_invite, decode_frames, ether, pcap_bytes, read_all, records
 from tests.conftest import run_tshark
 

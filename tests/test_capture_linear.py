@@ -28,8 +28,8 @@ from sipflow.capture import detect
 from sipflow.capture.decode import Decoder
 from sipflow.capture.framing import WebSocketFramer
 from sipflow.capture.ip import MAX_FRAGMENTS, FragmentReassembler
-from sipflow.capture.packet import CaptureStats, Packet, Transport
 from sipflow.capture.tcp import MAX_LINE, TcpReassembler
+from sipflow.capture.types import CaptureStats, SipPayload, Transport
 from tests.capture_util import decode_frames, read_all
 from tests.captures import make_superlinear as ms
 
@@ -64,9 +64,9 @@ def assert_linear(cost: Callable[[int], int], n: int) -> None:
     assert two <= 2.1 * one and four <= 2.1 * two, (one, two, four)
 
 
-def feed(frames: Iterable[bytes], decoder: Decoder) -> list[Packet]:
+def feed(frames: Iterable[bytes], decoder: Decoder) -> list[SipPayload]:
     """Frames numbered from 1, 1 ms apart, then the end of the capture."""
-    out: list[Packet] = []
+    out: list[SipPayload] = []
     for i, frame in enumerate(frames, start=1):
         out += decoder.feed(i, 1_700_000_000 + i / 1000, 1, frame, len(frame))
     return out + decoder.finish()
@@ -154,7 +154,7 @@ def test_overlaps_are_still_found_with_ranges() -> None:
 # --- TCP ------------------------------------------------------------------------------------------
 
 
-def tcp_packets(frames: Iterable[bytes]) -> tuple[list[Packet], Decoder]:
+def tcp_packets(frames: Iterable[bytes]) -> tuple[list[SipPayload], Decoder]:
     d = Decoder(file="t")
     return feed(frames, d), d
 
@@ -170,8 +170,8 @@ class Tcp:
 
     def feed(
         self, frames: Iterable[bytes], check: Callable[[TcpReassembler], None] | None = None
-    ) -> list[Packet]:
-        out: list[Packet] = []
+    ) -> list[SipPayload]:
+        out: list[SipPayload] = []
         for f in frames:
             self.frame += 1
             sport, dport, seq, ack = struct.unpack_from("!HHII", f, 34)
@@ -193,7 +193,7 @@ def test_segments_far_out_of_window_cost_linear_work_and_leave_the_stream_alone(
 
     def run(n: int) -> int:
         t = Tcp()
-        out: list[Packet] = []
+        out: list[SipPayload] = []
         cost = work(lambda: out.extend(t.feed(ms.tcp_far_out_of_window(n, message), bounded)))
         assert [p.payload for p in out] == [message] and not out[0].truncated
         assert t.stats.non_sip == {detect.OTHER_TCP: n, detect.TCP_CONTROL: 1}
@@ -251,7 +251,7 @@ def test_junk_that_keeps_the_start_line_search_busy_costs_each_octet_once() -> N
         return out
 
     def run(n: int) -> int:
-        got: list[Packet] = []
+        got: list[SipPayload] = []
         cost = work(lambda: got.extend(tcp_packets(frames(n))[0]))
         assert [p.payload for p in got] == [message]
         assert cost < 60 * 12 * n, cost  # a bounded number of lines per candidate in the input
@@ -325,7 +325,7 @@ def test_continuation_frames_cost_linear_work_and_bounded_memory() -> None:
 
     def run(n: int) -> int:
         t = Tcp(max_message=cap)
-        out: list[Packet] = []
+        out: list[SipPayload] = []
         cost = work(lambda: out.extend(t.feed(ms.ws_continuations(n, 500), held)))
         assert len(out) == 1 and len(out[0].payload) == cap and out[0].truncated
         tracemalloc.start()

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sipflow.capture.decode import SUPPORTED_LINKTYPES, Decoder
-from sipflow.capture.packet import CaptureStats, Packet
 from sipflow.capture.reader import CaptureReader
 from sipflow.capture.tcp import ACK, SYN, TcpReassembler
+from sipflow.capture.types import CaptureStats, SipPayload
 from sipflow.errors import CaptureError
 from tests.capture_util import SAMPLES, sip_request, sip_response
 
@@ -48,7 +48,7 @@ def read_bytes(data: bytes) -> None:
         try:
             with CaptureReader(path) as reader:
                 for packet in reader:
-                    assert isinstance(packet, Packet)
+                    assert isinstance(packet, SipPayload)
         except CaptureError as exc:
             assert "\n" not in str(exc)
             return
@@ -127,7 +127,7 @@ def test_decoder_on_random_frames(frames: list[tuple[int, bytes, bytes, int]]) -
     for number, (linktype, prefix, data, extra) in enumerate(frames, start=1):
         frame = prefix + data
         out = decoder.feed(number, float(number), linktype, frame, len(frame) + extra)
-        assert all(isinstance(p, Packet) for p in out)
+        assert all(isinstance(p, SipPayload) for p in out)
     decoder.finish()
     assert not any("undecodable" in w.message for w in decoder.warnings), decoder.warnings
     assert decoder.stats.frames == len(frames)

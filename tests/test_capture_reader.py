@@ -14,8 +14,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import CookedLinux
 
 from sipflow.capture import reader as reader_module
-from sipflow.capture.packet import Transport
 from sipflow.capture.reader import CaptureReader, read_packets
+from sipflow.capture.types import Transport
 from sipflow.errors import CaptureError, UsageError
 from tests.capture_util import (
     RTP,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sipflow.capture.packet import CaptureWarning
 from sipflow.capture.reader import CaptureReader, RawFrame, iter_frames, read_raw_frames
 from sipflow.capture.records import Frame, RecordWalker
+from sipflow.capture.types import CaptureWarning
 from sipflow.errors import CaptureError, UsageError
 from tests.capture_util import (
     RTP,

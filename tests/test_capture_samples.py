@@ -20,7 +20,7 @@ from scapy.config import conf
 from scapy.layers.inet import UDP
 from scapy.utils import RawPcapReader
 
-from sipflow.capture.packet import Transport
+from sipflow.capture.types import Transport
 from tests.capture_util import SAMPLES, read_all
 
 pytestmark = pytest.mark.skipif(

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from scapy.layers.inet import IP, TCP
 
-from sipflow.capture.packet import CaptureStats, Packet, Transport
 from sipflow.capture.tcp import ACK, FIN, RST, SYN, TcpReassembler, content_length
+from sipflow.capture.types import CaptureStats, SipPayload, Transport
 from tests.capture_util import ether, pcap_bytes, read_all, records, sip_request, sip_response
 from tests.conftest import run_tshark
 
@@ -31,7 +31,7 @@ class Flow:
         )  # type: ignore[arg-type]
         self.frame = 0
         self.isn = isn
-        self.packets: list[Packet] = []
+        self.packets: list[SipPayload] = []
 
     def send(
         self,
@@ -43,7 +43,7 @@ class Flow:
         ack: int = 0,
         missing: int = 0,
         ts: float | None = None,
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         """A segment whose first octet is ``offset`` octets into the stream (0 = first data octet)."""
         self.frame += 1
         src, sport, dst, dport = (B, 5061, A, 5060) if reverse else (A, 5060, B, 5061)
@@ -60,7 +60,7 @@ class Flow:
     def syn(self) -> None:
         self.send(0, flags=SYN)
 
-    def finish(self) -> list[Packet]:
+    def finish(self) -> list[SipPayload]:
         out = self.tcp.finish()
         self.packets += out
         return out

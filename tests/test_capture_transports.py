@@ -16,7 +16,7 @@ from scapy.layers.sctp import SCTP, SCTPChunkData
 
 from sipflow.capture import hep, websocket
 from sipflow.capture.decode import TLS_CONVERSATIONS
-from sipflow.capture.packet import Endpoint, Transport
+from sipflow.capture.types import Endpoint, Transport
 from tests.capture_util import decode_frames, ether, pcap_bytes, read_all, records, sip_request, sip_response
 from tests.conftest import run_tshark
 

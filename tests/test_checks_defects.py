@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sipflow.capture.packet import Packet, Transport
+from sipflow.capture.types import SipPayload, Transport
 from sipflow.checks.config import CheckConfig, load_config
 from sipflow.checks.defects import COVERED, FAMILY
 from sipflow.checks.finding import Severity
@@ -28,8 +28,8 @@ from tests.test_sip_rfc4475 import CODES, RFC4475
 DATE = "sip.malformed.date"
 
 
-def packet(frame: int, data: bytes, *, truncated: bool) -> Packet:
-    return Packet(
+def packet(frame: int, data: bytes, *, truncated: bool) -> SipPayload:
+    return SipPayload(
         frame=frame,
         frames=(frame,),
         timestamp=T0,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sipflow.capture.packet import Endpoint
+from sipflow.capture.types import Endpoint
 from sipflow.checks.config import CheckConfig, load_config
 from sipflow.checks.finding import Finding, Severity
 from sipflow.checks.reason import decode_reason

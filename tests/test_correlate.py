@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sipflow import analyze
-from sipflow.capture.packet import Endpoint
+from sipflow.capture.types import Endpoint
 from sipflow.correlate import CorrelationOptions, HeaderRule, correlate
 from sipflow.model.call import Leg
 from tests.conftest import SAMPLES, SHARED_CAPTURES, shared_captures

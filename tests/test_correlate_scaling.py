@@ -19,7 +19,7 @@ import pytest
 import sipflow.assign as assign_module
 import sipflow.correlate as correlate_module
 from sipflow.assign import AssignmentStats, assign, hungarian, sparse_matching
-from sipflow.capture.packet import Endpoint
+from sipflow.capture.types import Endpoint
 from sipflow.correlate import (
     CorrelationStats,
     Group,

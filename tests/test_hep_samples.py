@@ -29,7 +29,7 @@ import pytest
 from click.testing import CliRunner
 
 from sipflow import analyze
-from sipflow.capture.packet import Endpoint, Transport
+from sipflow.capture.types import Endpoint, Transport
 from sipflow.cli import main
 from sipflow.model.analysis import Analysis
 from sipflow.model.message import Message

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sipflow.capture.packet import Endpoint, Packet, Transport
+from sipflow.capture.types import Endpoint, SipPayload, Transport
 from sipflow.cli import main
 from sipflow.errors import UsageError
 from sipflow.merge import DEDUPE_WINDOW, Deduplicator, DuplicateKey, duplicate_key, estimate_skew
@@ -35,8 +35,8 @@ def packet(
     *,
     interface: int = 0,
     ip_id: int | None = None,
-) -> Packet:
-    return Packet(
+) -> SipPayload:
+    return SipPayload(
         interface=interface,
         ip_id=ip_id,
         frame=frame,
@@ -50,12 +50,12 @@ def packet(
     )
 
 
-def key(p: Packet) -> DuplicateKey | None:
+def key(p: SipPayload) -> DuplicateKey | None:
     return duplicate_key(p, parse_message(p.payload))
 
 
 def run_dedupe(
-    packets: list[Packet], window: float = DEDUPE_WINDOW
+    packets: list[SipPayload], window: float = DEDUPE_WINDOW
 ) -> tuple[list[tuple[str, int, tuple[tuple[str, int], ...]]], int]:
     dedupe: Deduplicator[int] = Deduplicator(window)
     out = []

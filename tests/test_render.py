@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sipflow.capture.packet import Endpoint
+from sipflow.capture.types import Endpoint
 from sipflow.model.call import Call, build_call
 from sipflow.render.ladder import ArrowClass, build_ladder
 from sipflow.render.terminal import ladder_lines

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 import sipflow
-from sipflow.capture.packet import Endpoint
+from sipflow.capture.types import Endpoint
 from sipflow.errors import UsageError
 from sipflow.model.call import Call, build_call
 from sipflow.render import graphviz as gv

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from sipflow import analyze
-from sipflow.capture.packet import Endpoint, Transport
+from sipflow.capture.types import Endpoint, Transport
 from tests.conftest import SAMPLES
 
 ALICE = Endpoint("127.0.0.10", 5060)

@@ -109,9 +109,42 @@ def test_fast_path_is_taken_for_plain_messages() -> None:
 
 _PIECES = st.sampled_from(
     [
-        "", " ", "\t", '"', "\\", "<", ">", ";", "=", ",", ":", "tag", "TAG", "branch", "BrAnch", "z9hG4bK1",
-        "sip:a@b", "[2001:db8::1]", "10.0.0.1", ":5060", ":99999", ":065535", "SIP/2.0/UDP ", "SIP/2.0/tcp ",
-        "é", "\u00a0", "\x1c", "\x0c", "\xff", "\r", "\n", "\r\n", "\r\n ", "lr", "rport", "received=1.2.3.4",
+        "",
+        " ",
+        "\t",
+        '"',
+        "\\",
+        "<",
+        ">",
+        ";",
+        "=",
+        ",",
+        ":",
+        "tag",
+        "TAG",
+        "branch",
+        "BrAnch",
+        "z9hG4bK1",
+        "sip:a@b",
+        "[2001:db8::1]",
+        "10.0.0.1",
+        ":5060",
+        ":99999",
+        ":065535",
+        "SIP/2.0/UDP ",
+        "SIP/2.0/tcp ",
+        "é",
+        "\u00a0",
+        "\x1c",
+        "\x0c",
+        "\xff",
+        "\r",
+        "\n",
+        "\r\n",
+        "\r\n ",
+        "lr",
+        "rport",
+        "received=1.2.3.4",
     ]
 )
 _VALUE = st.lists(_PIECES, max_size=12).map("".join)
@@ -149,7 +182,7 @@ def test_scan_needs_no_more_than_its_bytes() -> None:
     difference or a crash)."""
     data = (
         b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bKq\r\nFrom: <sip:a@h>;tag=9\r\n"
-        b"To: \"B\" <sip:b@h>;tag=8\r\nCall-ID: x\r\nCSeq: 2 BYE\r\n\r\n"
+        b'To: "B" <sip:b@h>;tag=8\r\nCall-ID: x\r\nCSeq: 2 BYE\r\n\r\n'
     )
     for cut in range(len(data) + 1):
         _same(data[:cut])

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 import sipflow
 from sipflow.capture import detect, hep
-from sipflow.capture.packet import CaptureStats, Endpoint, Packet, Transport
 from sipflow.capture.tcp import ACK, MAX_HANDSHAKE, SYN, TcpReassembler
+from sipflow.capture.types import CaptureStats, Endpoint, SipPayload, Transport
 from sipflow.cli import main
 from tests.capture_util import decode_frames, read_all
 from tests.captures import make_transports as mt
@@ -110,7 +110,7 @@ def test_hep3_over_tcp_cli() -> None:
 
 
 def test_hep3_over_tcp_and_over_udp_give_the_same_packet() -> None:
-    """One shared HEP → Packet conversion: only the outer frame numbers differ."""
+    """One shared HEP → SipPayload conversion: only the outer frame numbers differ."""
     from scapy.layers.inet import IP, UDP
 
     from tests.capture_util import ether
@@ -400,7 +400,7 @@ def test_reassembler_without_flow_helper() -> None:
     warnings: list[tuple[str, int | None]] = []
     tcp = TcpReassembler(stats=stats, warn=lambda m, fr: warnings.append((m, fr)))
     a, b = bytes([192, 0, 2, 10]), bytes([192, 0, 2, 20])
-    out: list[Packet] = []
+    out: list[SipPayload] = []
     out += tcp.segment(1, 1.0, a, 40123, b, 9061, 99, 0, SYN, b"")
     out += tcp.segment(2, 2.0, a, 40123, b, 9061, 100, 0, ACK, HEP["INVITE"] + HEP["100"][:10])
     out += tcp.segment(3, 3.0, a, 40123, b, 9061, 100 + len(HEP["INVITE"]) + 10, 0, ACK, HEP["100"][10:])

@@ -1,7 +1,7 @@
 """Frame decoding, sans-I/O: link layer → IP → UDP/TCP → SIP candidates.
 
 :class:`Decoder` is fed one captured frame at a time (frame number, timestamp, link type,
-bytes) and returns the SIP-bearing :class:`Packet` objects it yields: one per UDP datagram
+bytes) and returns the SIP-bearing :class:`SipPayload` objects it yields: one per UDP datagram
 whose payload starts with a SIP start line, one per SIP message framed out of a TCP stream.
 It never opens a file and never raises on packet content: whatever cannot be decoded is
 counted in :attr:`stats` (and described in :attr:`warnings`) and skipped.
@@ -36,8 +36,15 @@ from sipflow.capture.ip import (
     format_address,
     walk_ipv6_extensions,
 )
-from sipflow.capture.packet import CaptureStats, CaptureWarning, Endpoint, Packet, Transport, make_packet
 from sipflow.capture.tcp import TcpReassembler
+from sipflow.capture.types import (
+    CaptureStats,
+    CaptureWarning,
+    Endpoint,
+    SipPayload,
+    Transport,
+    make_sip_payload,
+)
 
 # Link-layer header types (https://www.tcpdump.org/linktypes.html).
 LINKTYPE_NULL: Final = 0
@@ -164,7 +171,7 @@ class Decoder:
         orig_len: int,
         start: int = 0,
         end: int | None = None,
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         """Decode one frame; return the SIP packets it completes (usually none).
 
         ``data[start:end]`` is the captured frame (``start``/``end`` let a reader pass a record
@@ -208,7 +215,7 @@ class Decoder:
         except (IndexError, ValueError, struct.error) as exc:  # a bug guard: never end the run
             return self._malformed(frame, "frame", f"undecodable frame ({type(exc).__name__}: {exc})")
 
-    def finish(self) -> list[Packet]:
+    def finish(self) -> list[SipPayload]:
         """End of capture: flush TCP streams (incomplete messages flagged truncated) and fragments."""
         if self._finished:
             return []
@@ -242,12 +249,12 @@ class Decoder:
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _malformed(self, frame: int, layer: str, why: str) -> list[Packet]:
+    def _malformed(self, frame: int, layer: str, why: str) -> list[SipPayload]:
         self.stats.count_unsupported(f"malformed {layer}")
         self.warn(f"malformed {layer}: {why}; skipped", frame)
         return []
 
-    def _count(self, kind: str, n: int = 1) -> list[Packet]:
+    def _count(self, kind: str, n: int = 1) -> list[SipPayload]:
         c = self.stats.non_sip
         c[kind] = c.get(kind, 0) + n
         return []
@@ -267,7 +274,7 @@ class Decoder:
 
     def _link(
         self, frame: int, ts: float, linktype: int, data: bytes, off: int, end: int, trunc: bool
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         if linktype == LINKTYPE_LINUX_SLL:
             # https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL.html: protocol at octet 14.
             if end - off < 16:
@@ -315,7 +322,7 @@ class Decoder:
 
     def _ethernet(
         self, frame: int, ts: float, data: bytes, off: int, end: int, trunc: bool, depth: int
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         if end - off < 14:
             return self._malformed(frame, "Ethernet", "frame shorter than an Ethernet header")
         et = data[off + 12] << 8 | data[off + 13]
@@ -323,7 +330,7 @@ class Decoder:
 
     def _ethertype(
         self, frame: int, ts: float, et: int, data: bytes, off: int, end: int, trunc: bool, depth: int
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         # IEEE 802.1Q / 802.1ad tags, any number of them (QinQ).
         while et in _ET_VLAN_TAGS:
             if end - off < 4:
@@ -354,7 +361,7 @@ class Decoder:
 
     def _mpls(
         self, frame: int, ts: float, data: bytes, off: int, end: int, trunc: bool, depth: int
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         # RFC 3032 §2.1: label stack entries until the bottom-of-stack bit.
         while True:
             if end - off < 4:
@@ -377,7 +384,7 @@ class Decoder:
 
     def _ppp(
         self, frame: int, ts: float, data: bytes, off: int, end: int, trunc: bool, depth: int
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         # RFC 1662 §3.1: optional address 0xFF and control 0x03.
         if end - off >= 2 and data[off] == 0xFF and data[off + 1] == 0x03:
             off += 2
@@ -385,7 +392,7 @@ class Decoder:
 
     def _ppp_proto(
         self, frame: int, ts: float, data: bytes, off: int, end: int, trunc: bool, depth: int
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         if end - off < 1:
             return self._malformed(frame, "PPP", "protocol field missing")
         # RFC 1661 §6.5: a compressed protocol field is one odd octet.
@@ -405,7 +412,7 @@ class Decoder:
 
     def _raw_ip(
         self, frame: int, ts: float, data: bytes, off: int, end: int, trunc: bool, depth: int
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         if off >= end:
             return self._malformed(frame, "IP", "empty packet")
         version = data[off] >> 4
@@ -419,7 +426,7 @@ class Decoder:
 
     def _ipv4(
         self, frame: int, ts: float, data: bytes, off: int, end: int, trunc: bool, depth: int
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         if end - off < 20:
             return self._malformed(frame, "IPv4", "header cut short")
         b0 = data[off]
@@ -486,7 +493,7 @@ class Decoder:
 
     def _ipv4_unsized(
         self, frame: int, ts: float, data: bytes, off: int, end: int, depth: int
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         """An IPv4 datagram with total length 0 (offload) in a frame cut by the snapshot length."""
         ihl = (data[off] & 15) << 2
         if off + ihl > end:
@@ -509,7 +516,7 @@ class Decoder:
         length: int,
         cut: bool,
         depth: int,
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         # RFC 791 §3.2: fragments are reassembled per (source, destination, protocol, identification).
         word = data[off + 6] << 8 | data[off + 7]
         offset = (word & 0x1FFF) << 3
@@ -539,7 +546,7 @@ class Decoder:
 
     def _ipv6(
         self, frame: int, ts: float, data: bytes, off: int, end: int, trunc: bool, depth: int
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         if end - off < 40:
             return self._malformed(frame, "IPv6", "header cut short")
         if data[off] >> 4 != 6:
@@ -600,7 +607,7 @@ class Decoder:
         ip_end: int,
         cut: bool,
         depth: int,
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         if offset == 0 and not more:
             # RFC 6946 §4: an atomic fragment is processed in isolation.
             return self._ipv6_upper(frame, ts, next_header, src, dst, data, start, ip_end, cut, depth, _EMPTY)
@@ -636,7 +643,7 @@ class Decoder:
         cut: bool,
         depth: int,
         frames: tuple[int, ...],
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         """The fragmentable part of an IPv6 packet: more extension headers, then the payload."""
         try:
             nh, p, frag = walk_ipv6_extensions(data, nh, p, end)
@@ -662,7 +669,7 @@ class Decoder:
         missing: int,
         depth: int,
         frames: tuple[int, ...],
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         """Dispatch an IP payload ``data[p:end]`` by protocol number."""
         # Fragments before the completing one: not SIP unless a SIP datagram says so.
         others = len(frames) - 1 if frames else 0
@@ -728,7 +735,7 @@ class Decoder:
         cut: bool,
         depth: int,
         frames: tuple[int, ...],
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         """A UDP datagram ``data[p:end]`` (header included): one packet if it carries SIP."""
         u = p + 8
         if detect.is_sip_start(data, u, end) or (cut and detect.is_partial_sip_start(data, u, end)):
@@ -736,7 +743,7 @@ class Decoder:
             dport = data[p + 2] << 8 | data[p + 3]
             self.stats.sip_packets += 1
             return [
-                make_packet(
+                make_sip_payload(
                     frame=frame,
                     frames=frames,
                     timestamp=ts,
@@ -764,7 +771,7 @@ class Decoder:
 
     def _hep(
         self, frame: int, ts: float, data: bytes, u: int, end: int, frames: tuple[int, ...], cut: bool
-    ) -> list[Packet] | None:
+    ) -> list[SipPayload] | None:
         """A HEP message (any port): the SIP it carries, with the inner addresses and time."""
         h = hep.decode(data, u, end, cut=cut and data[u : u + 4] == hep.HEP3_MAGIC)
         if h is not None:
@@ -778,13 +785,13 @@ class Decoder:
 
     def _sctp(
         self, frame: int, ts: float, src: bytes, dst: bytes, data: bytes, p: int, end: int, cut: bool
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         """An SCTP packet (RFC 9260 §3): DATA chunks carrying SIP (RFC 4168), one message each."""
         if end - p < 12:
             return self._malformed(frame, "SCTP", "common header cut short")
         sport = data[p] << 8 | data[p + 1]
         dport = data[p + 2] << 8 | data[p + 3]
-        out: list[Packet] = []
+        out: list[SipPayload] = []
         q = p + 12
         while q + 4 <= end:
             ctype, cflags, clen = _SCTP_CHUNK(data, q)
@@ -817,7 +824,7 @@ class Decoder:
         stream: int,
         flags: int,
         chunk: bytes,
-    ) -> Packet | None:
+    ) -> SipPayload | None:
         """One DATA chunk; fragments (B/E flags, RFC 9260 §6.9) are joined in TSN order."""
         key = (src, sport, dst, dport, stream)
         begin, last = flags & 0x02, flags & 0x01
@@ -844,7 +851,7 @@ class Decoder:
             payload, frames = b"".join(got[1]), tuple(sorted(set(got[2])))
         if not detect.is_sip_start(payload):
             return None
-        return make_packet(
+        return make_sip_payload(
             frame=frame,
             frames=frames,
             timestamp=ts,
@@ -857,7 +864,7 @@ class Decoder:
 
     def _tcp_segment(
         self, frame: int, ts: float, src: bytes, dst: bytes, data: bytes, p: int, end: int, missing: int
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         # RFC 9293 §3.1 header: ports, sequence, acknowledgment, data offset, flags.
         if end - p < 20:
             return self._malformed(frame, "TCP", "header cut short")
@@ -879,7 +886,7 @@ class Decoder:
 
     def _gre(
         self, frame: int, ts: float, data: bytes, p: int, end: int, cut: bool, depth: int
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         # RFC 2784 §2.1 (C bit, version 0) with RFC 2890 §2 key (K) and sequence number (S).
         if end - p < 4:
             return self._malformed(frame, "GRE", "header cut short")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from sipflow.capture.packet import SIP_METHODS
+from sipflow.capture.types import SIP_METHODS
 
 # --- kinds counted in CaptureStats.non_sip ------------------------------------------------------
 

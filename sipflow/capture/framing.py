@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from sipflow.capture import detect, hep, websocket
-from sipflow.capture.packet import CaptureStats, Endpoint, Packet, Transport, make_packet
+from sipflow.capture.types import CaptureStats, Endpoint, SipPayload, Transport, make_sip_payload
 
 MAX_LINE: Final = 16384
 """Longest start line waited for before a stream is declared out of sync."""
@@ -227,10 +227,10 @@ class FramerContext:
 
     def packet(
         self, b: StreamBytes, segs: list[Segment], transport: Transport, payload: bytes, truncated: bool
-    ) -> Packet:
+    ) -> SipPayload:
         """The packet of a message framed out of ``segs`` of the stream ``b``."""
         last, frames = span(segs)
-        return make_packet(
+        return make_sip_payload(
             frame=last.frame,
             frames=frames,
             timestamp=last.timestamp,
@@ -260,21 +260,21 @@ class Framer(ABC):
         """What the stream's octets that frame nothing count as in :attr:`CaptureStats.non_sip`."""
 
     @abstractmethod
-    def feed(self, b: StreamBytes, out: list[Packet]) -> Framer:
+    def feed(self, b: StreamBytes, out: list[SipPayload]) -> Framer:
         """``b`` grew: frame what it holds; return the framer for what follows."""
 
     @abstractmethod
-    def gap(self, b: StreamBytes, nbytes: int, out: list[Packet]) -> Framer:
+    def gap(self, b: StreamBytes, nbytes: int, out: list[SipPayload]) -> Framer:
         """``nbytes`` octets after those in ``b`` were never captured (called after :meth:`feed`);
         return the framer for the octets after the hole."""
 
     @abstractmethod
-    def end(self, b: StreamBytes, out: list[Packet]) -> None:
+    def end(self, b: StreamBytes, out: list[SipPayload]) -> None:
         """The stream ends (called after :meth:`feed`): hand up a message in progress
         (truncated), count the rest; ``b`` is left empty."""
 
 
-def run(framer: Framer, b: StreamBytes, out: list[Packet]) -> Framer:
+def run(framer: Framer, b: StreamBytes, out: list[SipPayload]) -> Framer:
     """Feed ``b`` to ``framer`` and to each framer it hands the stream to; the last one."""
     while (nxt := framer.feed(b, out)) is not framer:
         framer = nxt
@@ -294,18 +294,18 @@ class Sniffer(Framer):
         self.scan = 0
         """Where to resume the search for the end of an HTTP header block."""
 
-    def feed(self, b: StreamBytes, out: list[Packet]) -> Framer:
+    def feed(self, b: StreamBytes, out: list[SipPayload]) -> Framer:
         if not b.data:
             return self
         nxt = self._sniff(b, final=False)
         return self if nxt is None else nxt
 
-    def gap(self, b: StreamBytes, nbytes: int, out: list[Packet]) -> Framer:
+    def gap(self, b: StreamBytes, nbytes: int, out: list[SipPayload]) -> Framer:
         if not b.data:
             return self  # nothing in sequence yet: the octets after the hole will tell the kind
         return run(self._decide(b), b, out).gap(b, nbytes, out)
 
-    def end(self, b: StreamBytes, out: list[Packet]) -> None:
+    def end(self, b: StreamBytes, out: list[SipPayload]) -> None:
         if b.data:
             run(self._decide(b), b, out).end(b, out)
 
@@ -366,15 +366,15 @@ class Opaque(Framer):
     __slots__ = ()
     decodes = False
 
-    def feed(self, b: StreamBytes, out: list[Packet]) -> Framer:
+    def feed(self, b: StreamBytes, out: list[SipPayload]) -> Framer:
         if b.data:
             b.consume(len(b.data), self.kind)
         return self
 
-    def gap(self, b: StreamBytes, nbytes: int, out: list[Packet]) -> Framer:
+    def gap(self, b: StreamBytes, nbytes: int, out: list[SipPayload]) -> Framer:
         return self
 
-    def end(self, b: StreamBytes, out: list[Packet]) -> None:
+    def end(self, b: StreamBytes, out: list[SipPayload]) -> None:
         self.feed(b, out)
 
 
@@ -392,7 +392,7 @@ class _Resynchronising(Framer):
     skip: int
     """Octets of an oversized message still to be dropped."""
 
-    def gap(self, b: StreamBytes, nbytes: int, out: list[Packet]) -> Framer:
+    def gap(self, b: StreamBytes, nbytes: int, out: list[SipPayload]) -> Framer:
         if self.skip >= nbytes:
             self.skip -= nbytes  # the hole is inside octets being dropped anyway: still in sync
             return self
@@ -433,7 +433,7 @@ class SipFramer(_Resynchronising):
         self.need = self.scan = self.sep = 0  # positions in the buffer, whose front moves
         return b.consume(n, kind)
 
-    def feed(self, b: StreamBytes, out: list[Packet]) -> Framer:
+    def feed(self, b: StreamBytes, out: list[SipPayload]) -> Framer:
         buf = b.data
         max_message = self.ctx.max_message
         while buf:
@@ -522,7 +522,7 @@ class SipFramer(_Resynchronising):
             self._emit(b, total, out)
         return self
 
-    def end(self, b: StreamBytes, out: list[Packet]) -> None:
+    def end(self, b: StreamBytes, out: list[SipPayload]) -> None:
         buf = b.data
         if not buf:
             return
@@ -549,12 +549,12 @@ class SipFramer(_Resynchronising):
         self.hunting = True
         self.scan = self.sep = 0  # the search starts after offset 0, which is known not to be a start
 
-    def _oversize(self, b: StreamBytes, out: list[Packet], why: str) -> None:
+    def _oversize(self, b: StreamBytes, out: list[SipPayload], why: str) -> None:
         self.ctx.warn_stream(b, f"{why}; handed up truncated", b.last_frame)
         self._emit(b, len(b.data), out, truncated=True)
         self.hunting = True
 
-    def _emit(self, b: StreamBytes, n: int, out: list[Packet], *, truncated: bool = False) -> None:
+    def _emit(self, b: StreamBytes, n: int, out: list[SipPayload], *, truncated: bool = False) -> None:
         payload = bytes(b.data[:n])
         self.need = self.scan = self.sep = 0  # as _consume (inlined: once per message)
         touched = b.consume(n, None)
@@ -576,7 +576,7 @@ class HepFramer(_Resynchronising):
         self.skip = 0
         """Octets of an oversized message still to be dropped."""
 
-    def feed(self, b: StreamBytes, out: list[Packet]) -> Framer:
+    def feed(self, b: StreamBytes, out: list[SipPayload]) -> Framer:
         """Cut HEP3 messages by their total length; each one that carries SIP is one packet."""
         buf = b.data
         max_message = self.ctx.max_message
@@ -615,7 +615,7 @@ class HepFramer(_Resynchronising):
             self._emit(b, h, total, out)
         return self
 
-    def end(self, b: StreamBytes, out: list[Packet]) -> None:
+    def end(self, b: StreamBytes, out: list[SipPayload]) -> None:
         """Hand up the SIP a HEP3 message cut short began (truncated); count the rest."""
         buf = b.data
         if not buf:
@@ -654,7 +654,7 @@ class HepFramer(_Resynchronising):
         self.hunting = True
 
     def _emit(
-        self, b: StreamBytes, h: hep.HepPacket, n: int, out: list[Packet], *, truncated: bool = False
+        self, b: StreamBytes, h: hep.HepPacket, n: int, out: list[SipPayload], *, truncated: bool = False
     ) -> None:
         touched = b.consume(n, None)
         if not touched:
@@ -695,7 +695,7 @@ class WebSocketFramer(Framer):
         """The message in progress outgrew ``max_message``, was handed up truncated, and its
         remaining frames are dropped up to its FIN."""
 
-    def feed(self, b: StreamBytes, out: list[Packet]) -> Framer:
+    def feed(self, b: StreamBytes, out: list[SipPayload]) -> Framer:
         """Skip the HTTP handshake, then cut WebSocket frames; each message is one SIP message."""
         buf = b.data
         max_message = self.ctx.max_message
@@ -751,7 +751,7 @@ class WebSocketFramer(Framer):
                     self.open = self.drop = True  # its later frames are dropped up to its FIN
         return self
 
-    def gap(self, b: StreamBytes, nbytes: int, out: list[Packet]) -> Framer:
+    def gap(self, b: StreamBytes, nbytes: int, out: list[SipPayload]) -> Framer:
         # WebSocket frames cannot be found again after a hole: give the stream up.
         self.ctx.warn_stream(
             b,
@@ -761,7 +761,7 @@ class WebSocketFramer(Framer):
         self.end(b, out)
         return Opaque(self.ctx, detect.WEBSOCKET)
 
-    def end(self, b: StreamBytes, out: list[Packet]) -> None:
+    def end(self, b: StreamBytes, out: list[SipPayload]) -> None:
         """Hand up a message in progress (truncated), drop the rest."""
         buf = b.data
         if self.shaken and buf:
@@ -804,7 +804,7 @@ class WebSocketFramer(Framer):
         )
         return True
 
-    def _emit(self, b: StreamBytes, out: list[Packet], *, truncated: bool = False) -> None:
+    def _emit(self, b: StreamBytes, out: list[SipPayload], *, truncated: bool = False) -> None:
         payload = b"".join(self.parts)
         segs = self.segs
         self.parts, self.segs, self.open, self.drop, self.size = [], [], False, False, 0
@@ -895,7 +895,7 @@ class RtpFramer(Framer):
         self.others = 0
         """Other packets framed (STUN)."""
 
-    def feed(self, b: StreamBytes, out: list[Packet]) -> Framer:
+    def feed(self, b: StreamBytes, out: list[SipPayload]) -> Framer:
         buf = b.data
         while buf:
             if self.skip:
@@ -934,7 +934,7 @@ class RtpFramer(Framer):
             b.consume(total, RTP_OVER_TCP)
         return self
 
-    def gap(self, b: StreamBytes, nbytes: int, out: list[Packet]) -> Framer:
+    def gap(self, b: StreamBytes, nbytes: int, out: list[SipPayload]) -> Framer:
         if self.skip >= nbytes:
             self.skip -= nbytes
             return self
@@ -950,7 +950,7 @@ class RtpFramer(Framer):
         self.hunting = True
         return self
 
-    def end(self, b: StreamBytes, out: list[Packet]) -> None:
+    def end(self, b: StreamBytes, out: list[SipPayload]) -> None:
         if b.data:
             b.consume(len(b.data), RTP_OVER_TCP)
 

@@ -29,7 +29,7 @@ from typing import Final
 
 from sipflow.capture import detect
 from sipflow.capture.ip import format_address
-from sipflow.capture.packet import Endpoint, Packet, Transport, make_packet
+from sipflow.capture.types import Endpoint, SipPayload, Transport, make_sip_payload
 
 _AF_INET: Final = 2
 _AF_INET6: Final = 10
@@ -177,7 +177,7 @@ def sip_transport(h: HepPacket, *, truncated: bool = False) -> Transport | None:
 
 def to_packet(
     h: HepPacket, *, frame: int, frames: tuple[int, ...], timestamp: float, file: str, truncated: bool = False
-) -> Packet | None:
+) -> SipPayload | None:
     """The SIP packet a HEP message carries, with the inner addresses, time and transport.
 
     None when it carries no SIP (another IP protocol, or a payload without a SIP start line).
@@ -187,7 +187,7 @@ def to_packet(
     transport = sip_transport(h, truncated=truncated)
     if transport is None:
         return None
-    return make_packet(
+    return make_sip_payload(
         frame=frame,
         frames=frames,
         timestamp=timestamp if h.timestamp is None else h.timestamp,

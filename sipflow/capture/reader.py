@@ -4,7 +4,7 @@ This is the only module of sipflow that opens files. :class:`CaptureReader` open
 validates its header when it is created (raising :class:`CaptureError` for anything that is
 not a readable capture), then runs its records (walked by
 :class:`~sipflow.capture.records.RecordWalker`, which knows the pcap and pcapng formats)
-through a :class:`Decoder`, yielding SIP-bearing :class:`Packet` objects; or, with
+through a :class:`Decoder`, yielding SIP-bearing :class:`SipPayload` objects; or, with
 :meth:`CaptureReader.frames`, hands out the frames undecoded with their byte offsets. It never
 holds more than one read chunk (plus one record) of the file in memory.
 
@@ -29,8 +29,8 @@ from types import TracebackType
 from typing import Final, NamedTuple
 
 from sipflow.capture.decode import Decoder
-from sipflow.capture.packet import CaptureStats, CaptureWarning, Packet
 from sipflow.capture.records import CHUNK, MAX_BLOCK, MAX_RECORD, Frame, RecordWalker, capture_format
+from sipflow.capture.types import CaptureStats, CaptureWarning, SipPayload
 from sipflow.errors import CaptureError, UsageError
 
 __all__ = [
@@ -147,7 +147,7 @@ class CaptureReader:
     Creating the reader opens the file and validates its header, raising
     :class:`CaptureError` (one line naming the file and byte offset) if it is missing, a
     directory, unreadable, empty, compressed in an unsupported way, or not a pcap/pcapng file.
-    Iterating it (once) yields :class:`Packet` objects in capture order, TCP messages at the
+    Iterating it (once) yields :class:`SipPayload` objects in capture order, TCP messages at the
     frame that completes them; :meth:`frames` yields the frames undecoded instead.
     """
 
@@ -260,12 +260,12 @@ class CaptureReader:
             raise UsageError(f"{self.name}: a CaptureReader can be iterated only once")
         self._started = True
 
-    def __iter__(self) -> Iterator[Packet]:
+    def __iter__(self) -> Iterator[SipPayload]:
         """Stream the file's SIP packets (a reader can be iterated once)."""
         self._start()
         return self._packets()
 
-    def _packets(self) -> Iterator[Packet]:
+    def _packets(self) -> Iterator[SipPayload]:
         inp = self._input
         plain = self.compression is None
         try:
@@ -333,12 +333,12 @@ class CaptureReader:
         return f"<CaptureReader {self.name!r} {self.format}{compression}>"
 
 
-def read_packets(path: str | os.PathLike[str], *, name: str | None = None) -> Iterator[Packet]:
+def read_packets(path: str | os.PathLike[str], *, name: str | None = None) -> Iterator[SipPayload]:
     """Open ``path`` (raising :class:`CaptureError` at once if it is not a readable capture)
     and return an iterator over its SIP packets; the file closes when the iterator ends."""
     reader = CaptureReader(path, name=name)
 
-    def packets() -> Iterator[Packet]:
+    def packets() -> Iterator[SipPayload]:
         with reader:
             yield from reader
 
@@ -370,7 +370,7 @@ class RawFrame(NamedTuple):
     :class:`Frame` that ``sipflow.capture.writer`` copies)."""
 
     frame: int
-    """1-based frame number, as in :attr:`Packet.frame`."""
+    """1-based frame number, as in :attr:`SipPayload.frame`."""
     linktype: int
     """The link type of the frame's interface (pcap header or pcapng IDB)."""
     ticks: int

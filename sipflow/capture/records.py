@@ -29,7 +29,7 @@ from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeVar
 
-from sipflow.capture.packet import CaptureStats, CaptureWarning
+from sipflow.capture.types import CaptureStats, CaptureWarning
 from sipflow.errors import CaptureError, UsageError
 
 CHUNK: Final = 1 << 20
@@ -97,7 +97,7 @@ class Frame:
     """One frame of a capture, undecoded, with where its record is in the file."""
 
     number: int
-    """1-based frame number, as in :attr:`Packet.frame`."""
+    """1-based frame number, as in :attr:`SipPayload.frame`."""
     offset: int
     """Byte offset of the frame's record (pcap record header or pcapng block) in the file,
     after decompression for a compressed file."""
@@ -105,7 +105,7 @@ class Frame:
     """Octets of the record in the file, header and padding included: ``offset + length`` is
     the offset of the next record or block."""
     timestamp: float
-    """Capture time in seconds since the Unix epoch, as :attr:`Packet.timestamp` has it."""
+    """Capture time in seconds since the Unix epoch, as :attr:`SipPayload.timestamp` has it."""
     ticks: int
     """The exact capture time in 1/``units`` seconds since the Unix epoch (pcapng
     ``if_tsoffset`` included)."""

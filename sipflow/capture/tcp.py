@@ -2,7 +2,7 @@
 
 :class:`TcpReassembler` is fed TCP segments (addresses as raw octets, sequence numbers,
 flags, payload, capture timestamp) and returns the SIP messages they complete, one
-:class:`Packet` per message. Each direction of a connection is an independent byte stream:
+:class:`SipPayload` per message. Each direction of a connection is an independent byte stream:
 
 * sequence numbers are compared modulo 2³² (RFC 9293 §3.4, wrap-around safe);
 * segments ahead of the next expected byte wait in a bounded out-of-order store (a dict by
@@ -47,7 +47,7 @@ from sipflow.capture.framing import (
     content_length,
 )
 from sipflow.capture.ip import format_address
-from sipflow.capture.packet import CaptureStats, Endpoint, Packet
+from sipflow.capture.types import CaptureStats, Endpoint, SipPayload
 
 __all__ = [
     "ACK",
@@ -170,13 +170,13 @@ class TcpReassembler:
         flags: int,
         data: bytes,
         missing: int = 0,
-    ) -> list[Packet]:
+    ) -> list[SipPayload]:
         """Feed one segment; return the SIP messages it completes (often none).
 
         ``src``/``dst`` are raw 4- or 16-octet addresses, ``data`` the captured payload and
         ``missing`` the payload octets the capture did not keep (snapshot length).
         """
-        out: list[Packet] = []
+        out: list[SipPayload] = []
         streams = self._streams
         key = (src, sport, dst, dport)
         s = streams.get(key)
@@ -240,9 +240,9 @@ class TcpReassembler:
             s.next_seq = (s.fin_seq + 1) & _MASK
         return out
 
-    def finish(self) -> list[Packet]:
+    def finish(self) -> list[SipPayload]:
         """The capture ended: skip every hole, hand up what is left (truncated), forget all."""
-        out: list[Packet] = []
+        out: list[SipPayload] = []
         for s in self._streams.values():
             self._flush(s, out)
         self._streams.clear()
@@ -262,7 +262,7 @@ class TcpReassembler:
         dport: int,
         next_seq: int,
         timestamp: float,
-        out: list[Packet],
+        out: list[SipPayload],
     ) -> _Stream:
         streams = self._streams
         old = streams.pop(key, None)
@@ -275,7 +275,7 @@ class TcpReassembler:
         streams[key] = s
         return s
 
-    def _evict(self, out: list[Packet]) -> None:
+    def _evict(self, out: list[SipPayload]) -> None:
         """Flush and forget the least recently active half of the streams."""
         streams = self._streams
         ordered = sorted(streams.items(), key=lambda kv: kv[1].last_ts)
@@ -287,12 +287,12 @@ class TcpReassembler:
             self._flush(s, out)
             del streams[k]
 
-    def _close(self, s: _Stream, out: list[Packet]) -> None:
+    def _close(self, s: _Stream, out: list[SipPayload]) -> None:
         """FIN reached or RST: hand up what is pending and keep a tombstone for retransmissions."""
         self._flush(s, out)
         s.closed = True
 
-    def _flush(self, s: _Stream, out: list[Packet]) -> None:
+    def _flush(self, s: _Stream, out: list[SipPayload]) -> None:
         self._skip_holes(s, out)
         self._frame(s, out)
         s.framer.end(s.buf, out)
@@ -300,7 +300,7 @@ class TcpReassembler:
     # --- bytes -------------------------------------------------------------------------------
 
     def _data(
-        self, s: _Stream, seq: int, data: bytes, frame: int, ts: float, missing: int, out: list[Packet]
+        self, s: _Stream, seq: int, data: bytes, frame: int, ts: float, missing: int, out: list[SipPayload]
     ) -> None:
         rel = _signed(seq - s.next_seq)
         n = len(data)
@@ -338,7 +338,9 @@ class TcpReassembler:
         s.ooo_bytes += n
         self._resolve_holes(s, ts, out)
 
-    def _out_of_window(self, s: _Stream, seq: int, n: int, rel: int, frame: int, out: list[Packet]) -> bool:
+    def _out_of_window(
+        self, s: _Stream, seq: int, n: int, rel: int, frame: int, out: list[SipPayload]
+    ) -> bool:
         """A segment beyond what the out-of-order store may ever hold: drop it, or resume there.
 
         Octets more than ``max_out_of_order`` ahead of the next expected one are outside any
@@ -368,7 +370,7 @@ class TcpReassembler:
             self._gap(s, rel, out)
         return True
 
-    def _skip_holes(self, s: _Stream, out: list[Packet]) -> None:
+    def _skip_holes(self, s: _Stream, out: list[SipPayload]) -> None:
         """Skip every hole before the stored out-of-order segments, taking them in sequence."""
         while s.ooo:
             gap = self._first_ooo(s) - s.off
@@ -384,7 +386,7 @@ class TcpReassembler:
             heapq.heappop(heap)
         return heap[0]
 
-    def _resolve_holes(self, s: _Stream, now: float, out: list[Packet]) -> None:
+    def _resolve_holes(self, s: _Stream, now: float, out: list[SipPayload]) -> None:
         """Skip holes the capture will never fill, then continue with the data after them."""
         while s.ooo:
             gap = self._first_ooo(s) - s.off
@@ -409,7 +411,7 @@ class TcpReassembler:
         s.next_seq = (s.next_seq + len(data)) & _MASK
         s.off += len(data)
 
-    def _drain(self, s: _Stream, out: list[Packet]) -> None:
+    def _drain(self, s: _Stream, out: list[SipPayload]) -> None:
         """Move out-of-order segments that now follow on into the stream, in offset order."""
         ooo = s.ooo
         while ooo:
@@ -427,7 +429,7 @@ class TcpReassembler:
             if missing:
                 self._gap(s, missing, out)
 
-    def _gap(self, s: _Stream, nbytes: int, out: list[Packet]) -> None:
+    def _gap(self, s: _Stream, nbytes: int, out: list[SipPayload]) -> None:
         """``nbytes`` octets at ``next_seq`` were never captured: the framer ends or skips the
         message in progress."""
         self._frame(s, out)
@@ -435,7 +437,7 @@ class TcpReassembler:
         s.off += nbytes
         s.framer = s.framer.gap(s.buf, nbytes, out)
 
-    def _frame(self, s: _Stream, out: list[Packet]) -> None:
+    def _frame(self, s: _Stream, out: list[SipPayload]) -> None:
         """Frame the octets in sequence (the framer may hand the stream to another)."""
         b = s.buf
         if b.data:

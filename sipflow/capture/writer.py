@@ -63,7 +63,7 @@ _Interface = tuple[str, int, int]
 
 def write_frames(selection: Mapping[str, Collection[int]], out: str | os.PathLike[str]) -> int:
     """Copy the frames ``selection`` names (source file → 1-based frame numbers, as in
-    ``Packet.frame``) into a new capture at ``out``; return how many were written.
+    ``SipPayload.frame``) into a new capture at ``out``; return how many were written.
 
     The sources are streamed (gzip, bzip2 and xz too) twice: once for the link types and
     timestamp resolutions, which decide the format (see the module docstring), once to copy.

@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from sipflow.capture.packet import SIP_METHODS
+from sipflow.capture.types import SIP_METHODS
 from sipflow.checks.finding import Finding, Severity
 from sipflow.checks.reason import decode_reason
 from sipflow.errors import SipflowError

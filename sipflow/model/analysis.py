@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sipflow.capture.packet import CaptureWarning
+from sipflow.capture.types import CaptureWarning
 from sipflow.model.call import Call, CallKind, CallState
 from sipflow.model.dialog import Dialog
 from sipflow.model.message import Malformed, Message

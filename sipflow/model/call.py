@@ -15,7 +15,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from sipflow.capture.packet import Endpoint
+from sipflow.capture.types import Endpoint
 from sipflow.model.dialog import Dialog
 from sipflow.model.message import Message
 from sipflow.model.session import Negotiation, negotiate

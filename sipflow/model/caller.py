@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sipflow.capture.packet import Endpoint
+from sipflow.capture.types import Endpoint
 from sipflow.model.call import CallKind, Leg, initial_transactions, leg_kind
 from sipflow.model.message import Message
 from sipflow.model.transaction import Transaction

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sipflow.capture.packet import Endpoint, Packet, Transport
+from sipflow.capture.types import Endpoint, SipPayload, Transport
 from sipflow.sip.message import SipRequest, SipResponse
 
 
@@ -67,10 +67,10 @@ class Message:
         return cseq.method if cseq is not None else None
 
     @classmethod
-    def from_packet(
+    def from_payload(
         cls,
         index: int,
-        packet: Packet,
+        packet: SipPayload,
         sip: SipRequest | SipResponse,
         *,
         retransmission: bool = False,
@@ -114,7 +114,7 @@ class Malformed:
     truncated: bool = False
 
     @classmethod
-    def from_packet(cls, packet: Packet, reason: str) -> Malformed:
+    def from_payload(cls, packet: SipPayload, reason: str) -> Malformed:
         return cls(
             reason=reason,
             timestamp=packet.timestamp,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sipflow.capture.packet import Endpoint, Packet
+from sipflow.capture.types import Endpoint, SipPayload
 from sipflow.model.call import Leg, initial_transactions, leg_hops, leg_kind
 from sipflow.model.dialog import Dialog, DialogBuilder, DialogEvent, DialogId
 from sipflow.model.message import Malformed, Message
@@ -74,7 +74,7 @@ class Tracker:
         return (call_id or "") in self._legs
 
     def feed(
-        self, packet: Packet, sip: SipRequest | SipResponse, *, copies: tuple[tuple[str, int], ...] = ()
+        self, packet: SipPayload, sip: SipRequest | SipResponse, *, copies: tuple[tuple[str, int], ...] = ()
     ) -> Message:
         """Account for one parsed message; returns its record (retransmission flag set).
 
@@ -89,7 +89,7 @@ class Tracker:
                 self._initial_tx.setdefault(tx.id, sip.to_tag is None)
         else:
             tx, retrans, matched_by = self._table.match_response(sip, src, dst, candidates)
-        msg = Message.from_packet(
+        msg = Message.from_payload(
             len(self._messages),
             packet,
             sip,
@@ -120,8 +120,8 @@ class Tracker:
             self._endpoints[endpoint] = endpoint
         return endpoint
 
-    def feed_malformed(self, packet: Packet, reason: str) -> Malformed:
-        item = Malformed.from_packet(packet, reason)
+    def feed_malformed(self, packet: SipPayload, reason: str) -> Malformed:
+        item = Malformed.from_payload(packet, reason)
         self._malformed.append(item)
         self._last_time = max(self._last_time, packet.timestamp)
         return item

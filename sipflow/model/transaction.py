@@ -15,7 +15,7 @@ from collections.abc import Reversible
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sipflow.capture.packet import Endpoint
+from sipflow.capture.types import Endpoint
 from sipflow.model.message import MatchedBy, Message
 from sipflow.sip.message import SipRequest, SipResponse
 

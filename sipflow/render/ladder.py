@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sipflow.capture.packet import Endpoint
+from sipflow.capture.types import Endpoint
 from sipflow.model.call import Call
 from sipflow.model.message import MatchedBy, Message
 from sipflow.render.summary import Heading, heading

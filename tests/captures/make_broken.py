@@ -105,7 +105,7 @@ def broken() -> dict[str, bytes]:
 
 
 HOSTILE_DISPLAY = "\x1b[2J\x1b]0;pwned\x07[bold red]boom[/] <script>alert(1)</script>"
-HOSTILE_CALL_ID = "=HYPERLINK(\"http://x\")[bold]x[/]\x1b[6n<script>y</script>@example.com"
+HOSTILE_CALL_ID = '=HYPERLINK("http://x")[bold]x[/]\x1b[6n<script>y</script>@example.com'
 LONG_VALUE = "A" * 20000
 
 

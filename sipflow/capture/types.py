@@ -40,7 +40,7 @@ class Endpoint(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Packet:
+class SipPayload:
     """One SIP-bearing payload unit.
 
     For UDP, one datagram payload (after IP reassembly). For TCP (and other streams), one
@@ -74,7 +74,7 @@ class Packet:
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         # Flat and without the enum's lookup: packets cross to and from worker processes
         # (``sipflow.pipeline``) by the hundred thousand, so unpickling one must be cheap.
-        return restore_packet, (
+        return restore_sip_payload, (
             self.frame, self.frames, self.timestamp, self.src[0], self.src[1], self.dst[0], self.dst[1],
             self.transport.value, self.payload, self.truncated, self.file, self.interface, self.ip_id,
         )  # fmt: skip
@@ -83,16 +83,16 @@ class Packet:
 _TRANSPORTS: dict[str, Transport] = {t.value: t for t in Transport}
 _PACKET_FIELDS = ("frame", "frames", "timestamp", "src", "dst", "transport", "payload", "truncated", "file",
                   "interface", "ip_id")  # fmt: skip
-_PACKET_SETTERS = tuple(getattr(Packet, name).__set__ for name in _PACKET_FIELDS)
+_PACKET_SETTERS = tuple(getattr(SipPayload, name).__set__ for name in _PACKET_FIELDS)
 
 
-def restore_packet(
+def restore_sip_payload(
     frame: int, frames: tuple[int, ...], timestamp: float, src_host: str, src_port: int,
     dst_host: str, dst_port: int, transport: str, payload: bytes, truncated: bool, file: str,
     interface: int, ip_id: int | None,
-) -> Packet:  # fmt: skip
-    """The packet ``Packet.__reduce__`` describes (its slots set directly: the class is frozen)."""
-    packet = object.__new__(Packet)
+) -> SipPayload:  # fmt: skip
+    """The packet ``SipPayload.__reduce__`` describes (its slots set directly: the class is frozen)."""
+    packet = object.__new__(SipPayload)
     values = (
         frame, frames, timestamp, Endpoint(src_host, src_port), Endpoint(dst_host, dst_port),
         _TRANSPORTS[transport], payload, truncated, file, interface, ip_id,
@@ -102,7 +102,7 @@ def restore_packet(
     return packet
 
 
-def make_packet(
+def make_sip_payload(
     *,
     frame: int,
     timestamp: float,
@@ -114,13 +114,13 @@ def make_packet(
     truncated: bool = False,
     file: str = "",
     ip_id: int | None = None,
-) -> Packet:
-    """The packet a decoder hands up: the one place the capture layer builds a :class:`Packet`.
+) -> SipPayload:
+    """The packet a decoder hands up: the one place the capture layer builds a :class:`SipPayload`.
 
     ``frames``: every frame that carried a part of the payload, in order; empty (the default)
     means ``frame`` alone. The pcapng interface is the reader's to set (0 until then).
     """
-    return Packet(
+    return SipPayload(
         frame=frame,
         frames=frames or (frame,),
         timestamp=timestamp,
