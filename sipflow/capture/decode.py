@@ -36,6 +36,7 @@ from sipflow.capture.ip import (
     format_address,
     walk_ipv6_extensions,
 )
+from sipflow.capture.sink import PayloadSink
 from sipflow.capture.tcp import TcpReassembler
 from sipflow.capture.types import (
     CaptureStats,
@@ -143,6 +144,7 @@ class Decoder:
         max_warnings: int = 1000,
         fragment_timeout: float = 30.0,
         tcp: TcpReassembler | None = None,
+        sink: PayloadSink | None = None,
     ) -> None:
         self.file = file
         """Name of the capture, copied into every packet and warning."""
@@ -159,6 +161,8 @@ class Decoder:
         self._sctp_pending: dict[tuple[bytes, int, bytes, int, int], tuple[int, list[bytes], list[int]]] = {}
         self._ip_id: int | None = None
         """Identification of the innermost IPv4 header decoded last (None after IPv6)."""
+        self.sink = sink
+        """Where the payloads that carry no SIP go besides being counted (:mod:`.sink`)."""
 
     # --- public ------------------------------------------------------------------------------
 
@@ -204,6 +208,8 @@ class Decoder:
                         if kind is not None:
                             c = stats.non_sip
                             c[kind] = c.get(kind, 0) + 1
+                            if self.sink is not None:
+                                self._fast_datagram(kind, frame, timestamp, data, start, end, sport, dport)
                             return []
                 elif end - start < 14:
                     return self._malformed(frame, "Ethernet", "frame shorter than an Ethernet header")
@@ -214,6 +220,21 @@ class Decoder:
             return self._link(frame, timestamp, linktype, data, start, end, orig_len > end - start)
         except (IndexError, ValueError, struct.error) as exc:  # a bug guard: never end the run
             return self._malformed(frame, "frame", f"undecodable frame ({type(exc).__name__}: {exc})")
+
+    def _fast_datagram(
+        self, kind: str, frame: int, ts: float, data: bytes, start: int, end: int, sport: int, dport: int
+    ) -> None:
+        """The sink's share of the fast path: Ethernet, a 20-octet IPv4 header, then UDP."""
+        assert self.sink is not None
+        p = start + 34
+        ip_end = start + 14 + (data[start + 16] << 8 | data[start + 17])
+        ulen = data[p + 4] << 8 | data[p + 5]
+        if ulen >= 8 and p + ulen <= ip_end:
+            ip_end = p + ulen
+        self.sink.datagram(
+            kind, frame, ts, data[start + 26 : start + 30], sport, data[start + 30 : p], dport, data, p + 8,
+            min(ip_end, end),
+        )  # fmt: skip
 
     def finish(self) -> list[SipPayload]:
         """End of capture: flush TCP streams (incomplete messages flagged truncated) and fragments."""
@@ -767,7 +788,10 @@ class Decoder:
         if dport == _VXLAN_PORT and end - u >= 8 and data[u] & 0x08 and depth < _MAX_DEPTH:
             # RFC 7348 §5: 8-octet VXLAN header (I flag set), then an Ethernet frame.
             return self._ethernet(frame, ts, data, u + 8, end, cut, depth + 1)
-        return self._count(detect.classify_udp(data, u, end, sport, dport))
+        kind = detect.classify_udp(data, u, end, sport, dport)
+        if self.sink is not None:
+            self.sink.datagram(kind, frame, ts, src, sport, dst, dport, data, u, end)
+        return self._count(kind)
 
     def _hep(
         self, frame: int, ts: float, data: bytes, u: int, end: int, frames: tuple[int, ...], cut: bool

@@ -30,6 +30,7 @@ from typing import Final, NamedTuple
 
 from sipflow.capture.decode import Decoder
 from sipflow.capture.records import CHUNK, MAX_BLOCK, MAX_RECORD, Frame, RecordWalker, capture_format
+from sipflow.capture.sink import PayloadSink
 from sipflow.capture.types import CaptureStats, CaptureWarning, SipPayload
 from sipflow.errors import CaptureError, UsageError
 
@@ -148,12 +149,16 @@ class CaptureReader:
     :class:`CaptureError` (one line naming the file and byte offset) if it is missing, a
     directory, unreadable, empty, compressed in an unsupported way, or not a pcap/pcapng file.
     Iterating it (once) yields :class:`SipPayload` objects in capture order, TCP messages at the
-    frame that completes them; :meth:`frames` yields the frames undecoded instead.
+    frame that completes them; :meth:`frames` yields the frames undecoded instead. A ``sink``
+    (:class:`~sipflow.capture.sink.PayloadSink`) is handed every payload that carries no SIP
+    (RTP, RTCP, STUN ...) while the reader is iterated.
     """
 
     _walker: RecordWalker
 
-    def __init__(self, path: str | os.PathLike[str], *, name: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, name: str | None = None, sink: PayloadSink | None = None
+    ) -> None:
         self.path = os.fspath(path)
         self.name = name if name is not None else self.path
         """The file's label in packets, warnings and errors."""
@@ -173,7 +178,7 @@ class CaptureReader:
         unnamed interface for pcap. Each is a capture point of its own (``sipflow.merge``)."""
         self.seen_interfaces: set[int] = {0}
         """Interface ids of the packets handed up so far (those past ``interfaces`` too)."""
-        self._decoder = Decoder(file=self.name, stats=self.stats, warnings=self.warnings)
+        self._decoder = Decoder(file=self.name, stats=self.stats, warnings=self.warnings, sink=sink)
         self._input = _Input()
         self._started = False
         try:
