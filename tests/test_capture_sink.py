@@ -75,7 +75,9 @@ def test_each_payload_is_scapys_udp_payload(name: str) -> None:
                 continue
             ip = pkt[IP] if pkt.haslayer(IP) else pkt[IPv6]
             udp = pkt[UDP]
-            payload = bytes(udp.payload)[: max(udp.len - 8, 0)] if udp.len else bytes(udp.payload)
+            # The octets as captured (``original``): bytes() would re-encode what scapy dissects (SNMP).
+            body = udp.payload.original or b""
+            payload = body[: max(udp.len - 8, 0)] if udp.len else body
             if detect.is_sip_start(payload, 0, len(payload)):
                 continue
             if isinstance(ip, IP) and (ip.flags.MF or ip.frag):
