@@ -18,6 +18,7 @@ import pytest
 
 import sipflow.assign as assign_module
 import sipflow.correlate as correlate_module
+import sipflow.correlate.heuristic as heuristic_module
 from sipflow.assign import AssignmentStats, assign, hungarian, sparse_matching
 from sipflow.capture.types import Endpoint
 from sipflow.correlate import (
@@ -134,7 +135,7 @@ def test_indexes_and_components_give_what_scoring_every_pair_gives(
     indexed = key(correlate(legs, stats=fast))
     with monkeypatch.context() as m:
         m.setattr(correlate_module._Outbound, "candidates", lambda self, a, lo, hi: self.all.between(lo, hi))
-        m.setattr(correlate_module, "assign", _one_dense_assignment)
+        m.setattr(heuristic_module, "assign", _one_dense_assignment)
         slow = CorrelationStats()
         every_pair = key(correlate(legs, stats=slow))
     assert indexed == every_pair

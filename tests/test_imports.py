@@ -49,6 +49,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "sipflow.merge": ("sipflow.capture.types", "sipflow.sip", "sipflow.errors"),
     "sipflow.assign": (),
     "sipflow.correlate": (
+        "sipflow.correlate",
         "sipflow.assign",
         "sipflow.model",
         "sipflow.sip",

@@ -1,0 +1,206 @@
+"""Facts about one leg: what its first initial INVITE says, and its outcomes, gathered once.
+
+The B2BUA heuristic and ``related_calls`` compare legs by these: users (callee and caller,
+numbers normalized), From tag, the headers that name another leg, the first SDP offer and
+answer (read lazily, ``_load_sdp``: only candidate pairs need them), and when the 18x, the final
+response, CANCEL and BYE were seen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sipflow.correlate.options import HeaderRule
+from sipflow.model.call import CallKind, Leg
+from sipflow.model.caller import caller_view
+from sipflow.model.message import Message
+from sipflow.model.session import SdpRole, iter_sdp_roles
+from sipflow.model.transaction import Transaction
+from sipflow.sip.message import SipRequest, SipResponse, canonical_name
+from sipflow.sip.parse import parse_uri
+from sipflow.sip.sdp import SdpDigest, find_sdp_digest
+
+_NULL_UUID = "0" * 32
+
+
+@dataclass(slots=True)
+class _LegFacts:
+    index: int
+    leg: Leg
+    invite: Message
+    """The first copy of the leg's first initial INVITE."""
+    entry: str
+    """Host the INVITE went to (the caller side of a B2BUA sits there)."""
+    exit: str
+    """Host the INVITE came from."""
+    exit_at: float
+    """When the INVITE left ``exit`` (its first capture at its first hop)."""
+    arrive_at: float
+    """When the INVITE reached ``entry`` (its last hop)."""
+    to_user: str
+    from_user: str
+    from_tag: str | None
+    sdp_loaded: bool
+    """Whether ``offer`` and ``answer`` were looked up (lazily: only candidate pairs need them)."""
+    offer: SdpDigest | None
+    answer: SdpDigest | None
+    provisional: tuple[float, ...]
+    """Times of the first 18x of each caller-side attempt's hops, sorted."""
+    final_at: float | None
+    final_class: int | None
+    cancel_at: float | None
+    bye_at: float | None
+    claims: dict[str, str] = field(default_factory=dict)
+    """Header rule name → the Call-ID it names."""
+    icid: str | None = None
+    session_ids: tuple[str, ...] = ()
+    offer_media: frozenset[tuple[str, int]] = frozenset()
+    """(address, port) of each stream of ``offer`` (once loaded)."""
+    offer_addresses: frozenset[str] = frozenset()
+    answer_addresses: frozenset[str] = frozenset()
+
+
+def _digits(user: str) -> str:
+    return re.sub(r"\D", "", user)
+
+
+def _normalize_user(user: str | None) -> str:
+    """A user part without scheme noise: ``+49 30…``, ``0049…`` and ``49…`` compare equal."""
+    if not user:
+        return ""
+    user = user.split(";", 1)[0].strip().lower()
+    digits = _digits(user)
+    if digits and len(digits) >= len(user.lstrip("+")) - 1:
+        return digits.lstrip("0")
+    # A number with a suffix (``12675941249_Uclx8s…``, ``2001-ext``) compares as its number.
+    lead = re.match(r"\+?(\d{6,})\D", user)
+    return lead.group(1).lstrip("0") if lead else user
+
+
+def _users_match(a: str, b: str) -> bool:
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    if a.isdigit() and b.isdigit() and min(len(a), len(b)) >= 6:
+        return a.endswith(b) or b.endswith(a)
+    return False
+
+
+def _user_key(user: str) -> str | None:
+    """Equal for any two users that ``_users_match``: a number of 6 digits or more by its last
+    six, anything else as itself."""
+    if not user:
+        return None
+    return user[-6:] if user.isdigit() and len(user) >= 6 else user
+
+
+def _request_user(invite: Message) -> str:
+    sip = invite.sip
+    if isinstance(sip, SipRequest):
+        try:
+            user = parse_uri(sip.uri).user
+        except Exception:
+            user = None
+        if user:
+            return _normalize_user(user)
+    return _normalize_user(sip.to.uri.user if sip.to is not None else None)
+
+
+def _initial_invites(leg: Leg) -> list[Transaction]:
+    """The leg's initial INVITEs whose request was captured, every hop, in time order."""
+    view = caller_view(leg)
+    if view.kind is not CallKind.CALL:
+        return []
+    return [
+        tx
+        for tx in view.initial
+        if tx.method == "INVITE" and (r := tx.request) is not None and r.sip.to_tag is None
+    ]
+
+
+def _facts(index: int, leg: Leg, rules: Sequence[HeaderRule]) -> _LegFacts | None:
+    invites = _initial_invites(leg)
+    if not invites or invites[0].request is None:
+        return None
+    first = invites[0]
+    invite = first.request
+    assert invite is not None
+    caller = first.client
+    # The caller-side attempts (auth retries) and the far end of the leg (last hop).
+    attempts = [tx for tx in invites if tx.client == caller]
+    last_hop = max(invites, key=lambda tx: tx.start)
+    provisional = sorted(
+        m.timestamp
+        for tx in attempts
+        for m in tx.messages
+        if isinstance(m.sip, SipResponse) and 100 < m.sip.status < 200 and not m.retransmission
+    )
+    finals = [tx for tx in attempts if tx.final is not None]
+    decisive = next((tx for tx in finals if (tx.final_status or 0) < 300), finals[-1] if finals else None)
+    cancels = [tx.start for tx in leg.transactions if tx.method == "CANCEL"]
+    byes = [tx.start for tx in leg.transactions if tx.method == "BYE"]
+    sip = invite.sip
+    facts = _LegFacts(
+        index=index,
+        leg=leg,
+        invite=invite,
+        entry=last_hop.server.host,
+        exit=caller.host,
+        exit_at=invite.timestamp,
+        arrive_at=last_hop.request.timestamp if last_hop.request is not None else invite.timestamp,
+        to_user=_request_user(invite),
+        from_user=_normalize_user(sip.from_.uri.user if sip.from_ is not None else None),
+        from_tag=sip.from_tag,
+        sdp_loaded=False,
+        offer=None,
+        answer=None,
+        provisional=tuple(provisional),
+        final_at=decisive.final.timestamp if decisive is not None and decisive.final is not None else None,
+        final_class=(decisive.final_status // 100)
+        if decisive is not None and decisive.final_status
+        else None,
+        cancel_at=min(cancels) if cancels else None,
+        bye_at=min(byes) if byes else None,
+    )
+    # Every header the facts read, in one pass over the INVITE's header lines.
+    found = sip.headers.collect((*(rule.name for rule in rules), "P-Charging-Vector", "Session-ID"))
+    for rule in rules:
+        for value in found.get(canonical_name(rule.name), ()):
+            claimed = rule.extract(value)
+            if claimed:
+                facts.claims[rule.name] = claimed
+                break
+    pcv = next(iter(found.get("p-charging-vector", ())), None)
+    if pcv:
+        match = re.search(r"icid-value\s*=\s*\"?([^\";]+)", pcv, re.IGNORECASE)
+        if match:
+            facts.icid = match.group(1).strip()
+    sid = next(iter(found.get("session-id", ())), None)
+    if sid:
+        local, _, params = sid.partition(";")
+        uuids = [local.strip().lower()]
+        match = re.search(r"remote\s*=\s*([0-9a-fA-F]{32})", params)
+        if match:
+            uuids.append(match.group(1).lower())
+        facts.session_ids = tuple(u for u in uuids if re.fullmatch(r"[0-9a-f]{32}", u) and u != _NULL_UUID)
+    return facts
+
+
+def _load_sdp(f: _LegFacts) -> None:
+    """The leg's first SDP offer and answer (RFC 3264), found on first need."""
+    if f.sdp_loaded:
+        return
+    f.sdp_loaded = True
+    for _, role, description in iter_sdp_roles(f.leg.messages, find_sdp_digest):
+        if role is SdpRole.OFFER and f.offer is None:
+            f.offer = description
+        elif role is SdpRole.ANSWER and f.answer is None:
+            f.answer = description
+        if f.offer is not None and f.answer is not None:
+            break
+    f.offer_media = f.offer.media if f.offer is not None else frozenset()
+    f.offer_addresses = f.offer.addresses if f.offer is not None else frozenset()
+    f.answer_addresses = f.answer.addresses if f.answer is not None else frozenset()

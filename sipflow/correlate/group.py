@@ -1,0 +1,106 @@
+"""Legs into calls: every strategy's links merged with union-find, one ``Group`` per call.
+
+Chains (caller → SBC → B2BUA → callee) give one call; of several links between the same two
+legs the most confident is kept. A group lists its legs from the caller's on, in order of their
+first INVITE, and its links by those positions.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from sipflow.correlate.evidence import (
+    CHARGING_CONFIDENCE,
+    SESSION_ID_CONFIDENCE,
+    _header_links,
+    _RawLink,
+    _shared_value_links,
+)
+from sipflow.correlate.facts import _facts
+from sipflow.correlate.heuristic import _heuristic_links
+from sipflow.correlate.options import CorrelationOptions, CorrelationStats
+from sipflow.model.call import Leg, Link
+
+
+class Group(NamedTuple):
+    legs: tuple[Leg, ...]
+    """Caller's leg first, then in order of their first INVITE."""
+    links: tuple[Link, ...]
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def correlate(
+    legs: Sequence[Leg], options: CorrelationOptions | None = None, *, stats: CorrelationStats | None = None
+) -> list[Group]:
+    """Group ``legs`` into calls. Legs without an initial INVITE stay alone. ``stats``, when
+    given, counts the work done."""
+    options = options or CorrelationOptions()
+    stats = stats if stats is not None else CorrelationStats()
+    stats.legs += len(legs)
+    if not options.enabled:
+        return [Group((leg,), ()) for leg in legs]
+    facts = [f for i, leg in enumerate(legs) if (f := _facts(i, leg, options.headers)) is not None]
+    raw: list[_RawLink] = []
+    raw += _header_links(facts)
+    raw += _shared_value_links(
+        facts, ((f.index, f.icid) for f in facts if f.icid), "p-charging-vector", CHARGING_CONFIDENCE,
+        "P-Charging-Vector icid-value",
+    )  # fmt: skip
+    raw += _shared_value_links(
+        facts, ((f.index, u) for f in facts for u in f.session_ids), "session-id", SESSION_ID_CONFIDENCE,
+        "Session-ID",
+    )  # fmt: skip
+    # Legs already tied by stronger evidence are not offered to the heuristic again, and a
+    # leg already claimed as someone's outbound leg is not a candidate either.
+    linked = {frozenset((link.a, link.b)) for link in raw}
+    claimed = {link.b for link in raw}
+    raw += _heuristic_links(facts, options.window, linked, claimed, stats)
+
+    uf = _UnionFind(len(legs))
+    best: dict[frozenset[int], _RawLink] = {}
+    for link in raw:
+        key = frozenset((link.a, link.b))
+        if key not in best or link.confidence > best[key].confidence:
+            best[key] = link
+        uf.union(link.a, link.b)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(legs)):
+        members[uf.find(i)].append(i)
+    links_of: dict[int, list[_RawLink]] = defaultdict(list)
+    for link in best.values():
+        links_of[uf.find(link.a)].append(link)
+    start = {i: legs[i].start for i in range(len(legs))}
+    for f in facts:
+        start[f.index] = f.exit_at
+    groups = []
+    for root in sorted(members, key=lambda r: min(start[i] for i in members[r])):
+        order = sorted(members[root], key=lambda i: (start[i], i))
+        position = {leg_index: pos for pos, leg_index in enumerate(order)}
+        links = tuple(
+            Link(
+                legs=tuple(sorted((position[link.a], position[link.b]))),  # type: ignore[arg-type]
+                method=link.method,
+                confidence=link.confidence,
+                evidence=link.evidence,
+            )
+            for link in sorted(links_of.get(root, ()), key=lambda k: (position[k.a], position[k.b]))
+        )
+        groups.append(Group(tuple(legs[i] for i in order), links))
+    return groups
