@@ -13,8 +13,9 @@ import struct
 
 from sipflow.capture import detect
 from sipflow.capture.framing import RTP_OVER_TCP, RtpFramer, SipFramer
+from sipflow.capture.sink import CollectingSink
 from sipflow.capture.tcp import ACK, FIN, SYN, TcpReassembler
-from sipflow.capture.types import CaptureStats, SipPayload
+from sipflow.capture.types import CaptureStats, Endpoint, SipPayload
 from tests.capture_util import decode_frames
 from tests.captures import make_superlinear as ms
 
@@ -175,3 +176,35 @@ def test_rtp_over_tcp_in_a_capture_is_counted_by_kind() -> None:
     packets, d = decode_frames(frames)
     assert packets == [] and d.warnings == []
     assert d.stats.non_sip == {RTP_OVER_TCP: 3, detect.TCP_CONTROL: 1}
+
+
+def test_a_sink_is_handed_each_framed_packet_with_the_frame_that_completed_it() -> None:
+    sink = CollectingSink()
+    m = Media()
+    m.tcp = TcpReassembler(stats=m.stats, warn=lambda t, f: m.warnings.append((t, f)), sink=sink)
+    m.frame = 0
+    m.send(-1, b"", SYN)
+    m.stream(STREAM, CUTS)
+    m.finish()
+    bounds = [0, *CUTS, len(STREAM)]
+    ends = list(itertools.accumulate(len(p) for p in PACKETS))
+    # The SYN is frame 1, piece k of the stream frame k + 2.
+    completing = [
+        2 + next(k for k in range(len(bounds) - 1) if bounds[k] <= e - 1 < bounds[k + 1]) for e in ends
+    ]
+    kinds = [detect.RTCP if p is SR else detect.RTP for p in PACKETS]
+    assert sink.frames == [
+        (kind, frame, float(frame), Endpoint("192.0.2.1", 40000), Endpoint("192.0.2.2", 40002), p[2:])
+        for kind, frame, p in zip(kinds, completing, PACKETS, strict=True)
+    ]
+    assert m.stats.non_sip[RTP_OVER_TCP] == len(CUTS) + 1
+
+    # Octet by octet: the same packets, each completed by the frame of its last octet.
+    sink = CollectingSink()
+    tcp = TcpReassembler(stats=CaptureStats(), warn=lambda t, f: None, sink=sink)
+    tcp.segment(1, 1.0, A, 40000, B, 40002, 999, 0, SYN, b"", 0)
+    tcp.segment(2, 2.0, A, 40000, B, 40002, 1000, 0, ACK, STREAM[:3], 0)  # what the sniffer needs
+    for i in range(3, len(STREAM)):
+        tcp.segment(i, float(i), A, 40000, B, 40002, 1000 + i, 0, ACK, STREAM[i : i + 1], 0)
+    # Octet i (from 3 on) came in frame i.
+    assert [(f[1], f[5]) for f in sink.frames] == [(e - 1, p[2:]) for e, p in zip(ends, PACKETS, strict=True)]

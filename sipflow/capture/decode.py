@@ -156,7 +156,9 @@ class Decoder:
         self._unknown_linktypes: set[int] = set()
         self._frag4 = FragmentReassembler(timeout=fragment_timeout)
         self._frag6 = FragmentReassembler(timeout=fragment_timeout)
-        self._tcp = tcp if tcp is not None else TcpReassembler(stats=self.stats, warn=self.warn, file=file)
+        self._tcp = (
+            tcp if tcp is not None else TcpReassembler(stats=self.stats, warn=self.warn, file=file, sink=sink)
+        )
         self._finished = False
         self._sctp_pending: dict[tuple[bytes, int, bytes, int, int], tuple[int, list[bytes], list[int]]] = {}
         self._ip_id: int | None = None

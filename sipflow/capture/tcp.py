@@ -47,6 +47,7 @@ from sipflow.capture.framing import (
     content_length,
 )
 from sipflow.capture.ip import format_address
+from sipflow.capture.sink import PayloadSink
 from sipflow.capture.types import CaptureStats, Endpoint, SipPayload
 
 __all__ = [
@@ -130,6 +131,7 @@ class TcpReassembler:
         max_out_of_order: int = 1 << 20,
         max_out_of_order_segments: int = 512,
         gap_timeout: float = 10.0,
+        sink: PayloadSink | None = None,
     ) -> None:
         self.stats = stats
         self._warn = warn
@@ -153,6 +155,7 @@ class TcpReassembler:
             file=file,
             max_message=max_message,
             tls_conversations=self.tls_conversations,
+            sink=sink,
         )
 
     # --- public ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from sipflow.capture.sink import PayloadSink
 from sipflow.capture.types import CaptureStats, Endpoint, SipPayload, Transport, make_sip_payload
 
 Warn = Callable[[str, int | None], None]
@@ -127,6 +128,8 @@ class FramerContext:
     """Largest message (SIP header + body, HEP3 message, WebSocket message) buffered."""
     tls_conversations: set[tuple[Endpoint, Endpoint]]
     """TCP conversations (endpoint pairs, either direction) whose first payload was a TLS record."""
+    sink: PayloadSink | None = None
+    """Handed the packets framed out of RFC 4571 streams (:mod:`sipflow.capture.sink`)."""
 
     def warn_stream(self, b: StreamBytes, text: str, frame: int | None) -> None:
         self.warn(f"TCP {b.src} -> {b.dst}: {text}", frame)

@@ -146,7 +146,7 @@ class RtpFramer(Framer):
                 continue
             if len(buf) < total:
                 return self
-            self._packet(buf, total)
+            self._packet(b, total)
             b.consume(total, RTP_OVER_TCP)
         return self
 
@@ -193,11 +193,24 @@ class RtpFramer(Framer):
             b.consume(i, RTP_OVER_TCP)
         return False
 
-    def _packet(self, buf: bytearray, total: int) -> None:
-        """One RFC 4571 frame of ``total`` octets at the front of ``buf``: RTP, RTCP or STUN."""
+    def _packet(self, b: StreamBytes, total: int) -> None:
+        """One RFC 4571 frame of ``total`` octets at the front of ``b``: RTP, RTCP or STUN."""
+        buf = b.data
         if buf[2] < 0x80:
             self.others += 1
+            kind = detect.STUN
         elif _RTP_KIND[buf[3]] is detect.RTCP:
             self.rtcp += 1
+            kind = detect.RTCP
         else:
             self.rtp += 1
+            kind = detect.RTP
+        sink = self.ctx.sink
+        if sink is not None:
+            # The segment holding the frame's last octet completed it.
+            left = total
+            for seg in b.segs:
+                if seg.left >= left:
+                    break
+                left -= seg.left
+            sink.framed(kind, seg.frame, seg.timestamp, b.src, b.dst, buf, 2, total)
