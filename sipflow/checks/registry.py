@@ -8,6 +8,10 @@ scope)::
                    thresholds={"max_ms": 5000.0}, kinds=INVITE_DIALOG)
     def _slow_pdd(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]: ...
 
+Each module of rules fills a ``Registry`` of its own; ``Registry.include`` gathers them into one
+(``sipflow.checks.rules.REGISTRY``), and the order they are gathered in is the order of the
+catalogue and of findings within a frame.
+
 A *family* is one function that reports several rules, a hit naming its rule: the parser's
 defect codes are one family (``sip.malformed``), found in one pass over the messages and
 still enabled, disabled and graded one code at a time. ``Registry.run`` applies every
@@ -26,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from sipflow.checks.finding import Finding, Severity
 from sipflow.checks.reason import decode_reason
@@ -34,9 +38,24 @@ from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallKind
 from sipflow.model.dialog import Dialog
 from sipflow.model.message import Message
-from sipflow.sip.message import SipRequest
+from sipflow.sip.message import SipRequest, SipResponse
 
-__all__ = ["Context", "Hit", "Registry", "Rule", "Scope", "Settings", "call_name", "label"]
+__all__ = [
+    "INVITE_DIALOG",
+    "Context",
+    "Hit",
+    "Registry",
+    "Rule",
+    "Scope",
+    "Settings",
+    "call_name",
+    "label",
+    "status_of",
+]
+
+INVITE_DIALOG: Final = frozenset({CallKind.CALL, CallKind.OTHER})
+"""Items that can hold an INVITE dialog or a piece of one: calls, and the other Call-IDs (a BYE
+or UPDATE whose INVITE was not captured); not registrations, subscriptions, OPTIONS, MESSAGE."""
 
 
 class Scope(StrEnum):
@@ -148,6 +167,12 @@ def label(message: Message) -> str:
     return f"{text} (CSeq {cseq.seq} {cseq.method})" if cseq is not None else text
 
 
+def status_of(message: Message) -> int | None:
+    """The status code of a response; None for a request."""
+    sip = message.sip
+    return sip.status if isinstance(sip, SipResponse) else None
+
+
 def call_name(call: Call) -> str:
     """``call 3 (Call-ID abc)``, ``registration 1 (no Call-ID)``."""
     what = "call" if call.kind is CallKind.CALL else call.kind.value
@@ -229,6 +254,13 @@ class Registry:
         members of the family ``name``; a family takes no thresholds."""
         members = tuple(replace(r, kinds=kinds, scope=scope, family=name) for r in rules)
         self._add(_Entry(check, members, scope, kinds, causes))
+
+    def include(self, *others: Registry) -> None:
+        """Register every function of ``others`` after this registry's own, in their order (the
+        rule modules each fill a registry; ``sipflow.checks.rules`` gathers them so)."""
+        for other in others:
+            for entry in other._entries:
+                self._add(entry)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
