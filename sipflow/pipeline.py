@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from sipflow.capture.reader import CaptureReader
+from sipflow.capture.reader import STDIN, CaptureReader
 from sipflow.capture.types import CaptureStats, CaptureWarning, SipPayload
 from sipflow.correlate import CorrelationOptions, correlate, related_calls
 from sipflow.errors import ParseError, UsageError
@@ -191,6 +191,8 @@ def _given_skews(points: _Points, skew: Mapping[str, float] | None) -> dict[str,
 def _prescan(points: _Points) -> Iterator[tuple[str, DuplicateKey, float]]:
     """(capture point, key, time) of the first SIP packets of each file, for ``estimate_skew``."""
     for file in points.by_file:
+        if file == STDIN:
+            continue  # read once only: the others' skews are estimated among themselves
         with CaptureReader(file) as reader:
             for packet in itertools.islice(reader, PRESCAN_PACKETS):
                 try:
@@ -297,8 +299,25 @@ class AnalysisOptions:
     jobs: int | None = 1
 
 
+def _file_names(paths: object) -> tuple[str, ...]:
+    """The capture paths of ``analyze``: one path, or an iterable of them."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]  # one file, not its characters
+    if isinstance(paths, (bytes, bytearray)) or not isinstance(paths, Iterable):
+        raise UsageError(
+            f"paths must be a file name or an iterable of file names, not {type(paths).__name__}"
+        )
+    names: list[str] = []
+    for p in paths:
+        name = os.fspath(p) if isinstance(p, (str, os.PathLike)) else None
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"not a file name: {p!r}")
+        names.append(name)
+    return tuple(names)
+
+
 def analyze(
-    paths: Iterable[str | os.PathLike[str]],
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     options: AnalysisOptions | None = None,
     *,
     progress: Progress | None = None,
@@ -307,7 +326,8 @@ def analyze(
     max_call_ids: int | _Unset | None = _UNSET,
     jobs: int | _Unset | None = _UNSET,
 ) -> Analysis:
-    """Read every capture in ``paths`` (merged by time) and build calls from their SIP.
+    """Read every capture in ``paths`` (one path or several, merged by time; ``-`` is standard
+    input, read once as it streams) and build calls from their SIP.
 
     ``options`` (an ``AnalysisOptions``) or the keyword arguments of the same names say how; a keyword
     argument given replaces the field of ``options``.
@@ -339,7 +359,9 @@ def analyze(
         max_call_ids = options.max_call_ids
     if isinstance(jobs, _Unset):
         jobs = options.jobs
-    names = tuple(os.fspath(p) for p in paths)
+    names = _file_names(paths)
+    if names.count(STDIN) > 1:
+        raise UsageError("standard input (-) can be read only once")
     if max_call_ids is not None and max_call_ids < 0:
         raise UsageError(f"max_call_ids must be 0 (no limit) or more, not {max_call_ids}")
     tracker = Tracker()
@@ -353,10 +375,12 @@ def analyze(
         # One capture point: copies can only be the same bytes again, so the payload is key.
         keyed = len(points.names) > 1
         total = sum(r.size for r in readers)
-        workers = _worker_count(jobs, len(readers), total)
+        # A worker opens its file again: standard input and other pipes are read here.
+        workers = _worker_count(jobs, sum(r.reopenable for r in readers), total)
         sources: list[tuple[str, _Pairs]] = []
-        for i, reader in enumerate(readers):
-            if i < workers:
+        for reader in readers:
+            if workers and reader.reopenable:
+                workers -= 1
                 source = WorkerSource(reader)
                 stack.callback(source.close)
                 sources.append((reader.name, source))

@@ -22,11 +22,12 @@ import io
 import lzma
 import os
 import stat
+import sys
 import zlib
 from collections.abc import Callable, Container, Generator, Iterator
 from dataclasses import replace
 from types import TracebackType
-from typing import Final, NamedTuple
+from typing import BinaryIO, Final, NamedTuple, cast
 
 from sipflow.capture.decode import Decoder
 from sipflow.capture.records import CHUNK, MAX_BLOCK, MAX_RECORD, Frame, RecordWalker, capture_format
@@ -38,6 +39,7 @@ __all__ = [
     "CHUNK",
     "MAX_BLOCK",
     "MAX_RECORD",
+    "STDIN",
     "CaptureReader",
     "Frame",
     "RawFrame",
@@ -51,6 +53,42 @@ _COMPRESSED: Final[tuple[tuple[bytes, str], ...]] = (
     (b"BZh", "bzip2"),
     (b"\xfd7zXZ\x00", "xz"),
 )
+STDIN: Final = "-"
+"""The path that means standard input (a pcap or pcapng stream from a pipe: ``tcpdump -w -``)."""
+
+
+class _Rewound(io.RawIOBase):
+    """A stream that cannot seek, with the octets already read from it put back in front: what
+    reading the magic number of a pipe leaves to read."""
+
+    def __init__(self, raw: BinaryIO | io.RawIOBase, head: bytes) -> None:
+        super().__init__()
+        self._raw = raw
+        self._head = head
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._raw.read(len(b)) or b""
+        b[: len(data)] = data
+        return len(data)
+
+
+def _stdin() -> io.RawIOBase:
+    """Standard input, unbuffered and left open when the reader closes; where it has no file
+    descriptor (an embedding application, a test harness), its binary stream."""
+    try:
+        return open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+    except (AttributeError, OSError, ValueError):
+        return _Rewound(sys.stdin.buffer, b"")
+
+
 _UNSUPPORTED_COMPRESSION: Final[tuple[tuple[bytes, str], ...]] = (
     (b"\x28\xb5\x2f\xfd", "zstd"),
     (b"\x04\x22\x4d\x18", "lz4"),
@@ -66,8 +104,8 @@ class _Input:
     __slots__ = ("closed", "compression", "failure", "position", "raw", "size", "stream")
 
     def __init__(self) -> None:
-        self.raw: io.FileIO | None = None
-        self.stream: io.BufferedIOBase | io.FileIO | None = None
+        self.raw: io.RawIOBase | None = None
+        self.stream: BinaryIO | io.BufferedIOBase | io.RawIOBase | None = None
         self.compression: str | None = None
         self.failure: str | None = None
         """The exception that ended reading early, as text."""
@@ -149,7 +187,9 @@ class CaptureReader:
     :class:`CaptureError` (one line naming the file and byte offset) if it is missing, a
     directory, unreadable, empty, compressed in an unsupported way, or not a pcap/pcapng file.
     Iterating it (once) yields :class:`SipPayload` objects in capture order, TCP messages at the
-    frame that completes them; :meth:`frames` yields the frames undecoded instead. A ``sink``
+    frame that completes them; :meth:`frames` yields the frames undecoded instead. The path
+    :data:`STDIN` (``-``) reads standard input; nothing is ever sought, so any pipe, FIFO or
+    ``/dev/stdin`` streams as a file does (compressed too). A ``sink``
     (:class:`~sipflow.capture.sink.PayloadSink`) is handed every payload that carries no SIP
     (RTP, RTCP, STUN ...) while the reader is iterated.
     """
@@ -176,6 +216,9 @@ class CaptureReader:
         """The name (``if_name``, or empty) of each interface a pcapng file describes before
         its first packet, found in the first read chunk when the reader is created; one
         unnamed interface for pcap. Each is a capture point of its own (``sipflow.merge``)."""
+        self.reopenable = False
+        """The input is a regular file, which can be opened and read again (by a worker process,
+        a second pass); False for standard input and other pipes."""
         self.seen_interfaces: set[int] = {0}
         """Interface ids of the packets handed up so far (those past ``interfaces`` too)."""
         self._decoder = Decoder(file=self.name, stats=self.stats, warnings=self.warnings, sink=sink)
@@ -204,7 +247,9 @@ class CaptureReader:
     def _open(self) -> None:
         inp = self._input
         try:
-            raw = open(self.path, "rb", buffering=0)  # noqa: SIM115  # closed by close()
+            raw: io.RawIOBase = (
+                _stdin() if self.path == STDIN else open(self.path, "rb", buffering=0)  # noqa: SIM115
+            )  # closed by close()
         except FileNotFoundError:
             raise self._error("no such file") from None
         except IsADirectoryError:
@@ -214,15 +259,19 @@ class CaptureReader:
         except OSError as exc:
             raise self._error(f"cannot open: {exc.strerror or exc}") from None
         inp.raw = raw
+        if not isinstance(raw, _Rewound):
+            try:
+                st = os.fstat(raw.fileno())
+            except OSError as exc:
+                raise self._error(f"cannot stat: {exc.strerror or exc}") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise self._error("is a directory, not a capture file")
+            self.size = inp.size = st.st_size if stat.S_ISREG(st.st_mode) else 0
+            self.reopenable = stat.S_ISREG(st.st_mode) and self.path != STDIN
         try:
-            st = os.fstat(raw.fileno())
-        except OSError as exc:
-            raise self._error(f"cannot stat: {exc.strerror or exc}") from None
-        if stat.S_ISDIR(st.st_mode):
-            raise self._error("is a directory, not a capture file")
-        self.size = inp.size = st.st_size
-        try:
-            head = raw.read(8)
+            head = b""
+            while len(head) < 8 and (part := raw.read(8 - len(head))):  # a pipe gives what it has
+                head += part
         except OSError as exc:
             raise self._error(f"cannot read: {exc.strerror or exc}", 0) from None
         if not head:
@@ -230,17 +279,21 @@ class CaptureReader:
         for magic, kind in _UNSUPPORTED_COMPRESSION:
             if head.startswith(magic):
                 raise self._error(f"{kind}-compressed file: decompress it first", 0)
-        raw.seek(0)
-        inp.stream = raw
+        stream: BinaryIO = cast(BinaryIO, raw)
+        try:
+            raw.seek(0)
+        except (OSError, ValueError):  # a pipe, a terminal, a socket: what was read is put back
+            stream = cast(BinaryIO, io.BufferedReader(_Rewound(raw, head), CHUNK))
+        inp.stream = stream
         for magic, kind in _COMPRESSED:
             if head.startswith(magic):
                 self.compression = inp.compression = kind
                 if kind == "gzip":
-                    inp.stream = gzip.GzipFile(fileobj=raw, mode="rb")
+                    inp.stream = gzip.GzipFile(fileobj=stream, mode="rb")
                 elif kind == "bzip2":
-                    inp.stream = bz2.BZ2File(raw, mode="rb")
+                    inp.stream = bz2.BZ2File(stream, mode="rb")
                 else:
-                    inp.stream = lzma.LZMAFile(raw, mode="rb")  # noqa: SIM115  # closed by close()
+                    inp.stream = lzma.LZMAFile(stream, mode="rb")  # noqa: SIM115  # closed by close()
                 break
         head = inp.read(CHUNK)
         if inp.failure is not None and len(head) < 4:

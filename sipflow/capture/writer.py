@@ -37,8 +37,8 @@ from collections.abc import Collection, Iterator, Mapping
 from fractions import Fraction
 from typing import BinaryIO, Final
 
-from sipflow.capture.reader import MAX_RECORD, RawFrame, read_raw_frames
-from sipflow.errors import CaptureError
+from sipflow.capture.reader import MAX_RECORD, STDIN, RawFrame, read_raw_frames
+from sipflow.errors import CaptureError, UsageError
 
 LINKTYPE_ETHERNET: Final = 1
 """The link type of an empty output (no frame selected)."""
@@ -76,6 +76,8 @@ def write_frames(selection: Mapping[str, Collection[int]], out: str | os.PathLik
     Raises :class:`CaptureError` if a source cannot be read or ``out`` cannot be written.
     """
     wanted = {file: frozenset(frames) for file, frames in selection.items() if frames}
+    if STDIN in wanted:
+        raise UsageError("cannot copy frames from standard input (-): a pipe is read only once")
     interfaces: dict[_Interface, int] = {}
     for file, frames in wanted.items():
         for raw in _selected(file, frames):
