@@ -378,7 +378,7 @@ class _MessageBase:
     def _resolved_names(self) -> _Names:
         names = self._names
         if names is None:
-            from sipflow.sip.parse import parse_lazy_names  # noqa: PLC0415  # parse imports this module
+            from sipflow.sip.envelope import parse_lazy_names  # noqa: PLC0415  # envelope imports this module
 
             names = parse_lazy_names(self.headers)
             object.__setattr__(self, "_names", names)
@@ -387,7 +387,7 @@ class _MessageBase:
     def _resolved_vias(self) -> _Vias:
         vias = self._vias
         if vias is None:
-            from sipflow.sip.parse import parse_lazy_vias  # noqa: PLC0415  # parse imports this module
+            from sipflow.sip.envelope import parse_lazy_vias  # noqa: PLC0415  # envelope imports this module
 
             vias = parse_lazy_vias(self.headers)
             object.__setattr__(self, "_vias", vias)
