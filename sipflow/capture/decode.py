@@ -25,7 +25,11 @@ first payload octet with a handful of index operations and rejects RTP on that o
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import os
 import struct
+from types import ModuleType
 from typing import Final
 
 from sipflow.capture import detect, fallback, hep
@@ -124,7 +128,18 @@ _TCP_HEADER: Final = struct.Struct("!HHII")
 # first two payload octets: everything the RTP fast path needs, at fixed offsets.
 _FAST_RTP: Final = struct.Struct("!12xHBxH2xBBxB10xHH4xBB").unpack_from
 _RTP_KIND: Final = detect.RTP_KIND
+_RTP: Final = detect.RTP
+_RTCP: Final = detect.RTCP
 _EMPTY: Final[tuple[int, ...]] = ()
+
+_fast: ModuleType | None = None
+if not os.environ.get("SIPFLOW_PURE_PYTHON"):
+    with contextlib.suppress(ImportError):  # built where a C compiler was at hand at install
+        _fast = importlib.import_module("sipflow.capture._fastpath")
+COMPILED: Final = _fast is not None
+"""Whether the compiled media fast path (``sipflow/capture/_fastpath.c``) is in use: runs of
+RTP/RTCP frames on :meth:`Decoder.feed`'s fast path are counted in C (``Decoder.skipper``).
+Without it every frame goes through ``feed``, with the same results."""
 
 
 class Decoder:
@@ -222,6 +237,37 @@ class Decoder:
             return self._link(frame, timestamp, linktype, data, start, end, orig_len > end - start)
         except (IndexError, ValueError, struct.error) as exc:  # a bug guard: never end the run
             return self._malformed(frame, "frame", f"undecodable frame ({type(exc).__name__}: {exc})")
+
+    @property
+    def skipper(self) -> Decoder | None:
+        """This decoder as a :class:`~sipflow.capture.records.Skipper` for the record walk, when
+        the compiled fast path is there and no sink wants the payloads; else None."""
+        return self if _fast is not None and self.sink is None else None
+
+    def skip_pcap(self, buf: bytes, pos: int, big_endian: bool, header_length: int) -> tuple[int, int]:
+        """Count the run of fast-path media records of a pcap buffer from ``pos``."""
+        assert _fast is not None
+        pos, frames, rtp, rtcp = _fast.skip_pcap(buf, pos, big_endian, header_length)
+        if frames:
+            self._count_run(frames, rtp, rtcp)
+        return pos, frames
+
+    def skip_pcapng(self, buf: bytes, pos: int, big_endian: bool, ethernet: bytes) -> tuple[int, int, int]:
+        """Count the run of fast-path media Enhanced Packet Blocks of a pcapng buffer."""
+        assert _fast is not None
+        pos, frames, rtp, rtcp, last = _fast.skip_pcapng(buf, pos, big_endian, ethernet)
+        if frames:
+            self._count_run(frames, rtp, rtcp)
+        return pos, frames, last
+
+    def _count_run(self, frames: int, rtp: int, rtcp: int) -> None:
+        stats = self.stats
+        stats.frames += frames
+        c = stats.non_sip
+        if rtp:
+            c[_RTP] = c.get(_RTP, 0) + rtp
+        if rtcp:
+            c[_RTCP] = c.get(_RTCP, 0) + rtcp
 
     def _fast_datagram(
         self, kind: str, frame: int, ts: float, data: bytes, start: int, end: int, sport: int, dport: int

@@ -327,7 +327,9 @@ class CaptureReader:
         inp = self._input
         plain = self.compression is None
         try:
-            for packets, _offset, end, iface, _ticks, _units in self._walker.walk(self._decoder.feed):
+            decoder = self._decoder
+            walked = self._walker.walk(decoder.feed, skip=decoder.skipper)
+            for packets, _offset, end, iface, _ticks, _units in walked:
                 if iface:
                     # Another capture point of the file (sipflow.merge); rare, so the common
                     # interface 0 pays nothing.

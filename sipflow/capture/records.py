@@ -42,6 +42,23 @@ a larger value means a corrupt record header."""
 MAX_BLOCK: Final = 16 << 20
 """Largest pcapng block accepted (a packet block is at most MAX_RECORD plus its options)."""
 
+_ETHERNET: Final = 1
+
+
+class Skipper(Protocol):
+    """Counts a run of records that need no decoding at once (``Decoder``, with the compiled
+    media fast path): given the read buffer and where a record starts, it returns where the
+    first record it does not take starts, and how many it took (having counted them)."""
+
+    def skip_pcap(self, buf: bytes, pos: int, big_endian: bool, header_length: int) -> tuple[int, int]:
+        """Ethernet pcap records from ``pos``."""
+        ...
+
+    def skip_pcapng(self, buf: bytes, pos: int, big_endian: bool, ethernet: bytes) -> tuple[int, int, int]:
+        """Enhanced Packet Blocks from ``pos`` of the interfaces ``ethernet`` marks (octet i
+        non-zero: interface i is Ethernet); also where the last block taken starts (-1: none)."""
+        ...
+
 # pcap magic numbers as they appear in the file (draft-ietf-opsawg-pcap §4).
 _PCAP_MAGICS: Final[dict[bytes, tuple[str, int, int]]] = {
     # magic octets: (byte order, timestamp fraction units per second, record header length)
@@ -305,7 +322,11 @@ class RecordWalker:
             )  # fmt: skip
 
     def walk(
-        self, sink: Callable[[int, float, int, bytes, int, int, int], R | None], *, exact: bool = False
+        self,
+        sink: Callable[[int, float, int, bytes, int, int, int], R | None],
+        *,
+        exact: bool = False,
+        skip: Skipper | None = None,
     ) -> Iterator[tuple[R, int, int, int, int, int]]:
         """Hand every frame to ``sink``; yield what it returns, when that is true.
 
@@ -320,11 +341,16 @@ class RecordWalker:
         1 % of reading a SIP-dense file). Only a sink that keeps something pays for these, so
         a decoder that rejects most frames costs no more than its own calls. A walker walks
         once.
+
+        ``skip``, when given, is asked to take the records after each one ``sink`` kept nothing
+        of (a run of media frames, say), which ``sink`` then never sees.
         """
         if self._started:
             raise UsageError(f"{self.name}: a capture's records can be walked only once")
         self._started = True
-        return self._pcap(sink, exact) if self.format == "pcap" else self._pcapng(sink, exact)
+        if self.format == "pcap":
+            return self._pcap(sink, exact, skip)
+        return self._pcapng(sink, exact, skip)
 
     def _refill(self, buf: bytes, pos: int, base: int, need: int) -> tuple[bytes, int]:
         """Keep ``buf[pos:]`` and read until it holds ``need`` octets (or the file ends).
@@ -344,7 +370,10 @@ class RecordWalker:
         self.warnings.append(CaptureWarning(file=self.name, message=message, frame=frame, offset=offset))
 
     def _pcap(
-        self, sink: Callable[[int, float, int, bytes, int, int, int], R | None], exact: bool
+        self,
+        sink: Callable[[int, float, int, bytes, int, int, int], R | None],
+        exact: bool,
+        skip: Skipper | None,
     ) -> Iterator[tuple[R, int, int, int, int, int]]:
         assert self.linktype is not None
         unpack = struct.Struct(self._order + "IIII").unpack_from
@@ -358,7 +387,15 @@ class RecordWalker:
         pos = 0
         n = len(buf)
         frame = 0
+        fast = skip.skip_pcap if skip is not None and linktype == _ETHERNET else None
+        big = self._order == ">"
+        try_fast = fast is not None
         while True:
+            if try_fast:
+                assert fast is not None
+                pos, taken = fast(buf, pos, big, hlen)
+                frame += taken
+                try_fast = False
             if pos + hlen > n:
                 buf, base = refill(buf, pos, base, hlen)
                 pos, n = 0, len(buf)
@@ -396,10 +433,15 @@ class RecordWalker:
                     yield result, base + pos, base + end, 0, ts_s * units + ts_frac, units
                 else:
                     yield result, base + pos, base + end, 0, 0, 0
+            elif fast is not None:
+                try_fast = True
             pos = end
 
     def _pcapng(
-        self, sink: Callable[[int, float, int, bytes, int, int, int], R | None], exact: bool
+        self,
+        sink: Callable[[int, float, int, bytes, int, int, int], R | None],
+        exact: bool,
+        skip: Skipper | None,
     ) -> Iterator[tuple[R, int, int, int, int, int]]:
         s = _LE
         head, epb, u32 = s.head.unpack_from, s.epb.unpack_from, s.u32.unpack_from
@@ -416,7 +458,22 @@ class RecordWalker:
         last_ticks = 0
         last = _NO_TIME
         warned_ifaces: set[int] = set()
+        fast = skip.skip_pcapng if skip is not None else None
+        ethernet = b""  # octet i: 1 when interface i of the section is Ethernet
+        big = False
+        try_fast = False
         while True:
+            if try_fast:
+                assert fast is not None
+                pos, taken, at = fast(buf, pos, big, ethernet)
+                if taken:
+                    frame += taken
+                    # The last block taken has the walker's last timestamp (Simple Packet Blocks).
+                    iface, hi, lo, _caplen, _olen = epb(buf, at + 8)
+                    last = interfaces[iface]
+                    last_ticks = (hi << 32) | lo
+                    last_ts = last_ticks / last[1] + last[2]
+                try_fast = False
             if pos + 28 > n:
                 buf, base = refill(buf, pos, base, 28)
                 pos, n = 0, len(buf)
@@ -438,6 +495,7 @@ class RecordWalker:
                     )
                     return
                 head, epb, u32 = s.head.unpack_from, s.epb.unpack_from, s.u32.unpack_from
+                big = s is _BE
             btype, blen = head(buf, pos)
             if blen < 12 or blen % 4 or blen > MAX_BLOCK:
                 self._stop(f"corrupt block length {blen}; reading stopped", frame + 1, base + pos)
@@ -478,6 +536,8 @@ class RecordWalker:
                             yield result, base + pos, base + pos + blen, iface, last_ticks + last[4], last[1]
                         else:
                             yield result, base + pos, base + pos + blen, iface, 0, 0
+                    elif fast is not None and ethernet:
+                        try_fast = True
                 else:
                     self._no_interface(iface, frame, base + pos, warned_ifaces)
             elif btype == _SPB:
@@ -503,6 +563,8 @@ class RecordWalker:
                     self._stop("corrupt Interface Description Block (too short)", frame + 1, base + pos)
                     return
                 interfaces.append(self._interface(s, buf, pos, blen, frame + 1, base + pos))
+                marks = bytes(i[0] == _ETHERNET for i in interfaces)
+                ethernet = marks if any(marks) else b""
             elif btype == _SHB:
                 if blen < 28:
                     self._stop("corrupt Section Header Block (too short)", frame + 1, base + pos)
@@ -512,6 +574,7 @@ class RecordWalker:
                     self._stop(f"unsupported pcapng section version {major}.{minor}", frame + 1, base + pos)
                     return
                 interfaces = []  # interface ids are per section
+                ethernet = b""
                 warned_ifaces = set()
             # NRB, ISB, DSB, custom and unknown blocks carry no packets: skipped.
             pos += blen

@@ -1,0 +1,193 @@
+"""The compiled media fast path (``sipflow/capture/_fastpath.c``) against the Python decoder.
+
+Runs of RTP/RTCP records are counted in C without a call per frame; every other record goes
+through ``Decoder.feed``. Whatever the capture, the packets, the statistics and the warnings
+must be those of the Python path: every sample and shared capture, and crafted records that sit
+on each side of every test of the fast path, in every record format, across read chunks.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Dot1Q
+
+from sipflow.capture import decode
+from sipflow.capture import reader as reader_module
+from sipflow.capture.reader import CaptureReader
+from sipflow.capture.sink import CollectingSink
+from tests.capture_util import (
+    Interface,
+    Record,
+    Section,
+    ether,
+    pcap_bytes,
+    pcapng_bytes,
+    records,
+    sip_request,
+    sip_response,
+)
+from tests.conftest import sample_captures, shared_captures
+
+pytestmark = pytest.mark.skipif(
+    not decode.COMPILED and not os.environ.get("SIPFLOW_REQUIRE_COMPILED"),
+    reason="the compiled fast path was not built (no C compiler at install)",
+)
+
+
+def test_the_fast_path_is_built_where_required() -> None:
+    assert decode.COMPILED, "SIPFLOW_REQUIRE_COMPILED is set but sipflow.capture._fastpath was not built"
+
+
+def read_both(path: Path, monkeypatch: pytest.MonkeyPatch, **kwargs: object) -> tuple[object, object]:
+    """(packets, stats, warnings) compiled and in Python."""
+    results = []
+    for fast in (decode._fast, None):
+        monkeypatch.setattr(decode, "_fast", fast)
+        with CaptureReader(path) as reader:
+            packets = list(reader)
+        results.append((packets, reader.stats, reader.warnings, reader.seen_interfaces))
+    monkeypatch.undo()
+    return results[0], results[1]
+
+
+@pytest.mark.parametrize("path", sample_captures() + shared_captures(), ids=lambda p: p.name)
+def test_every_capture_reads_the_same(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, slow = read_both(path, monkeypatch)
+    assert fast == slow
+
+
+def rtp(pt: int = 8, seq: int = 1, size: int = 160) -> bytes:
+    return struct.pack("!BBHII", 0x80, pt, seq, seq * 160, 0x1234ABCD) + b"\xd5" * size
+
+
+def udp(payload: bytes, sport: int = 40000, dport: int = 40002, **ip: object) -> bytes:
+    return bytes(
+        ether() / IP(src="192.0.2.1", dst="192.0.2.2", **ip) / UDP(sport=sport, dport=dport) / payload
+    )
+
+
+def edge_frames() -> list[bytes]:
+    """Frames on either side of each of the fast path's tests, SIP among them."""
+    frames = [
+        udp(rtp()),  # on the fast path
+        udp(rtp(pt=200)),  # RTCP sender report (packet type 200)
+        udp(rtp(pt=50)),  # an unassigned payload type: not RTP
+        udp(rtp(pt=96 | 0x80)),  # marker bit and a dynamic type
+        udp(rtp(), sport=53),  # DNS
+        udp(rtp(), dport=5353),  # mDNS
+        udp(rtp(), sport=1023),  # a privileged port
+        udp(rtp(), flags="MF"),  # a first fragment
+        udp(rtp(), frag=10),  # a later fragment
+        udp(rtp(), options=b"\x01\x01\x01\x00"),  # IP options (IHL 6)
+        udp(b"\x7f" + rtp()[1:]),  # version 1
+        udp(b"\xc0" + rtp()[1:]),  # version 3
+        udp(rtp(size=0)),  # a bare header (frame of 54 octets)
+        udp(rtp(size=0))[:53],  # one octet short of the fast path's minimum
+        udp(sip_request()),
+        udp(rtp()),
+        bytes(
+            ether()
+            / Dot1Q(vlan=5)
+            / IP(src="192.0.2.1", dst="192.0.2.2")
+            / UDP(sport=40000, dport=40002)
+            / rtp()
+        ),
+        bytes(ether() / IP(src="192.0.2.1", dst="192.0.2.2") / TCP(sport=40000, dport=5060, flags="S")),
+        udp(sip_response()),
+        udp(rtp()),
+        udp(rtp()),
+        udp(rtp(), ttl=1)[:20],  # cut inside the IP header
+    ]
+    return frames + [udp(rtp(seq=i)) for i in range(50)] + [udp(sip_request(call_id="second@x"))]
+
+
+def test_crafted_records_in_every_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = edge_frames()
+    recs = records(frames)
+    files = {
+        "le.pcap": pcap_bytes(recs),
+        "be.pcap": pcap_bytes(recs, big_endian=True),
+        "ns.pcap": pcap_bytes(recs, nanosecond=True),
+        "cut.pcap": pcap_bytes(recs)[:-30],  # the last record cut short
+        "le.pcapng": pcapng_bytes([Section(interfaces=[Interface(1)], blocks=epbs(frames, 0))]),
+        "be.pcapng": pcapng_bytes(
+            [Section(big_endian=True, interfaces=[Interface(1)], blocks=epbs(frames, 0))]
+        ),
+        # Interface 1 is raw IP (not on the fast path); SPBs inherit the last EPB's timestamp;
+        # a second section starts its interface numbering again.
+        "mixed.pcapng": pcapng_bytes(
+            [
+                Section(
+                    interfaces=[Interface(1, tsresol=9), Interface(101)],
+                    blocks=[
+                        *epbs(frames[:30], 0),
+                        ("epb", (1, 5_000, udp(rtp())[14:], None)),
+                        *epbs(frames[30:40], 0),
+                        ("spb", (udp(sip_request(call_id="spb@x")), None)),
+                        ("epb", (7, 6_000, udp(rtp()), None)),  # an interface never described
+                        *epbs(frames[40:], 0),
+                    ],
+                ),
+                Section(interfaces=[Interface(101), Interface(1)], blocks=epbs(frames, 1)),
+            ]
+        ),
+    }
+    files["modified.pcap"] = modified_pcap(recs)
+    for name, data in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        fast, slow = read_both(path, monkeypatch)
+        assert fast == slow, name
+        for chunk in (97, 1000):
+            monkeypatch.setattr(reader_module, "CHUNK", chunk)
+            fast_small, slow_small = read_both(path, monkeypatch)
+            assert fast_small == slow_small == slow, (name, chunk)
+
+
+def epbs(frames: list[bytes], iface: int) -> list[tuple[str, tuple[object, ...]]]:
+    return [("epb", (iface, 1_700_000_000_000_000 + 20_000 * i, f, None)) for i, f in enumerate(frames)]
+
+
+def modified_pcap(recs: list[Record]) -> bytes:
+    """Kuznetzov's modified pcap: 24-octet record headers (ifindex, protocol, type, pad)."""
+    out = [struct.pack("<IHHiIII", 0xA1B2CD34, 2, 4, 0, 0, 262144, 1)]
+    for r in recs:
+        out.append(struct.pack("<IIII", r.sec, r.frac, len(r.data), len(r.data)) + b"\0" * 8 + r.data)
+    return b"".join(out)
+
+
+def test_a_long_random_capture_reads_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(4571)
+    pool = edge_frames()
+    frames = [pool[rng.randrange(len(pool))] if rng.random() < 0.3 else udp(rtp(seq=i)) for i in range(5000)]
+    path = tmp_path / "random.pcap"
+    path.write_bytes(pcap_bytes(records(frames)))
+    fast, slow = read_both(path, monkeypatch)
+    assert fast == slow
+    assert slow[1].non_sip["RTP"] > 3000  # type: ignore[index]
+
+
+def test_a_sink_turns_the_fast_path_off(tmp_path: Path) -> None:
+    # A sink must see every RTP payload, so no run may be counted past it.
+    path = tmp_path / "t.pcap"
+    frames = edge_frames()
+    path.write_bytes(pcap_bytes(records(frames)))
+    sink = CollectingSink()
+    with CaptureReader(path, sink=sink) as reader:
+        list(reader)
+    assert sum(1 for d in sink.datagrams if d[0] == "RTP") == reader.stats.non_sip["RTP"]
+
+
+def test_sipflow_pure_python_turns_it_off() -> None:
+    code = "import sipflow.capture.decode as d; print(d.COMPILED)"
+    env = {**os.environ, "SIPFLOW_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
