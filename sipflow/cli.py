@@ -204,8 +204,18 @@ _FILTERS: list[Decorator] = [
     click.option("--all", "all_kinds", is_flag=True,
                  help="Include registrations, subscriptions, OPTIONS, MESSAGE and other Call-IDs."),
 ]  # fmt: skip
-_CALL = click.option("--call", "index", type=int, metavar="N",
-                     help="Only call number N (the # of `sipflow calls`).")  # fmt: skip
+
+
+def _one_call(ctx: click.Context, param: click.Parameter, value: tuple[int, ...]) -> int | None:
+    """``--call`` once at most: a second one would otherwise silently replace the first."""
+    if len(value) > 1:
+        given = ", ".join(map(str, value))
+        raise click.BadParameter(f"given {len(value)} times ({given}): name one call", ctx, param)
+    return value[0] if value else None
+
+
+_CALL = click.option("--call", "index", type=click.IntRange(min=1), multiple=True, callback=_one_call,
+                     metavar="N", help="Only call number N (the # of `sipflow calls`).")  # fmt: skip
 
 
 def selection_options(*, call: bool) -> Decorator:
@@ -456,7 +466,14 @@ def export(
       sipflow export samples/proxy-call.pcap --call 1 -o call.svg
       sipflow export a.pcap --all -o flows/ --format mmd
     """
-    fmt = fmt or out.suffix.lstrip(".").lower()
+    suffix = out.suffix.lstrip(".").lower()
+    folder = selection.all_kinds and not selection.names_one
+    if fmt and suffix in EXPORT_FORMATS and suffix != fmt and not folder:
+        raise click.BadParameter(
+            f"{str(out)!r} says {suffix} and --format says {fmt}: name the file .{fmt} or leave --format out",
+            param_hint="-o/--output",
+        )
+    fmt = fmt or suffix
     if fmt not in EXPORT_FORMATS:
         raise click.BadParameter(
             f"cannot tell the format from {str(out)!r}: use one of .{', .'.join(EXPORT_FORMATS)} or --format",
