@@ -173,3 +173,9 @@ def test_parser_defects_warn_and_are_configured_per_code(tmp_path: Path) -> None
     assert code == 1
     (case,) = [c for c in ET.fromstring(out).iter("testcase") if c.get("name") == "sip.malformed.date"]
     assert case.find("failure") is not None
+
+
+def test_the_verdict_line_counts_in_words() -> None:
+    result = CliRunner().invoke(main, ["check", str(SAMPLES / "faulty-bye-481.pcap")])
+    last = result.output.rstrip().splitlines()[-1]
+    assert last == f"FAILED: 1 error, 0 warnings, 0 of 0 expectations failed ({len(RULES)} rules over 1 file)"

@@ -15,6 +15,7 @@ from xml.etree import ElementTree as ET
 from sipflow.checks.expect import ExpectationResult
 from sipflow.checks.finding import Finding, Severity
 from sipflow.checks.rules import Rule
+from sipflow.render.listing import plural
 from sipflow.render.text import clean
 
 
@@ -73,11 +74,10 @@ def text_lines(report: CheckReport, ladders: dict[int, list[str]] | None = None)
     warnings = sum(1 for f in report.findings if f.severity is Severity.WARNING)
     failed = sum(1 for r in report.results if not r.passed)
     verdict = "PASSED" if report.passed else "FAILED"
-    plural = "s" if len(report.files) != 1 else ""
     summary = (
-        f"{verdict}: {errors} errors, {warnings} warnings, "
-        f"{failed} of {len(report.results)} expectations failed "
-        f"({len(report.rules)} rules over {len(report.files)} file{plural})"
+        f"{verdict}: {plural(errors, 'error')}, {plural(warnings, 'warning')}, "
+        f"{failed} of {plural(len(report.results), 'expectation')} failed "
+        f"({plural(len(report.rules), 'rule')} over {plural(len(report.files), 'file')})"
     )
     out.append(("bold green" if report.passed else "bold red", summary))
     return out
