@@ -26,19 +26,31 @@ REGISTRY: Final = Registry()
     "missing-header",
     Severity.ERROR,
     "A message lacks a mandatory header field.",
-    "Every SIP message needs To, From, Call-ID, CSeq and Via, requests also Max-Forwards, and "
-    "an INVITE and its 2xx a Contact (RFC 3261 §8.1.1, §12.1.1); peers may reject or "
+    "Every SIP message needs To, From, Call-ID, CSeq and Via, requests also Max-Forwards (but "
+    "the ACK of a non-2xx final response, which the INVITE transaction builds from §17.1.1.3's "
+    "list), and an INVITE and its 2xx a Contact (RFC 3261 §8.1.1, §12.1.1); peers may reject or "
     "misroute the message. Usual causes: a hand-written scenario or a buggy header manipulation.",
 )
 def _missing_header(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
+        # RFC 3261 §17.1.1.3: the client transaction builds the ACK of a non-2xx final
+        # response, and its header list has no Max-Forwards; that ACK is part of the INVITE's
+        # transaction (same branch), unlike the ACK of a 2xx (§13.2.2.4, a request of its own).
+        hop_acks = {
+            id(m)
+            for tx in leg.transactions
+            if tx.method == "INVITE"
+            for m in tx.messages
+            if isinstance(m.sip, SipRequest) and m.sip.method == "ACK"
+        }
         for m in leg.messages:
             if m.retransmission:
                 continue
             sip = m.sip
             names = list(MANDATORY_HEADERS)  # §8.1.1
             if isinstance(sip, SipRequest):
-                names.append("Max-Forwards")  # §8.1.1.6
+                if id(m) not in hop_acks:
+                    names.append("Max-Forwards")  # §8.1.1.6
                 if sip.method == "INVITE":
                     names.append("Contact")  # §8.1.1.8
             elif 200 <= sip.status < 300 and sip.cseq is not None and sip.cseq.method == "INVITE":
