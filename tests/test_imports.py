@@ -15,6 +15,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "sipflow.capture": ("sipflow.capture", "sipflow.errors"),
     "sipflow.sip": ("sipflow.sip", "sipflow.errors"),
     "sipflow.model": ("sipflow.model", "sipflow.sip", "sipflow.capture.types", "sipflow.errors"),
+    # Media measures what the capture layer's payload sink hands it: bytes, addresses, kinds.
+    "sipflow.media": (
+        "sipflow.media",
+        "sipflow.capture.types",
+        "sipflow.capture.detect",
+        "sipflow.capture.ip",
+        "sipflow.errors",
+    ),
     "sipflow.render": (
         "sipflow.render",
         "sipflow.model",
@@ -111,9 +119,9 @@ def test_layering(name: str, path: Path) -> None:
 
 
 def test_core_never_touches_files_or_the_terminal() -> None:
-    """The sans-I/O core (sip, model) opens no file and prints nothing."""
+    """The sans-I/O core (sip, model, media) opens no file and prints nothing."""
     for name, path in _modules():
-        if not name.startswith(("sipflow.sip", "sipflow.model")):
+        if not name.startswith(("sipflow.sip", "sipflow.model", "sipflow.media")):
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

@@ -1,0 +1,128 @@
+"""RTP streams out of a capture: the payload sink that sorts RTP packets into streams.
+
+A stream is one SSRC from one transport address to another (RFC 3550 §3: a synchronization
+source; the same SSRC seen on two address pairs is two streams, as tshark lists them). The
+collector is handed every UDP payload the decoder classified as RTP (``capture.detect.RTP``: version 2,
+a known payload type, between unprivileged ports), keeps one :class:`~sipflow.media.rtp.StreamMeter`
+per stream and forgets the packets: memory grows with the streams, not with the packets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from sipflow.capture.detect import RTP
+from sipflow.capture.ip import format_address
+from sipflow.capture.types import Endpoint
+from sipflow.media.rtp import StreamFigures, StreamMeter, parse_header
+
+_RTP: Final = RTP
+
+StreamKey = tuple[bytes, int, bytes, int, int]
+"""(source address octets, source port, destination address octets, destination port, SSRC)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RtpStream:
+    """One RTP stream of a capture, measured."""
+
+    src: Endpoint
+    dst: Endpoint
+    ssrc: int
+    first_frame: int
+    last_frame: int
+    first_time: float
+    """Capture time of the first packet, seconds since the Unix epoch."""
+    last_time: float
+    figures: StreamFigures
+
+
+class _Entry:
+    __slots__ = ("first_frame", "first_time", "last_frame", "last_time", "meter")
+
+    def __init__(self, frame: int, timestamp: float, meter: StreamMeter) -> None:
+        self.first_frame = self.last_frame = frame
+        self.first_time = self.last_time = timestamp
+        self.meter = meter
+
+
+class StreamCollector:
+    """A :class:`~sipflow.capture.sink.PayloadSink` that measures every RTP stream.
+
+    ``clock_rates`` maps a dynamic payload type to its clock rate for every stream (from SDP
+    ``a=rtpmap``), ``events`` names the dynamic types that are telephone events; without them,
+    jitter is computed for the static payload types only.
+    """
+
+    def __init__(
+        self, *, clock_rates: dict[int, int] | None = None, events: frozenset[int] = frozenset()
+    ) -> None:
+        self._streams: dict[StreamKey, _Entry] = {}
+        self._origin: float | None = None
+        self.clock_rates = clock_rates or {}
+        self.events = events
+
+    def datagram(
+        self,
+        kind: str,
+        frame: int,
+        timestamp: float,
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+        data: bytes,
+        start: int,
+        end: int,
+    ) -> None:
+        if kind is not _RTP:
+            return
+        header = parse_header(data, start, end)
+        if header is None:
+            return
+        origin = self._origin
+        if origin is None:
+            origin = self._origin = timestamp
+        key = (src, sport, dst, dport, header.ssrc)
+        entry = self._streams.get(key)
+        if entry is None:
+            entry = self._streams[key] = _Entry(
+                frame, timestamp, StreamMeter(clock_rates=self.clock_rates, events=self.events)
+            )
+        else:
+            entry.last_frame = frame
+            entry.last_time = timestamp
+        # Milliseconds from the first RTP packet: small numbers keep the float's precision.
+        entry.meter.packet(header, (timestamp - origin) * 1000.0)
+
+    def framed(
+        self,
+        kind: str,
+        frame: int,
+        timestamp: float,
+        src: Endpoint,
+        dst: Endpoint,
+        data: bytes | bytearray,
+        start: int,
+        end: int,
+    ) -> None:
+        """RTP over TCP (RFC 4571) is not measured yet: its timing is the TCP stream's."""
+
+    def streams(self) -> list[RtpStream]:
+        """Every stream, in order of its first packet."""
+        out = [
+            RtpStream(
+                src=Endpoint(format_address(key[0]), key[1]),
+                dst=Endpoint(format_address(key[2]), key[3]),
+                ssrc=key[4],
+                first_frame=e.first_frame,
+                last_frame=e.last_frame,
+                first_time=e.first_time,
+                last_time=e.last_time,
+                figures=e.meter.figures(),
+            )
+            for key, e in self._streams.items()
+        ]
+        out.sort(key=lambda s: s.first_frame)
+        return out
