@@ -59,6 +59,7 @@ class Skipper(Protocol):
         non-zero: interface i is Ethernet); also where the last block taken starts (-1: none)."""
         ...
 
+
 # pcap magic numbers as they appear in the file (draft-ietf-opsawg-pcap §4).
 _PCAP_MAGICS: Final[dict[bytes, tuple[str, int, int]]] = {
     # magic octets: (byte order, timestamp fraction units per second, record header length)
