@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -286,10 +286,13 @@ def _progress() -> Iterator[Progress | None]:
         yield update
 
 
-def _load(inputs: InputOptions) -> Analysis:
+def _load(inputs: InputOptions, *, media: bool = False) -> Analysis:
     """The analysis, its warnings said on stderr; a partial one is remembered (exit 3)."""
     with _progress() as progress:
-        analysis = analyze(inputs.files, inputs.analysis_options(), progress=progress)
+        options = inputs.analysis_options()
+        if media:
+            options = replace(options, media=True)
+        analysis = analyze(inputs.files, options, progress=progress)
     for line in warning_lines(analysis):
         click.echo(f"sipflow: warning: {line}", err=True)
     if analysis.summary.partial:
@@ -522,6 +525,40 @@ def stats(fmt: str, inputs: InputOptions) -> None:
         click.echo(json.dumps(document, indent=2 if sys.stdout.isatty() else None, ensure_ascii=True))
         return
     click.echo("\n".join([*stats_lines(result), *malformed_lines(analysis)]))
+
+
+@main.command(short_help="List the RTP streams as tshark -z rtp,streams, with their calls.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format (json: one object per stream, see README).")  # fmt: skip
+@input_options
+def media(fmt: str, inputs: InputOptions) -> None:
+    """The RTP streams of FILE..., one row each (SSRC, source and destination): codec,
+    packets, lost packets (RFC 3550: negative when packets came twice), maximum delta, mean and
+    maximum interarrival jitter, measured as tshark -z rtp,streams measures them, and the call
+    whose SDP described the stream's destination ("-": none in the capture). Dynamic payload
+    types get their clock rate from the receiver's a=rtpmap.
+
+    \b
+    Example:
+      sipflow media call.pcap
+      sipflow media a.pcap --format json
+    """
+    from sipflow.model.media import calls_of_streams  # noqa: PLC0415
+    from sipflow.render.media import media_lines, stream_dict  # noqa: PLC0415
+
+    analysis = _load(inputs, media=True)
+    owners = calls_of_streams(analysis.calls, analysis.media)
+    if fmt == "json":
+        document = {
+            "files": list(analysis.files),
+            "streams": [stream_dict(s, c) for s, c in zip(analysis.media, owners, strict=True)],
+        }
+        click.echo(json.dumps(document, indent=2 if sys.stdout.isatty() else None, ensure_ascii=True))
+        return
+    if not analysis.media:
+        click.echo("sipflow: no RTP streams", err=True)
+        return
+    click.echo("\n".join(media_lines(analysis.media, owners)))
 
 
 @main.command(short_help="Fail a CI build on an incorrect trace: rules and expectations.")

@@ -19,6 +19,7 @@ from sipflow.capture.reader import STDIN, CaptureReader
 from sipflow.capture.types import CaptureStats, CaptureWarning, SipPayload
 from sipflow.correlate import CorrelationOptions, correlate, related_calls
 from sipflow.errors import ParseError, UsageError
+from sipflow.media.collector import StreamCollector
 from sipflow.merge import PRESCAN_PACKETS, Deduplicator, DuplicateKey, Merged, duplicate_key, estimate_skew
 from sipflow.model.analysis import Analysis, CapturePoint, Summary
 from sipflow.model.call import Call, CallKind, Leg, build_call
@@ -297,6 +298,7 @@ class AnalysisOptions:
     skew: Mapping[str, float] = field(default_factory=dict)
     max_call_ids: int | None = DEFAULT_MAX_CALL_IDS
     jobs: int | None = 1
+    media: bool = False
 
 
 def _file_names(paths: object) -> tuple[str, ...]:
@@ -325,6 +327,7 @@ def analyze(
     skew: Mapping[str, float] | None = None,
     max_call_ids: int | _Unset | None = _UNSET,
     jobs: int | _Unset | None = _UNSET,
+    media: bool | _Unset = _UNSET,
 ) -> Analysis:
     """Read every capture in ``paths`` (one path or several, merged by time; ``-`` is standard
     input, read once as it streams) and build calls from their SIP.
@@ -359,6 +362,8 @@ def analyze(
         max_call_ids = options.max_call_ids
     if isinstance(jobs, _Unset):
         jobs = options.jobs
+    if isinstance(media, _Unset):
+        media = options.media
     names = _file_names(paths)
     if names.count(STDIN) > 1:
         raise UsageError("standard input (-) can be read only once")
@@ -368,7 +373,9 @@ def analyze(
     gate = _CallIdLimit(tracker, max_call_ids or None)
     with ExitStack() as stack:
         stack.enter_context(gc_paused())
-        readers = [stack.enter_context(CaptureReader(name)) for name in names]
+        # With media, each file read here hands its RTP to a collector (a worker has its own).
+        collectors = {name: StreamCollector() for name in names} if media else {}
+        readers = [stack.enter_context(CaptureReader(name, sink=collectors.get(name))) for name in names]
         points = _Points(readers)
         skews = _skews(points, _given_skews(points, skew))
         dedupe: Deduplicator[Parsed] = Deduplicator(points=points.pairs)
@@ -378,14 +385,15 @@ def analyze(
         # A worker opens its file again: standard input and other pipes are read here.
         workers = _worker_count(jobs, sum(r.reopenable for r in readers), total)
         sources: list[tuple[str, _Pairs]] = []
+        worker_sources: dict[str, WorkerSource] = {}
         for reader in readers:
             if workers and reader.reopenable:
                 workers -= 1
-                source = WorkerSource(reader)
+                source = worker_sources[reader.name] = WorkerSource(reader, media=media)
                 stack.callback(source.close)
                 sources.append((reader.name, source))
             else:
-                sources.append((reader.name, read_parsed(reader)))
+                sources.append((reader.name, read_parsed(reader, collectors.get(reader.name))))
         for count, (packet, item) in enumerate(_merged(sources, points, skews), start=1):
             if not keyed:
                 key: Hashable | None = packet.payload
@@ -400,6 +408,15 @@ def analyze(
         model = tracker.finish(release=True)
         ordered = sorted(model.legs, key=lambda leg: leg.messages[0].index)
         calls = _calls(ordered, correlation)
+    streams = [
+        stream
+        for name in names
+        for stream in (
+            worker_sources[name].streams if name in worker_sources
+            else collectors[name].streams() if name in collectors else ()
+        )
+    ]  # fmt: skip
+    streams.sort(key=lambda s: s.first_time)  # stable: file order for a tie
     limited = gate.warning()
     warnings = tuple(w for r in readers for w in r.warnings) + ((limited,) if limited is not None else ())
     stats = CaptureStats.total(r.stats for r in readers)
@@ -434,4 +451,5 @@ def analyze(
         transactions=model.transactions,
         dialogs=model.dialogs,
         warnings=warnings,
+        media=tuple(streams),
     )

@@ -26,8 +26,10 @@ from typing import Final
 from sipflow.capture.reader import CaptureReader
 from sipflow.capture.types import CaptureStats, CaptureWarning, SipPayload, restore_sip_payload
 from sipflow.errors import CaptureError, ParseError
+from sipflow.media.collector import RtpStream, StreamCollector
 from sipflow.sip.message import SipRequest, SipResponse, restore_message
 from sipflow.sip.parse import parse_message, parse_truncated
+from sipflow.sip.sdp import find_sdp
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +66,31 @@ def parse_or_failure(packet: SipPayload) -> Parsed:
         return ParseFailure(exc.reason, exc.offset)
 
 
-def read_parsed(reader: CaptureReader) -> Iterator[tuple[SipPayload, Parsed]]:
-    """The reader's packets with their parsed SIP, a batch at a time, in this process."""
+def read_parsed(
+    reader: CaptureReader, media: StreamCollector | None = None
+) -> Iterator[tuple[SipPayload, Parsed]]:
+    """The reader's packets with their parsed SIP, a batch at a time, in this process.
+
+    With ``media`` (the reader's sink), each message is parsed as soon as it is read and its
+    session description handed to ``media`` before the frames after it are decoded: the RTP
+    streams it describes then get its payload type bindings from their first packet."""
     packets = iter(reader)
+    if media is not None:
+        for packet in packets:
+            yield packet, parse_and_describe(packet, media)
+        return
     while batch := list(itertools.islice(packets, BATCH)):
         yield from zip(batch, list(map(parse_or_failure, batch)), strict=True)
+
+
+def parse_and_describe(packet: SipPayload, media: StreamCollector) -> Parsed:
+    """``parse_or_failure``, and the message's session description told to ``media``."""
+    parsed = parse_or_failure(packet)
+    if not isinstance(parsed, ParseFailure) and parsed.body:
+        description = find_sdp(parsed)
+        if description is not None:
+            media.describe(description)
+    return parsed
 
 
 def default_jobs() -> int:
@@ -87,21 +109,24 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _worker(conn: Connection, path: str, name: str) -> None:
-    """The child's side: read and parse the file, send batches, then the reader's state."""
+def _worker(conn: Connection, path: str, name: str, media: bool) -> None:
+    """The child's side: read and parse the file, send batches, then the reader's state (and
+    with ``media``, the RTP streams measured)."""
     gc.disable()  # long-lived acyclic objects, as in ``pipeline``; the process ends soon
     try:
-        with CaptureReader(path, name=name) as reader:
-            packets = iter(reader)
-            while batch := list(itertools.islice(packets, BATCH)):
+        collector = StreamCollector() if media else None
+        with CaptureReader(path, name=name, sink=collector) as reader:
+            pairs_read = read_parsed(reader, collector)
+            while batch := list(itertools.islice(pairs_read, BATCH)):
                 # Flat tuples of the values (``__reduce__``): a third cheaper to pickle than the
                 # objects, which the parent builds again with the same functions pickle would call.
                 pairs = [
                     (packet.__reduce__()[1], item if isinstance(item, ParseFailure) else item.__reduce__()[1])
-                    for packet, item in zip(batch, map(parse_or_failure, batch), strict=True)
+                    for packet, item in batch
                 ]
                 conn.send_bytes(pickle.dumps(("pairs", pairs, reader.position), pickle.HIGHEST_PROTOCOL))
-            state = (reader.stats, reader.warnings, reader.seen_interfaces, reader.position)
+            streams = tuple(collector.streams()) if collector is not None else ()
+            state = (reader.stats, reader.warnings, reader.seen_interfaces, reader.position, streams)
             conn.send_bytes(pickle.dumps(("end", state), pickle.HIGHEST_PROTOCOL))
     except BaseException as exc:  # anything: the parent must hear of it
         with contextlib.suppress(OSError):  # unless it is gone
@@ -120,14 +145,16 @@ class WorkerSource:
     before the end stops the child.
     """
 
-    def __init__(self, reader: CaptureReader) -> None:
+    def __init__(self, reader: CaptureReader, *, media: bool = False) -> None:
         self.reader = reader
+        self.streams: tuple[RtpStream, ...] = ()
+        """With ``media``, the file's RTP streams, once the child is done."""
         context = _context()
         receive, send = context.Pipe(duplex=False)
         self._conn = receive
         self._process = context.Process(  # type: ignore[attr-defined]
-            target=_worker, args=(send, reader.path, reader.name), name=f"sipflow reader {reader.name}",
-            daemon=True,
+            target=_worker, args=(send, reader.path, reader.name, media),
+            name=f"sipflow reader {reader.name}", daemon=True,
         )  # fmt: skip
         self._process.start()
         send.close()  # the child holds the sending end now
@@ -160,8 +187,14 @@ class WorkerSource:
             self.close()
 
     def _adopt(
-        self, stats: CaptureStats, warnings: list[CaptureWarning], seen: set[int], position: int
+        self,
+        stats: CaptureStats,
+        warnings: list[CaptureWarning],
+        seen: set[int],
+        position: int,
+        streams: tuple[RtpStream, ...],
     ) -> None:
+        self.streams = streams
         reader = self.reader
         reader.stats = stats
         reader.warnings[:] = warnings

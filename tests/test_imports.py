@@ -14,10 +14,17 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "sipflow.errors": (),
     "sipflow.capture": ("sipflow.capture", "sipflow.errors"),
     "sipflow.sip": ("sipflow.sip", "sipflow.errors"),
-    "sipflow.model": ("sipflow.model", "sipflow.sip", "sipflow.capture.types", "sipflow.errors"),
+    "sipflow.model": (
+        "sipflow.model",
+        "sipflow.media",
+        "sipflow.sip",
+        "sipflow.capture.types",
+        "sipflow.errors",
+    ),
     # Media measures what the capture layer's payload sink hands it: bytes, addresses, kinds.
     "sipflow.media": (
         "sipflow.media",
+        "sipflow.sip",
         "sipflow.capture.types",
         "sipflow.capture.detect",
         "sipflow.capture.ip",
@@ -25,6 +32,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     "sipflow.render": (
         "sipflow.render",
+        "sipflow.media",
         "sipflow.model",
         "sipflow.sip",
         "sipflow.capture.types",
@@ -64,12 +72,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "sipflow.capture.types",
         "sipflow.errors",
     ),
-    "sipflow.readahead": ("sipflow.capture", "sipflow.sip", "sipflow.errors"),
+    "sipflow.readahead": ("sipflow.capture", "sipflow.media", "sipflow.sip", "sipflow.errors"),
     "sipflow.pipeline": (
         "sipflow.readahead",
         "sipflow.merge",
         "sipflow.correlate",
         "sipflow.capture",
+        "sipflow.media",
         "sipflow.sip",
         "sipflow.model",
         "sipflow.errors",

@@ -73,11 +73,11 @@ def test_progress_reaches_the_end_with_a_worker() -> None:
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
-def _dies(conn: object, path: str, name: str) -> None:
+def _dies(conn: object, path: str, name: str, media: bool) -> None:
     os._exit(7)
 
 
-def _fails(conn: object, path: str, name: str) -> None:
+def _fails(conn: object, path: str, name: str, media: bool) -> None:
     raise RuntimeError("disk on fire")
 
 
@@ -91,9 +91,9 @@ def test_a_worker_that_dies_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None
 def test_a_worker_error_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(readahead, "_context", lambda: readahead.multiprocessing.get_context("fork"))
 
-    def failing(conn: object, path: str, name: str) -> None:
+    def failing(conn: object, path: str, name: str, media: bool) -> None:
         readahead.CaptureReader = _Broken  # type: ignore[misc,assignment]  # in the child only
-        original(conn, path, name)  # type: ignore[arg-type]
+        original(conn, path, name, media)  # type: ignore[arg-type]
 
     original = readahead._worker
     monkeypatch.setattr(readahead, "_worker", failing)
@@ -102,7 +102,7 @@ def test_a_worker_error_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 class _Broken:
-    def __init__(self, path: str, *, name: str) -> None:
+    def __init__(self, path: str, *, name: str, sink: object = None) -> None:
         raise RuntimeError("disk on fire")
 
 

@@ -19,7 +19,6 @@ import sipflow
 from sipflow.capture.reader import CaptureReader
 from sipflow.media.collector import StreamCollector
 from sipflow.media.rtp import RtpHeader, StreamMeter, parse_header
-from sipflow.sip.sdp import find_sdp
 from tests.conftest import run_tshark, sample_captures, shared_captures
 
 _ROW = re.compile(
@@ -39,28 +38,11 @@ def tshark_streams(tshark: str, path: Path) -> dict[tuple[str, int, str, int, in
     return rows
 
 
-def sdp_clock_rates(path: Path) -> tuple[dict[int, int], frozenset[int]]:
-    """The dynamic payload types the capture's SDP binds: clock rates, telephone events."""
-    rates: dict[int, int] = {}
-    events: set[int] = set()
-    for message in sipflow.analyze(path).messages:
-        sd = find_sdp(message.sip)
-        for media in sd.media if sd is not None else ():
-            for codec in media.codecs:
-                if codec.payload_type.isdigit() and int(codec.payload_type) >= 96 and codec.clock_rate:
-                    if (codec.name or "").lower() == "telephone-event":
-                        events.add(int(codec.payload_type))
-                    rates[int(codec.payload_type)] = codec.clock_rate
-    return rates, frozenset(events)
-
-
-def ours(path: Path) -> dict[tuple[str, int, str, int, int], tuple[float, ...]]:
-    rates, events = sdp_clock_rates(path)
-    collector = StreamCollector(clock_rates=rates, events=events)
-    with CaptureReader(path, sink=collector) as reader:
-        list(reader)
+def ours(path: Path, jobs: int = 1) -> dict[tuple[str, int, str, int, int], tuple[float, ...]]:
+    """sipflow's streams: RTP measured as read, dynamic payload types bound by the SDP of each
+    stream's receiver (``analyze(media=True)``)."""
     out = {}
-    for s in collector.streams():
+    for s in sipflow.analyze(path, media=True, jobs=jobs).media:
         f = s.figures
         # As tshark prints them: -1 for a minimum never set, 0 for a mean or maximum.
         out[(s.src.host, s.src.port, s.dst.host, s.dst.port, s.ssrc)] = (
@@ -96,6 +78,19 @@ def test_the_cross_check_has_streams_to_check(tshark: str) -> None:
     if not shared_captures():
         pytest.skip("the shared captures (../shared) hold the RTP")
     assert total >= 15
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for p in CAPTURES
+        if p.name in ("Forensic_challenge_4.pcap", "register-invite-reinvite-bye.pcap", "voip1b.pcapng")
+    ],
+    ids=lambda p: p.name,
+)
+def test_a_worker_process_measures_the_same(path: Path) -> None:
+    assert ours(path, jobs=2) == ours(path, jobs=1)
 
 
 def test_streams_found_beyond_what_sdp_set_up(tshark: str) -> None:
@@ -202,3 +197,59 @@ def test_memory_grows_with_streams_not_packets(tmp_path: Path) -> None:
     # Capture times are float seconds since the epoch (a quarter of a microsecond apart at
     # today's dates): jitter within a microsecond of none.
     assert stream.figures.max_jitter_ms == pytest.approx(0.0, abs=1e-3)
+
+
+# --- sipflow media ---------------------------------------------------------------------------------
+
+
+def test_media_command_lists_the_streams_with_their_calls() -> None:
+    from click.testing import CliRunner
+
+    from sipflow.cli import main
+
+    path = next((p for p in shared_captures() if p.name == "register-invite-reinvite-bye.pcap"), None)
+    if path is None:
+        pytest.skip("needs ../shared")
+    result = CliRunner().invoke(main, ["media", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    streams = json.loads(result.stdout)["streams"]
+    assert [(s["src"], s["dst"], s["codecs"], s["packets"], s["lost"]) for s in streams] == [
+        ("127.0.0.1:5084", "127.0.0.1:5094", ["PCMU"], 77, 0),
+        ("127.0.0.1:5094", "127.0.0.1:5084", ["PCMU"], 77, 0),
+        ("127.0.0.1:5084", "127.0.0.1:5094", ["opus"], 32, 0),  # after the re-INVITE: opus/48000
+        ("127.0.0.1:5094", "127.0.0.1:5084", ["opus"], 32, 0),
+    ]
+    calls = sipflow.analyze(path).calls
+    (invite_call,) = [c for c in calls if c.kind.value == "call"]
+    assert {s["call"] for s in streams} == {invite_call.index}
+    assert all(s["clock_rate"] in (8000, 48000) for s in streams)
+    table = CliRunner().invoke(main, ["media", str(path)]).output.splitlines()
+    assert table[0].split()[:4] == ["#", "Src", "Dst", "SSRC"] and len(table) == 5
+
+
+def test_media_command_without_rtp(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sipflow.cli import main
+    from tests.conftest import SAMPLES
+
+    result = CliRunner().invoke(main, ["media", str(SAMPLES / "basic-call.pcap")])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "no RTP streams" in result.stderr
+
+
+def test_codec_names_from_packets_are_cleaned() -> None:
+    from sipflow.capture.types import Endpoint
+    from sipflow.media.collector import RtpStream
+    from sipflow.render.media import media_lines
+
+    meter = StreamMeter()
+    meter.packet(RtpHeader(False, 96, 1, 0, 7), 0.0)
+    stream = RtpStream(
+        src=Endpoint("192.0.2.1", 4000), dst=Endpoint("192.0.2.2", 4002), ssrc=7, first_frame=1,
+        last_frame=1, first_time=0.0, last_time=0.0, figures=meter.figures(), codecs=("\x1b[31mevil\x07",),
+    )  # fmt: skip
+    text = "\n".join(media_lines([stream], [None]))
+    assert "\x1b" not in text and "\x07" not in text and "evil" in text

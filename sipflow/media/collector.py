@@ -2,9 +2,16 @@
 
 A stream is one SSRC from one transport address to another (RFC 3550 §3: a synchronization
 source; the same SSRC seen on two address pairs is two streams, as tshark lists them). The
-collector is handed every UDP payload the decoder classified as RTP (``capture.detect.RTP``: version 2,
-a known payload type, between unprivileged ports), keeps one :class:`~sipflow.media.rtp.StreamMeter`
-per stream and forgets the packets: memory grows with the streams, not with the packets.
+collector is handed every UDP payload the decoder classified as RTP (``capture.detect.RTP``:
+version 2, a known payload type, between unprivileged ports), keeps one
+:class:`~sipflow.media.rtp.StreamMeter` per stream and forgets the packets: memory grows with
+the streams, not with the packets.
+
+The clock rate of a dynamic payload type comes from the SDP of the stream's receiver (RFC 3264
+§5.1: the payload type numbers of a stream are those its receiver listed): told the session
+descriptions as they are captured (:meth:`StreamCollector.describe`), the collector gives a
+stream the ``a=rtpmap`` clock rates of the last description of its destination address and
+port, as tshark does with the conversations SDP sets up.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from typing import Final
 from sipflow.capture.detect import RTP
 from sipflow.capture.ip import format_address
 from sipflow.capture.types import Endpoint
+from sipflow.media.payload_types import STATIC
 from sipflow.media.rtp import StreamFigures, StreamMeter, parse_header
+from sipflow.sip.sdp import SessionDescription
 
 _RTP: Final = RTP
 
@@ -36,15 +45,26 @@ class RtpStream:
     """Capture time of the first packet, seconds since the Unix epoch."""
     last_time: float
     figures: StreamFigures
+    codecs: tuple[str, ...]
+    """The encoding name of each payload type of ``figures.payload_types``: from the receiver's
+    ``a=rtpmap``, else RFC 3551's static table, else the number."""
 
 
 class _Entry:
-    __slots__ = ("first_frame", "first_time", "last_frame", "last_time", "meter")
+    __slots__ = ("first_frame", "first_time", "last_frame", "last_time", "meter", "names")
 
-    def __init__(self, frame: int, timestamp: float, meter: StreamMeter) -> None:
+    def __init__(self, frame: int, timestamp: float, meter: StreamMeter, names: dict[int, str]) -> None:
         self.first_frame = self.last_frame = frame
         self.first_time = self.last_time = timestamp
         self.meter = meter
+        self.names = names
+
+
+def _codec_name(pt: int, names: dict[int, str]) -> str:
+    if pt in names:
+        return names[pt]
+    static = STATIC.get(pt)
+    return static.name if static is not None else str(pt)
 
 
 class StreamCollector:
@@ -62,6 +82,29 @@ class StreamCollector:
         self._origin: float | None = None
         self.clock_rates = clock_rates or {}
         self.events = events
+        self._described: dict[tuple[str, int], tuple[dict[int, int], frozenset[int], dict[int, str]]] = {}
+        """(address, port) of an m= line → its dynamic payload types' clock rates, events, names."""
+
+    def describe(self, description: SessionDescription) -> None:
+        """A session description just captured: its m= lines' payload type bindings hold for
+        the streams to their addresses from now on (RFC 4566 §5.14, §6 ``a=rtpmap``)."""
+        for media in description.media:
+            if not media.port or media.connection is None:
+                continue
+            rates = dict(self.clock_rates)
+            events = set(self.events)
+            names: dict[int, str] = {}
+            for codec in media.codecs:
+                if not codec.payload_type.isdigit():
+                    continue
+                pt = int(codec.payload_type)
+                if codec.name:
+                    names[pt] = codec.name
+                if pt >= 96 and codec.clock_rate:
+                    rates[pt] = codec.clock_rate
+                    if (codec.name or "").lower() == "telephone-event":
+                        events.add(pt)
+            self._described[(media.connection, media.port)] = (rates, frozenset(events), names)
 
     def datagram(
         self,
@@ -87,9 +130,11 @@ class StreamCollector:
         key = (src, sport, dst, dport, header.ssrc)
         entry = self._streams.get(key)
         if entry is None:
-            entry = self._streams[key] = _Entry(
-                frame, timestamp, StreamMeter(clock_rates=self.clock_rates, events=self.events)
-            )
+            # The receiver's description of its address and port binds the payload types.
+            found = self._described.get((format_address(dst), dport))
+            rates, events, names = found if found is not None else (self.clock_rates, self.events, {})
+            meter = StreamMeter(clock_rates=rates, events=events)
+            entry = self._streams[key] = _Entry(frame, timestamp, meter, names)
         else:
             entry.last_frame = frame
             entry.last_time = timestamp
@@ -120,7 +165,8 @@ class StreamCollector:
                 last_frame=e.last_frame,
                 first_time=e.first_time,
                 last_time=e.last_time,
-                figures=e.meter.figures(),
+                figures=(figures := e.meter.figures()),
+                codecs=tuple(_codec_name(pt, e.names) for pt in figures.payload_types),
             )
             for key, e in self._streams.items()
         ]

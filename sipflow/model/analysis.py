@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sipflow.capture.types import CaptureWarning
+from sipflow.media.collector import RtpStream
 from sipflow.model.call import Call, CallKind, CallState
 from sipflow.model.dialog import Dialog
 from sipflow.model.message import Malformed, Message
@@ -85,6 +86,9 @@ class Analysis:
     transactions: tuple[Transaction, ...]
     dialogs: tuple[Dialog, ...]
     warnings: tuple[CaptureWarning, ...]
+    media: tuple[RtpStream, ...] = ()
+    """The RTP streams, measured (``analyze(media=True)``; empty otherwise), in order of their
+    first packet."""
 
     def select(
         self,

@@ -1,0 +1,105 @@
+"""The RTP streams as a table (``sipflow media``) and as JSON objects, one row per stream.
+
+The columns of ``tshark -q -z rtp,streams``, with the codec named and the call the stream
+belongs to. Packet-derived text (addresses come from headers; codec names from SDP) goes through
+``clean``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sipflow.media.collector import RtpStream
+from sipflow.model.call import Call
+from sipflow.render.text import clean
+
+_HEADINGS = (
+    "#",
+    "Src",
+    "Dst",
+    "SSRC",
+    "Codec",
+    "Pkts",
+    "Lost",
+    "Max Δ ms",
+    "Mean J ms",
+    "Max J ms",
+    "Frames",
+    "Call",
+)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _lost(stream: RtpStream) -> str:
+    f = stream.figures
+    share = 100.0 * f.lost / f.expected if f.expected else 0.0
+    return f"{f.lost} ({share:.1f}%)"
+
+
+def media_rows(streams: Sequence[RtpStream], calls: Sequence[Call | None]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for number, (stream, call) in enumerate(zip(streams, calls, strict=True), start=1):
+        f = stream.figures
+        rows.append(
+            (
+                str(number),
+                str(stream.src),
+                str(stream.dst),
+                f"0x{stream.ssrc:08X}",
+                clean(",".join(stream.codecs), 40),
+                str(f.packets),
+                _lost(stream),
+                _ms(f.max_delta_ms),
+                _ms(f.mean_jitter_ms),
+                _ms(f.max_jitter_ms),
+                f"{stream.first_frame}-{stream.last_frame}",
+                str(call.index) if call is not None else "-",
+            )
+        )
+    return rows
+
+
+def media_lines(streams: Sequence[RtpStream], calls: Sequence[Call | None]) -> list[str]:
+    """The table as aligned text lines (numbers right-aligned)."""
+    rows = [_HEADINGS, *media_rows(streams, calls)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADINGS))]
+    left = {1, 2, 3, 4}
+    return [
+        "  ".join(
+            cell.ljust(w) if i in left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def stream_dict(stream: RtpStream, call: Call | None) -> dict[str, Any]:
+    """One stream for JSON (README, "Media")."""
+    f = stream.figures
+    return {
+        "ssrc": f"0x{stream.ssrc:08x}",
+        "src": str(stream.src),
+        "dst": str(stream.dst),
+        "payload_types": list(f.payload_types),
+        "codecs": list(stream.codecs),
+        "packets": f.packets,
+        "expected": f.expected,
+        "lost": f.lost,
+        "sequence_errors": f.sequence_errors,
+        "min_delta_ms": f.min_delta_ms,
+        "mean_delta_ms": f.mean_delta_ms,
+        "max_delta_ms": f.max_delta_ms,
+        "min_jitter_ms": f.min_jitter_ms,
+        "mean_jitter_ms": f.mean_jitter_ms,
+        "max_jitter_ms": f.max_jitter_ms,
+        "clock_rate": f.clock_rate,
+        "first_frame": stream.first_frame,
+        "last_frame": stream.last_frame,
+        "first_time": stream.first_time,
+        "last_time": stream.last_time,
+        "call": call.index if call is not None else None,
+    }
