@@ -341,19 +341,25 @@ def main(ctx: click.Context) -> None:
 @main.command(short_help="List the calls: who, state, final status, PDD, setup, duration.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format (json: schema 1, see README).")  # fmt: skip
+@click.option("--media", "with_media", is_flag=True,
+              help="Measure the RTP too: streams, codecs, loss, jitter per call (JSON: media).")  # fmt: skip
 @selection_options(call=False)
 @input_options
 @output_options()
-def calls(fmt: str, selection: Selection, inputs: InputOptions, output: OutputOptions) -> None:
+def calls(
+    fmt: str, with_media: bool, selection: Selection, inputs: InputOptions, output: OutputOptions
+) -> None:
     """List the calls in FILE... (merged by time): start, From, To, state, final status,
-    post-dial delay, setup time, duration, messages, retransmissions and Call-ID.
+    post-dial delay, setup time, duration, messages, retransmissions and Call-ID; with
+    --media also each call's RTP streams (as `sipflow media` measures them).
 
     \b
     Example:
       sipflow calls samples/proxy-call.pcap
       sipflow calls a.pcap --state rejected --format json
+      sipflow calls call.pcap --media
     """
-    analysis = _load(inputs)
+    analysis = _load(inputs, media=with_media)
     selected = selection.apply(analysis)
     if fmt == "json":
         # Indented for a person at a terminal, compact (and fast) into a pipe or a file.
@@ -371,7 +377,14 @@ def calls(fmt: str, selection: Selection, inputs: InputOptions, output: OutputOp
     # On a terminal the table is cut to its width; into a pipe or a file nothing is cut.
     console = _console(output)
     width = console.width if console.is_terminal else None
-    lines = calls_table(selected, show_kind=selection.all_kinds, width=width, plain=not console.is_terminal)
+    media = None
+    if with_media:
+        from sipflow.model.media import streams_by_call  # noqa: PLC0415
+
+        media = streams_by_call(analysis.calls, analysis.media)
+    lines = calls_table(
+        selected, show_kind=selection.all_kinds, width=width, plain=not console.is_terminal, media=media
+    )
     for call in selected if output.explain else ():
         if len(call.legs) > 1 or call.related:
             lines += [Text(f"Call {call.index}:"), *explain_lines(call)]

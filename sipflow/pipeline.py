@@ -452,4 +452,5 @@ def analyze(
         dialogs=model.dialogs,
         warnings=warnings,
         media=tuple(streams),
+        media_measured=media,
     )

@@ -253,3 +253,32 @@ def test_codec_names_from_packets_are_cleaned() -> None:
     )  # fmt: skip
     text = "\n".join(media_lines([stream], [None]))
     assert "\x1b" not in text and "\x07" not in text and "evil" in text
+
+
+def test_calls_media_puts_each_stream_in_its_call() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from sipflow.cli import main
+
+    path = next((p for p in shared_captures() if p.name == "rtp_rtcp_sip_ipv4_udp.pcap"), None)
+    if path is None:
+        pytest.skip("needs ../shared")
+    runner = CliRunner()
+    with_media = json.loads(runner.invoke(main, ["calls", str(path), "--media", "--format", "json"]).stdout)
+    streams = json.loads(runner.invoke(main, ["media", str(path), "--format", "json"]).stdout)["streams"]
+    linked = [s for c in with_media["calls"] for s in c["media"]]
+    assert sorted(linked + with_media["unlinked_media"], key=lambda s: s["first_time"]) == streams
+    assert {s["call"] for c in with_media["calls"] for s in c["media"]} <= {
+        c["index"] for c in with_media["calls"]
+    }
+    assert all(s["call"] == c["index"] for c in with_media["calls"] for s in c["media"])
+    assert [s["call"] for s in with_media["unlinked_media"]] == [None] * len(with_media["unlinked_media"])
+    # Without --media the document is as before: no media keys at all.
+    plain = json.loads(runner.invoke(main, ["calls", str(path), "--format", "json"]).stdout)
+    assert "unlinked_media" not in plain and all("media" not in c for c in plain["calls"])
+    table = runner.invoke(main, ["calls", str(path), "--media"]).stdout.splitlines()
+    assert table[0].split()[-5:] == ["RTP", "Codec", "Loss", "Jitter", "Call-ID"]
+    row = table[1].split()
+    assert "PCMA" in row and "0.0%" in row

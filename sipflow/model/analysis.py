@@ -89,6 +89,8 @@ class Analysis:
     media: tuple[RtpStream, ...] = ()
     """The RTP streams, measured (``analyze(media=True)``; empty otherwise), in order of their
     first packet."""
+    media_measured: bool = False
+    """Whether the media was measured (``analyze(media=True)``): ``media`` empty then means no RTP."""
 
     def select(
         self,

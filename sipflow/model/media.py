@@ -18,6 +18,14 @@ from sipflow.media.collector import RtpStream
 from sipflow.model.call import Call
 
 
+def streams_by_call(calls: Sequence[Call], streams: Sequence[RtpStream]) -> dict[int, list[RtpStream]]:
+    """``calls_of_streams`` by ``Call.index``; the unlinked streams under key -1."""
+    out: dict[int, list[RtpStream]] = {}
+    for stream, call in zip(streams, calls_of_streams(calls, streams), strict=True):
+        out.setdefault(call.index if call is not None else -1, []).append(stream)
+    return out
+
+
 def calls_of_streams(calls: Sequence[Call], streams: Sequence[RtpStream]) -> list[Call | None]:
     """For each of ``streams``, the call among ``calls`` whose SDP describes its destination."""
     described: dict[tuple[str, int], list[tuple[float, int, Call]]] = {}

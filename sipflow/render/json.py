@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, Leg, leg_outcome
+from sipflow.model.media import calls_of_streams
 from sipflow.model.message import MatchedBy
 from sipflow.model.transaction import Transaction
+from sipflow.render.media import stream_dict
 from sipflow.render.text import iso
 
 SCHEMA = 1
@@ -124,15 +126,35 @@ def flow(call: Call) -> list[dict[str, Any]]:
 
 
 def analysis_dict(analysis: Analysis, calls: Iterable[Call], *, with_flow: bool = False) -> dict[str, Any]:
-    return _document(analysis, [call_json(c, with_flow=with_flow) for c in calls])
+    media = _media_by_call(analysis)
+    return _document(analysis, [call_json(c, with_flow=with_flow, media=media) for c in calls], media)
 
 
-def call_json(call: Call, *, with_flow: bool = False) -> dict[str, Any]:
-    """One entry of the document's ``calls``."""
-    return call_dict(call) | ({"flow": flow(call)} if with_flow else {})
+def call_json(
+    call: Call, *, with_flow: bool = False, media: Mapping[int, list[dict[str, Any]]] | None = None
+) -> dict[str, Any]:
+    """One entry of the document's ``calls``; with ``media`` (the streams by call index, when
+    the media was measured), its ``media``."""
+    out = call_dict(call)
+    if media is not None:
+        out["media"] = media.get(call.index, [])
+    return out | ({"flow": flow(call)} if with_flow else {})
 
 
-def _document(analysis: Analysis, calls: list[Any]) -> dict[str, Any]:
+def _media_by_call(analysis: Analysis) -> dict[int, list[dict[str, Any]]] | None:
+    """The measured streams as JSON objects by call index (key -1: unlinked); None if the
+    media was not measured."""
+    if not analysis.media_measured:
+        return None
+    out: dict[int, list[dict[str, Any]]] = {}
+    for stream, call in zip(analysis.media, calls_of_streams(analysis.calls, analysis.media), strict=True):
+        out.setdefault(call.index if call is not None else -1, []).append(stream_dict(stream, call))
+    return out
+
+
+def _document(
+    analysis: Analysis, calls: list[Any], media: Mapping[int, list[dict[str, Any]]] | None = None
+) -> dict[str, Any]:
     s = analysis.summary
     out: dict[str, Any] = {
         "schema": SCHEMA,
@@ -155,6 +177,8 @@ def _document(analysis: Analysis, calls: list[Any]) -> dict[str, Any]:
         ],
         "warnings": [str(w) for w in analysis.warnings],
     }
+    if media is not None:
+        out["unlinked_media"] = media.get(-1, [])
     if s.untracked:
         # Messages left out over the Call-ID limit (``analyze(max_call_ids=...)``).
         out["summary"]["untracked"] = s.untracked
@@ -200,8 +224,9 @@ def iter_dumps(
     """The text of ``dumps``, in pieces: a call's entry is built, encoded and handed out before
     the next one is built, so the document is never whole in memory."""
     separators = (",", ":") if indent is None else (",", ": ")
+    media = _media_by_call(analysis)
     skeleton = json.dumps(
-        _document(analysis, [_CALLS_MARK]), indent=indent, separators=separators, ensure_ascii=True
+        _document(analysis, [_CALLS_MARK], media), indent=indent, separators=separators, ensure_ascii=True
     )
     token = json.dumps(_CALLS_MARK, ensure_ascii=True)
     outer = "" if indent is None else "\n" + " " * indent
@@ -214,8 +239,8 @@ def iter_dumps(
     yield head + "["
     count = 0
     for call in calls:
-        text = json.dumps(call_json(call, with_flow=with_flow), indent=indent, separators=separators,
-                          ensure_ascii=True)  # fmt: skip
+        text = json.dumps(call_json(call, with_flow=with_flow, media=media), indent=indent,
+                          separators=separators, ensure_ascii=True)  # fmt: skip
         if inner:
             text = text.replace("\n", inner)  # JSON strings hold no raw line break
         yield ("," if count else "") + inner + text

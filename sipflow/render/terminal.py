@@ -6,12 +6,13 @@ it was cleaned of control characters by the layout (``sipflow.render.text.clean`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
+from sipflow.media.collector import RtpStream
 from sipflow.model.call import Call, CallState
 from sipflow.render.ladder import Arrow, ArrowClass, Ladder
 from sipflow.render.summary import Heading, address, call_summary, delta, heading, leg_letter, short_method
@@ -267,6 +268,26 @@ def _call_row(call: Call, show_kind: bool) -> list[str]:
     return row
 
 
+def media_cells(streams: Sequence[RtpStream]) -> list[str]:
+    """Streams, codecs, the worst stream's loss (RFC 3550: of the expected packets) and the
+    highest interarrival jitter, for a row of the calls table."""
+    if not streams:
+        return ["0", "", "", ""]
+    named: dict[str, str] = {}
+    for s in streams:
+        for c in s.codecs:
+            named.setdefault(c.lower(), c)  # encoding names are case-insensitive (RFC 4855 §3)
+    codecs = list(named.values())
+    losses = [100.0 * s.figures.lost / s.figures.expected for s in streams if s.figures.expected]
+    jitters = [s.figures.max_jitter_ms for s in streams if s.figures.max_jitter_ms is not None]
+    return [
+        str(len(streams)),
+        clean(",".join(codecs), 30),
+        f"{max(losses):.1f}%" if losses else "",
+        f"{max(jitters):.1f} ms" if jitters else "",
+    ]
+
+
 def legs_summary(call: Call) -> str:
     """``2 X-CID 0.99``: how many legs, and the weakest evidence that holds them together."""
     if len(call.legs) == 1:
@@ -292,11 +313,18 @@ def _explain(h: Heading) -> list[Text]:
 
 
 def calls_table(
-    calls: Sequence[Call], *, show_kind: bool = False, width: int | None = None, plain: bool = False
+    calls: Sequence[Call],
+    *,
+    show_kind: bool = False,
+    width: int | None = None,
+    plain: bool = False,
+    media: Mapping[int, Sequence[RtpStream]] | None = None,
 ) -> list[Text]:
     """The ``sipflow calls`` table as lines. Written by hand rather than with ``rich.table``:
     it is linear in the rows (a capture can hold tens of thousands of calls). With ``width``,
-    the From and To columns are cut to fit, the Call-ID last; without, nothing is cut."""
+    the From and To columns are cut to fit, the Call-ID last; without, nothing is cut. With
+    ``media`` (the streams by call index), the media columns: streams, codecs, the worst
+    stream's loss and the highest jitter."""
     cols = [_Col("#", right=True), _Col("Start (UTC)")]
     if show_kind:
         cols.append(_Col("Kind"))
@@ -311,9 +339,14 @@ def calls_table(
         _Col("Msgs", right=True),
         _Col("Retr", right=True),
         _Col("Legs"),
-        _Col("Call-ID"),
     ]
+    if media is not None:
+        cols += [_Col("RTP", right=True), _Col("Codec"), _Col("Loss", right=True), _Col("Jitter", right=True)]
+    cols.append(_Col("Call-ID"))
     rows = [_call_row(c, show_kind) for c in calls]
+    if media is not None:
+        for call, row in zip(calls, rows, strict=True):
+            row[-1:-1] = media_cells(media.get(call.index, ()))
     widths = [max([len(col.title)] + [len(r[i]) for r in rows]) for i, col in enumerate(cols)]
     if width is not None:
         excess = sum(widths) + 2 * (len(cols) - 1) - width
