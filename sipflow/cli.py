@@ -614,7 +614,7 @@ def check(
 
     config = load_config(config_path)
     expectations = load_expectations(expect_path) if expect_path is not None else None
-    analysis = _load(inputs)
+    analysis = _load(inputs, media=True)  # the media rules read the RTP
     report = CheckReport(
         files=analysis.files,
         rules=tuple(rule for rule in RULES if rule.id not in config.disabled),

@@ -26,6 +26,8 @@ INVITE_DIALOG_RULES = {
     "sdp-unreachable-media",
     "slow-pdd",
     "slow-setup",
+    "one-way-audio",
+    "no-media",
 }
 NOT_CALLS = {CallKind.REGISTRATION, CallKind.SUBSCRIPTION, CallKind.OPTIONS, CallKind.MESSAGE}
 CREDENTIALS = 'Authorization: Digest username="alice", realm="x", nonce="n1", response="r"\r\n'

@@ -48,6 +48,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     "sipflow.checks": (
         "sipflow.checks",
+        "sipflow.media",
         "sipflow.model",
         "sipflow.sip",
         "sipflow.capture.types",

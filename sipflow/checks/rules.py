@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from sipflow.checks import defects, dialogs, headers, registrations, sdp, timing, transactions
+from sipflow.checks import defects, dialogs, headers, media, registrations, sdp, timing, transactions
 from sipflow.checks.finding import Finding
 from sipflow.checks.registry import Registry, Rule, Scope, Settings
 from sipflow.model.analysis import Analysis
@@ -40,6 +40,7 @@ REGISTRY.include(
     sdp.REGISTRY,
     timing.REGISTRY,
     registrations.REGISTRY,
+    media.REGISTRY,
 )
 
 # ------------------------------------------------------------------------------ defects

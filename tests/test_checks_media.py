@@ -1,0 +1,91 @@
+"""The media rules of ``check``: ``one-way-audio`` and ``no-media``, on a public capture with
+two-way audio (rtp_rtcp_sip_ipv4_udp.pcap, call 1) and on copies of it without one direction,
+or without the call's RTP (the other RTP of the capture kept)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import UDP
+from scapy.utils import rdpcap, wrpcap
+
+import sipflow
+from sipflow.checks.rules import run_rules
+from tests.conftest import SAMPLES, SHARED_CAPTURES
+
+SOURCE = SHARED_CAPTURES / "rtp_rtcp_sip_ipv4_udp.pcap"
+pytestmark = pytest.mark.skipif(not SOURCE.is_file(), reason="needs ../shared")
+
+CALLEE = ("200.57.7.204", 8000)
+CALLER = ("200.57.7.196", 40376)
+
+
+def without(tmp_path: Path, name: str, *drop: tuple[str, int]) -> Path:
+    """The capture without the UDP datagrams sent from any of ``drop``."""
+    packets = [
+        p for p in rdpcap(str(SOURCE)) if not (p.haslayer(UDP) and (p["IP"].src, p[UDP].sport) in drop)
+    ]
+    out = tmp_path / name
+    wrpcap(str(out), packets)
+    return out
+
+
+def media_findings(path: Path) -> list[tuple[str, int | None, str]]:
+    analysis = sipflow.analyze(path, media=True)
+    return [
+        (f.rule, f.call_index, f.message)
+        for f in run_rules(analysis)
+        if f.rule in ("one-way-audio", "no-media")
+    ]
+
+
+def test_two_way_audio_raises_nothing() -> None:
+    assert media_findings(SOURCE) == []
+
+
+def test_one_direction_missing_is_one_way_audio(tmp_path: Path) -> None:
+    (found,) = media_findings(without(tmp_path, "one-way.pcap", CALLER))
+    rule, call, message = found
+    assert (rule, call) == ("one-way-audio", 1)
+    assert "200.57.7.204:8000 -> 200.57.7.196:40376 (548 packets)" in message
+    assert "none to 200.57.7.204:8000" in message
+
+
+def test_no_rtp_of_the_call_is_no_media(tmp_path: Path) -> None:
+    (found,) = media_findings(without(tmp_path, "no-media.pcap", CALLER, CALLEE))
+    assert found[:2] == ("no-media", 1)
+    assert "no RTP to any address its SDP described" in found[2]
+
+
+def test_a_capture_without_rtp_says_nothing_of_media(tmp_path: Path) -> None:
+    # Every datagram between unprivileged ports gone: a SIP-only capture (a port filter).
+    packets = [
+        p
+        for p in rdpcap(str(SOURCE))
+        if not (
+            p.haslayer(UDP)
+            and p[UDP].sport >= 1024
+            and p[UDP].dport >= 1024
+            and 5060 not in (p[UDP].sport, p[UDP].dport)
+        )
+    ]
+    path = tmp_path / "sip-only.pcap"
+    wrpcap(str(path), packets)
+    assert sipflow.analyze(path, media=True).media == ()
+    assert media_findings(path) == []
+
+
+@pytest.mark.parametrize("name", ["basic-call.pcap", "proxy-call.pcap", "b2bua-3pcc.pcap"])
+def test_sip_only_samples_pass(name: str) -> None:
+    assert media_findings(SAMPLES / name) == []
+
+
+def test_check_measures_the_media(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sipflow.cli import main
+
+    result = CliRunner().invoke(main, ["check", str(without(tmp_path, "one-way.pcap", CALLER))])
+    assert result.exit_code == 1
+    assert "[one-way-audio] call 1" in result.output
