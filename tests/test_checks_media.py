@@ -89,3 +89,33 @@ def test_check_measures_the_media(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check", str(without(tmp_path, "one-way.pcap", CALLER))])
     assert result.exit_code == 1
     assert "[one-way-audio] call 1" in result.output
+
+
+def test_disabling_both_media_rules_skips_the_measurement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    import sipflow.cli
+    from sipflow.cli import main
+
+    seen: list[bool] = []
+    real = sipflow.cli.analyze
+
+    def spy(paths: object, options: sipflow.AnalysisOptions, **kwargs: object) -> object:
+        seen.append(options.media)
+        return real(paths, options, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sipflow.cli, "analyze", spy)
+    config = tmp_path / "sipflow.toml"
+    config.write_text('[check]\ndisable = ["one-way-audio", "no-media"]\n')
+    one_way = without(tmp_path, "one-way.pcap", CALLER)
+    assert (
+        "one-way-audio"
+        not in CliRunner().invoke(main, ["check", str(one_way), "--config", str(config)]).output
+    )
+    config.write_text('[check]\ndisable = ["no-media"]\n')
+    assert (
+        "[one-way-audio]" in CliRunner().invoke(main, ["check", str(one_way), "--config", str(config)]).output
+    )
+    assert seen == [False, True]
