@@ -13,6 +13,7 @@ from scapy.utils import rdpcap, wrpcap
 import sipflow
 from sipflow.checks.rules import run_rules
 from tests.conftest import SAMPLES, SHARED_CAPTURES
+from tests.sipmsg import Feeder
 
 SOURCE = SHARED_CAPTURES / "rtp_rtcp_sip_ipv4_udp.pcap"
 pytestmark = pytest.mark.skipif(not SOURCE.is_file(), reason="needs ../shared")
@@ -119,3 +120,44 @@ def test_disabling_both_media_rules_skips_the_measurement(
         "[one-way-audio]" in CliRunner().invoke(main, ["check", str(one_way), "--config", str(config)]).output
     )
     assert seen == [False, True]
+
+
+def _stream(src: tuple[str, int], dst: tuple[str, int], first: float) -> object:
+    from sipflow.capture.types import Endpoint
+    from sipflow.media.collector import RtpStream
+    from sipflow.media.rtp import RtpHeader, StreamMeter
+
+    meter = StreamMeter()
+    for i in range(50):
+        meter.packet(RtpHeader(False, 0, i, i * 160, 9), i * 20.0)
+    return RtpStream(
+        src=Endpoint(*src), dst=Endpoint(*dst), ssrc=9, first_frame=10, last_frame=60, first_time=first,
+        last_time=first + 1.0, figures=meter.figures(), codecs=("PCMU",),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("offer_direction", "answer_direction", "expected"),
+    [("sendrecv", "sendrecv", ["one-way-audio"]), ("sendonly", "recvonly", []), ("inactive", "inactive", [])],
+)
+def test_one_way_by_design_is_not_one_way_audio(
+    offer_direction: str, answer_direction: str, expected: list[str]
+) -> None:
+    """A call on hold (a=sendonly / a=recvonly, RFC 3264 §8.4) sends one way by design."""
+    import dataclasses
+
+    from tests.sipmsg import ALICE, BOB, SDP
+    from tests.test_checks_rules import analysis_of, answer, request
+
+    feed = Feeder()
+    offer = SDP + f"a={offer_direction}\r\n"
+    reply = SDP.replace("10.0.0.1", "10.0.0.3") + f"a={answer_direction}\r\n"
+    inv = request("INVITE", body=offer)
+    feed(0.0, ALICE, BOB, inv)
+    feed(0.5, BOB, ALICE, answer(inv, 200, "OK", to_tag="b1", body=reply))
+    feed(0.51, ALICE, BOB, request("ACK", branch="z9hG4bK-2", to_tag="b1"))
+    analysis = analysis_of(feed, end=1_700_000_010.0)
+    port = int(SDP.split("m=audio ")[1].split()[0])
+    stream = _stream(("10.0.0.1", 30000), ("10.0.0.3", port), 1_700_000_000.6)  # the caller's audio only
+    analysis = dataclasses.replace(analysis, media=(stream,), media_measured=True)
+    assert [f.rule for f in run_rules(analysis) if f.rule in ("one-way-audio", "no-media")] == expected

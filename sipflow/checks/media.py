@@ -17,7 +17,7 @@ from sipflow.media.collector import RtpStream
 from sipflow.model.call import Call, CallKind
 from sipflow.model.caller import caller_view
 from sipflow.model.media import streams_by_call
-from sipflow.sip.sdp import SessionDescription
+from sipflow.sip.sdp import Media, SessionDescription
 
 __all__ = ["REGISTRY"]
 
@@ -37,12 +37,23 @@ def _streams(ctx: Context) -> dict[int, list[RtpStream]] | None:
     return value if isinstance(value, dict) else None
 
 
+_NOWHERE: Final = frozenset(("0.0.0.0", "::"))  # RFC 2543-style hold (RFC 3264 §8.4)
+
+
+def _receives(m: Media) -> bool:
+    """Whether the owner of this m= line asks to receive media there: a port, a real address,
+    and not ``sendonly`` or ``inactive`` (RFC 3264 §5.1, §8.4: hold)."""
+    return bool(m.port) and m.connection is not None and m.connection not in _NOWHERE and m.direction in (
+        "sendrecv", "recvonly",
+    )  # fmt: skip
+
+
 def _described(call: Call) -> set[tuple[str, int]]:
-    """The (address, port) of every m= line with a port in the call's SDP."""
+    """The (address, port) of every m= line of the call's SDP that asks to receive media."""
     out: set[tuple[str, int]] = set()
     for leg in call.legs:
         for _role, sd in leg.negotiation.roles.values():
-            out.update((m.connection, m.port) for m in sd.media if m.port and m.connection is not None)
+            out.update((m.connection, m.port) for m in sd.media if _receives(m) and m.connection is not None)
     return out
 
 
@@ -54,10 +65,11 @@ def _answered(call: Call) -> float | None:
 
 
 def _audio(sd: SessionDescription | None) -> set[tuple[str, int]]:
-    """The (address, port) where the SDP's owner receives audio."""
+    """The (address, port) where the SDP's owner asks to receive audio (a stream on hold, one
+    way by design, is not expected there)."""
     if sd is None:
         return set()
-    return {(m.connection, m.port) for m in sd.media if m.kind == "audio" and m.port and m.connection}
+    return {(m.connection, m.port) for m in sd.media if m.kind == "audio" and _receives(m) and m.connection}
 
 
 @REGISTRY.rule(
