@@ -438,6 +438,11 @@ def ladder(
     console = _console(output, width)
     views = [LadderView(layout.ladder(c), full=full, explain=output.explain) for c in selected]
     paged = pager if pager is not None else console.is_terminal
+    if paged:
+        # As git does: less shows the colours (-R), quits when the ladder fits the screen (-F)
+        # and leaves it on the screen after (-X), unless the user set LESS otherwise.
+        os.environ.setdefault("LESS", "FRX")
+        os.environ.setdefault("LV", "-c")
     with console.pager(styles=True) if paged else contextlib.nullcontext():
         for view in views:
             console.print(view)
