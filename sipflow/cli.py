@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from sipflow import __version__
-from sipflow.capture.reader import STDIN
+from sipflow.capture.reader import is_stream
 from sipflow.correlate import CorrelationOptions, HeaderRule
 from sipflow.errors import CaptureError, ParseError, SipflowError, UsageError
 from sipflow.model.call import CallState
@@ -500,9 +500,12 @@ def export(
             f"cannot tell the format from {str(out)!r}: use one of .{', .'.join(EXPORT_FORMATS)} or --format",
             param_hint="-o/--output",
         )
-    if fmt in ("pcap", "pcapng") and STDIN in inputs.files:
-        _error(f"cannot write a {fmt} from standard input: its frames are copied from the capture, "
-               "which a pipe gives only once; save the capture to a file first")  # fmt: skip
+    pipes = [f for f in inputs.files if is_stream(f)]
+    if fmt in ("pcap", "pcapng") and pipes:
+        _error(
+            f"cannot write a {fmt} from standard input or another pipe ({pipes[0]}): its frames are "
+            "copied from the capture, which a pipe gives only once; save it to a file first"
+        )
     analysis = _load(inputs)
     selected = _nonempty(selection, analysis)
     with _writing(out):

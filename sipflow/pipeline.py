@@ -67,6 +67,8 @@ class _Points:
 
     def __init__(self, readers: Sequence[CaptureReader]) -> None:
         self.multi = {r.name: len(r.interfaces) > 1 for r in readers}
+        self.reopenable = {r.name for r in readers if r.reopenable}
+        """The files that can be read again (not standard input or another pipe)."""
         self.interface_names = {r.name: r.interfaces for r in readers}
         self.by_file: dict[str, tuple[str, ...]] = {}
         for r in readers:
@@ -192,8 +194,8 @@ def _given_skews(points: _Points, skew: Mapping[str, float] | None) -> dict[str,
 def _prescan(points: _Points) -> Iterator[tuple[str, DuplicateKey, float]]:
     """(capture point, key, time) of the first SIP packets of each file, for ``estimate_skew``."""
     for file in points.by_file:
-        if file == STDIN:
-            continue  # read once only: the others' skews are estimated among themselves
+        if file not in points.reopenable:
+            continue  # a pipe is read once: the others' skews are estimated among themselves
         with CaptureReader(file) as reader:
             for packet in itertools.islice(reader, PRESCAN_PACKETS):
                 try:

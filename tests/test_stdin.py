@@ -64,6 +64,25 @@ def test_standard_input_beside_files_with_workers() -> None:
     assert json.dumps(piped) == json.dumps(files).replace(json.dumps(str(SAMPLE)), json.dumps(STDIN))
 
 
+@pytest.mark.parametrize("pipe", [STDIN, "/dev/stdin"])
+def test_a_pipe_beside_a_file_is_read_once(pipe: str) -> None:
+    # The clock skew prescan reads the start of every file again: never a pipe's, whatever it
+    # is called, or it would take octets the analysis has not read yet.
+    other = SAMPLES / "basic-call.pcap"
+    piped = calls_json([pipe, str(other)], SAMPLE.read_bytes())
+    files = calls_json([str(SAMPLE), str(other)])
+    assert json.dumps(piped) == json.dumps(files).replace(json.dumps(str(SAMPLE)), json.dumps(pipe))
+
+
+def test_a_pcap_cannot_be_copied_out_of_dev_stdin(tmp_path: Path) -> None:
+    result = sipflow_cli(
+        ["export", "/dev/stdin", "--all", "-o", str(tmp_path / "x.pcap")], SAMPLE.read_bytes()
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.decode().splitlines()
+    assert line.startswith("sipflow: error: cannot write a pcap from standard input")
+
+
 def test_a_pipe_that_trickles_is_read_as_the_file() -> None:
     # One octet at a time for the head (the magic number, the pcap header), then odd pieces:
     # no read may assume it gets what it asked for.

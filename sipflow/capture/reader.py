@@ -43,6 +43,7 @@ __all__ = [
     "CaptureReader",
     "Frame",
     "RawFrame",
+    "is_stream",
     "iter_frames",
     "read_packets",
     "read_raw_frames",
@@ -55,6 +56,19 @@ _COMPRESSED: Final[tuple[tuple[bytes, str], ...]] = (
 )
 STDIN: Final = "-"
 """The path that means standard input (a pcap or pcapng stream from a pipe: ``tcpdump -w -``)."""
+
+
+def is_stream(path: str) -> bool:
+    """Whether ``path`` is standard input or another stream that gives its octets once (a FIFO,
+    ``/dev/stdin``, a terminal, a socket): what cannot be read again for a second pass, a worker
+    process or copying frames out. A missing file is not (opening it says so)."""
+    if path == STDIN:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
 
 
 class _Rewound(io.RawIOBase):

@@ -37,7 +37,7 @@ from collections.abc import Collection, Iterator, Mapping
 from fractions import Fraction
 from typing import BinaryIO, Final
 
-from sipflow.capture.reader import MAX_RECORD, STDIN, RawFrame, read_raw_frames
+from sipflow.capture.reader import MAX_RECORD, RawFrame, is_stream, read_raw_frames
 from sipflow.errors import CaptureError, UsageError
 
 LINKTYPE_ETHERNET: Final = 1
@@ -76,8 +76,9 @@ def write_frames(selection: Mapping[str, Collection[int]], out: str | os.PathLik
     Raises :class:`CaptureError` if a source cannot be read or ``out`` cannot be written.
     """
     wanted = {file: frozenset(frames) for file, frames in selection.items() if frames}
-    if STDIN in wanted:
-        raise UsageError("cannot copy frames from standard input (-): a pipe is read only once")
+    for file in wanted:
+        if is_stream(file):
+            raise UsageError(f"cannot copy frames from {file}: a pipe (standard input) is read only once")
     interfaces: dict[_Interface, int] = {}
     for file, frames in wanted.items():
         for raw in _selected(file, frames):
