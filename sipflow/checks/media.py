@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Final
 
+from sipflow.capture.types import Endpoint
 from sipflow.checks.finding import Severity
 from sipflow.checks.registry import INVITE_DIALOG, Context, Hit, Registry
 from sipflow.media.collector import RtpStream
@@ -109,7 +110,7 @@ def _one_way_audio(ctx: Context, call: Call, limits: Mapping[str, float]) -> Ite
             for s in streams
             if (s.dst.host, s.dst.port) in heard
         )
-        names = ", ".join(sorted(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in silent))
+        names = ", ".join(str(Endpoint(h, p)) for h, p in sorted(silent))
         answer = caller_view(leg).answer or leg.messages[0]
         yield Hit(f"RTP audio one way only: {sent}; none to {names}", (answer,))
 

@@ -77,6 +77,11 @@ class StreamFigures:
     payload_types: tuple[int, ...]
     """The payload types seen, in order of first appearance."""
 
+    @property
+    def lost_pct(self) -> float | None:
+        """``lost`` as a share of ``expected``, in per cent (None: nothing expected)."""
+        return 100.0 * self.lost / self.expected if self.expected else None
+
 
 class StreamMeter:
     """The measurements of one RTP stream (one SSRC from one source to one destination).

@@ -8,7 +8,7 @@ from typing import Any
 
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, Leg, leg_outcome
-from sipflow.model.media import calls_of_streams
+from sipflow.model.media import streams_by_call
 from sipflow.model.message import MatchedBy
 from sipflow.model.transaction import Transaction
 from sipflow.render.media import stream_dict
@@ -142,14 +142,15 @@ def call_json(
 
 
 def _media_by_call(analysis: Analysis) -> dict[int, list[dict[str, Any]]] | None:
-    """The measured streams as JSON objects by call index (key -1: unlinked); None if the
-    media was not measured."""
+    """The measured streams as JSON objects by call index (-1: unlinked, as ``streams_by_call``
+    keys them); None if the media was not measured."""
     if not analysis.media_measured:
         return None
-    out: dict[int, list[dict[str, Any]]] = {}
-    for stream, call in zip(analysis.media, calls_of_streams(analysis.calls, analysis.media), strict=True):
-        out.setdefault(call.index if call is not None else -1, []).append(stream_dict(stream, call))
-    return out
+    calls = {call.index: call for call in analysis.calls}
+    return {
+        index: [stream_dict(stream, calls.get(index)) for stream in streams]
+        for index, streams in streams_by_call(analysis.calls, analysis.media).items()
+    }
 
 
 def _document(

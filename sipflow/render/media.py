@@ -36,8 +36,7 @@ def _ms(value: float | None) -> str:
 
 def _lost(stream: RtpStream) -> str:
     f = stream.figures
-    share = 100.0 * f.lost / f.expected if f.expected else 0.0
-    return f"{f.lost} ({share:.1f}%)"
+    return f"{f.lost} ({f.lost_pct or 0.0:.1f}%)"
 
 
 def media_rows(streams: Sequence[RtpStream], calls: Sequence[Call | None]) -> list[tuple[str, ...]]:

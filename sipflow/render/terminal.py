@@ -278,7 +278,7 @@ def media_cells(streams: Sequence[RtpStream]) -> list[str]:
         for c in s.codecs:
             named.setdefault(c.lower(), c)  # encoding names are case-insensitive (RFC 4855 §3)
     codecs = list(named.values())
-    losses = [100.0 * s.figures.lost / s.figures.expected for s in streams if s.figures.expected]
+    losses = [s.figures.lost_pct for s in streams if s.figures.lost_pct is not None]
     jitters = [s.figures.max_jitter_ms for s in streams if s.figures.max_jitter_ms is not None]
     return [
         str(len(streams)),
