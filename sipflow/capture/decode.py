@@ -222,13 +222,11 @@ class Decoder(LinkLayer, Tunnels, NetworkLayer, TransportLayer):
         return pos, frames, last
 
     def _count_run(self, frames: int, rtp: int, rtcp: int) -> None:
-        stats = self.stats
-        stats.frames += frames
-        c = stats.non_sip
+        self.stats.frames += frames
         if rtp:
-            c[_RTP] = c.get(_RTP, 0) + rtp
+            self._count(_RTP, rtp)
         if rtcp:
-            c[_RTCP] = c.get(_RTCP, 0) + rtcp
+            self._count(_RTCP, rtcp)
 
     def _fast_datagram(
         self, kind: str, frame: int, ts: float, data: bytes, start: int, end: int, sport: int, dport: int
