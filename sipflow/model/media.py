@@ -12,10 +12,15 @@ port alone.
 from __future__ import annotations
 
 import bisect
+import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 from sipflow.media.collector import RtpStream
 from sipflow.model.call import Call
+from sipflow.model.message import Message
+from sipflow.sip.sdp import Media
 
 
 def streams_by_call(calls: Sequence[Call], streams: Sequence[RtpStream]) -> dict[int, list[RtpStream]]:
@@ -38,7 +43,7 @@ def calls_of_streams(calls: Sequence[Call], streams: Sequence[RtpStream]) -> lis
                     continue
                 for media in sd.media:
                     if media.port and media.connection is not None:
-                        key = (media.connection, media.port)
+                        key = (address_key(media.connection), media.port)
                         described.setdefault(key, []).append((message.timestamp, order, call))
     for entries in described.values():
         entries.sort(key=lambda e: (e[0], e[1]))
@@ -50,4 +55,125 @@ def calls_of_streams(calls: Sequence[Call], streams: Sequence[RtpStream]) -> lis
             continue
         i = bisect.bisect_right([e[0] for e in found], stream.first_time)
         out.append(found[i - 1][2] if i else found[0][2])
+    return out
+
+
+@lru_cache(maxsize=4096)
+def address_key(address: str) -> str:
+    """An address as ``Endpoint`` writes it: SDP may spell an IPv6 address in full or in capitals
+    (``c=IN IP6 2001:DB8:0:0::1``), the capture layer in the short form of RFC 5952."""
+    try:
+        return str(ipaddress.ip_address(address.strip("[]")))
+    except ValueError:
+        return address
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamSdp:
+    """What a call's SDP says of one of its streams (RFC 3264 §5, §6).
+
+    A stream goes to an address its receiver described (an ``m=`` line of its offer or answer);
+    the other side of that exchange, the same ``m=`` line of the answer or of the offer, is the
+    sender's description. With symmetric RTP (RFC 4961), which nearly every SIP device and SBC
+    uses, the sender sends from the address and port it receives at: ``sdp_matches`` tells.
+    """
+
+    receiver: Media
+    """The ``m=`` line that described the stream's destination, the latest before the stream's
+    first packet (else the first after it)."""
+    receiver_message: Message
+    """The message that carried it."""
+    sender: Media | None
+    """The sender's ``m=`` line of the same exchange; None when the offer got no answer."""
+    sender_message: Message | None
+    negotiated: frozenset[int]
+    """The payload types the descriptions of the destination in the call listed: those the
+    receiver agreed to receive there (RFC 3264 §5.1)."""
+    sdp_matches: bool | None
+    """Whether the stream came from the address and port the sender's ``m=`` line described;
+    None when the sender's SDP is not known (an offer without an answer) or describes no
+    address (port 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Description:
+    time: float
+    media: Media
+    message: Message
+    other: Media | None
+    other_message: Message | None
+
+
+def _descriptions(call: Call) -> dict[tuple[str, int], list[_Description]]:
+    """Every (address, port) the call's SDP described, with the exchanges that described it, in
+    time order."""
+    out: dict[tuple[str, int], list[_Description]] = {}
+
+    def add(media: Media, message: Message, other: Media | None, other_message: Message | None) -> None:
+        if media.port and media.connection is not None:
+            key = (address_key(media.connection), media.port)
+            out.setdefault(key, []).append(
+                _Description(message.timestamp, media, message, other, other_message)
+            )
+
+    for leg in call.legs:
+        for exchange in leg.negotiation.exchanges:
+            for pair in exchange.media:
+                add(pair.offer, exchange.offer, pair.answer, exchange.answer)
+                if pair.answer is not None and exchange.answer is not None:
+                    add(pair.answer, exchange.answer, pair.offer, exchange.offer)
+    for entries in out.values():
+        entries.sort(key=lambda d: d.time)
+    return out
+
+
+def _payload_types(media: Media) -> set[int]:
+    return {int(c.payload_type) for c in media.codecs if c.payload_type.isdigit()}
+
+
+def _source_matches(stream: RtpStream, sender: Media | None) -> bool | None:
+    if sender is None or not sender.port or sender.connection is None:
+        return None
+    return (stream.src.host, stream.src.port) == (address_key(sender.connection), sender.port)
+
+
+def stream_sdp(call: Call, streams: Sequence[RtpStream]) -> list[StreamSdp | None]:
+    """For each of ``streams`` (of this call), what the call's SDP says of it; None for a stream
+    to an address the call's SDP did not describe."""
+    described = _descriptions(call)
+    out: list[StreamSdp | None] = []
+    for stream in streams:
+        found = described.get((stream.dst.host, stream.dst.port))
+        if not found:
+            out.append(None)
+            continue
+        i = bisect.bisect_right([d.time for d in found], stream.first_time)
+        d = found[i - 1] if i else found[0]
+        negotiated: set[int] = set()
+        for each in found:
+            negotiated |= _payload_types(each.media)
+        out.append(
+            StreamSdp(
+                receiver=d.media,
+                receiver_message=d.message,
+                sender=d.other,
+                sender_message=d.other_message,
+                negotiated=frozenset(negotiated),
+                sdp_matches=_source_matches(stream, d.other),
+            )
+        )
+    return out
+
+
+def sdp_of_streams(streams: Sequence[RtpStream], owners: Sequence[Call | None]) -> list[StreamSdp | None]:
+    """``stream_sdp`` for every one of ``streams``, each with its call (``calls_of_streams``),
+    in the order of ``streams``."""
+    grouped: dict[int, tuple[Call, list[int]]] = {}
+    for i, call in enumerate(owners):
+        if call is not None:
+            grouped.setdefault(id(call), (call, []))[1].append(i)
+    out: list[StreamSdp | None] = [None] * len(streams)
+    for call, positions in grouped.values():
+        for i, found in zip(positions, stream_sdp(call, [streams[i] for i in positions]), strict=True):
+            out[i] = found
     return out

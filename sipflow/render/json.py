@@ -8,7 +8,7 @@ from typing import Any
 
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, Leg, leg_outcome
-from sipflow.model.media import streams_by_call
+from sipflow.model.media import stream_sdp, streams_by_call
 from sipflow.model.message import MatchedBy
 from sipflow.model.transaction import Transaction
 from sipflow.render.media import stream_dict
@@ -147,10 +147,12 @@ def _media_by_call(analysis: Analysis) -> dict[int, list[dict[str, Any]]] | None
     if not analysis.media_measured:
         return None
     calls = {call.index: call for call in analysis.calls}
-    return {
-        index: [stream_dict(stream, calls.get(index)) for stream in streams]
-        for index, streams in streams_by_call(analysis.calls, analysis.media).items()
-    }
+    out: dict[int, list[dict[str, Any]]] = {}
+    for index, streams in streams_by_call(analysis.calls, analysis.media).items():
+        call = calls.get(index)
+        described = stream_sdp(call, streams) if call is not None else [None] * len(streams)
+        out[index] = [stream_dict(s, call, d) for s, d in zip(streams, described, strict=True)]
+    return out
 
 
 def _document(

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sipflow.media.collector import RtpStream
+from sipflow.media.quality import primary_codec, quality
 from sipflow.model.call import Call
+from sipflow.model.media import StreamSdp
 from sipflow.render.text import clean
 
 _HEADINGS = (
@@ -76,13 +78,17 @@ def media_lines(streams: Sequence[RtpStream], calls: Sequence[Call | None]) -> l
     ]
 
 
-def stream_dict(stream: RtpStream, call: Call | None) -> dict[str, Any]:
-    """One stream for JSON (README, "Media")."""
+def stream_dict(stream: RtpStream, call: Call | None, sdp: StreamSdp | None = None) -> dict[str, Any]:
+    """One stream for JSON (README, "Media"); ``sdp``: what the call's SDP says of it."""
     f = stream.figures
+    primary = primary_codec(f.payload_types, stream.codecs)
+    estimate = quality(f, stream.codecs)
     return {
         "ssrc": f"0x{stream.ssrc:08x}",
         "src": str(stream.src),
         "dst": str(stream.dst),
+        "payload_type": primary[0] if primary is not None else None,
+        "codec": primary[1] if primary is not None else None,
         "payload_types": list(f.payload_types),
         "codecs": list(stream.codecs),
         "packets": f.packets,
@@ -100,5 +106,8 @@ def stream_dict(stream: RtpStream, call: Call | None) -> dict[str, Any]:
         "last_frame": stream.last_frame,
         "first_time": stream.first_time,
         "last_time": stream.last_time,
+        "mos": estimate.mos if estimate is not None else None,
+        "r_factor": estimate.r_factor if estimate is not None else None,
+        "sdp_matches": sdp.sdp_matches if sdp is not None else None,
         "call": call.index if call is not None else None,
     }
