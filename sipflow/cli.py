@@ -564,15 +564,18 @@ def media(fmt: str, inputs: InputOptions) -> None:
       sipflow media call.pcap
       sipflow media a.pcap --format json
     """
-    from sipflow.model.media import calls_of_streams  # noqa: PLC0415
+    from sipflow.model.media import calls_of_streams, sdp_of_streams  # noqa: PLC0415
     from sipflow.render.media import media_lines, stream_dict  # noqa: PLC0415
 
     analysis = _load(inputs, media=True)
     owners = calls_of_streams(analysis.calls, analysis.media)
     if fmt == "json":
+        described = sdp_of_streams(analysis.media, owners)
         document = {
             "files": list(analysis.files),
-            "streams": [stream_dict(s, c) for s, c in zip(analysis.media, owners, strict=True)],
+            "streams": [
+                stream_dict(s, c, d) for s, c, d in zip(analysis.media, owners, described, strict=True)
+            ],
         }
         click.echo(json.dumps(document, indent=2 if sys.stdout.isatty() else None, ensure_ascii=True))
         return
@@ -616,14 +619,15 @@ def check(
     """
     from sipflow.checks.config import load_config  # noqa: PLC0415
     from sipflow.checks.expect import evaluate, load_expectations  # noqa: PLC0415
+    from sipflow.checks.media import MEDIA_RULES  # noqa: PLC0415
     from sipflow.checks.rules import RULES, run_rules  # noqa: PLC0415
     from sipflow.render import check_output  # noqa: PLC0415
     from sipflow.render.report import CheckReport  # noqa: PLC0415
 
     config = load_config(config_path)
     expectations = load_expectations(expect_path) if expect_path is not None else None
-    # The media rules read the RTP, which costs a few µs per RTP packet: not when both are off.
-    analysis = _load(inputs, media=not {"one-way-audio", "no-media"} <= config.disabled)
+    # The media rules read the RTP, which costs a few µs per RTP packet: not when all are off.
+    analysis = _load(inputs, media=not config.disabled >= MEDIA_RULES)
     report = CheckReport(
         files=analysis.files,
         rules=tuple(rule for rule in RULES if rule.id not in config.disabled),

@@ -28,6 +28,11 @@ INVITE_DIALOG_RULES = {
     "slow-setup",
     "one-way-audio",
     "no-media",
+    "media-address-mismatch",
+    "rtp-loss",
+    "rtp-jitter",
+    "media-after-bye",
+    "codec-not-negotiated",
 }
 NOT_CALLS = {CallKind.REGISTRATION, CallKind.SUBSCRIPTION, CallKind.OPTIONS, CallKind.MESSAGE}
 CREDENTIALS = 'Authorization: Digest username="alice", realm="x", nonce="n1", response="r"\r\n'

@@ -92,7 +92,7 @@ def test_check_measures_the_media(tmp_path: Path) -> None:
     assert "[one-way-audio] call 1" in result.output
 
 
-def test_disabling_both_media_rules_skips_the_measurement(
+def test_disabling_every_media_rule_skips_the_measurement(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from click.testing import CliRunner
@@ -108,14 +108,16 @@ def test_disabling_both_media_rules_skips_the_measurement(
         return real(paths, options, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(sipflow.cli, "analyze", spy)
+    from sipflow.checks.media import MEDIA_RULES
+
     config = tmp_path / "sipflow.toml"
-    config.write_text('[check]\ndisable = ["one-way-audio", "no-media"]\n')
+    config.write_text(f"[check]\ndisable = {sorted(MEDIA_RULES)!r}\n".replace("'", '"'))
     one_way = without(tmp_path, "one-way.pcap", CALLER)
     assert (
         "one-way-audio"
         not in CliRunner().invoke(main, ["check", str(one_way), "--config", str(config)]).output
     )
-    config.write_text('[check]\ndisable = ["no-media"]\n')
+    config.write_text(f"[check]\ndisable = {sorted(MEDIA_RULES - {'one-way-audio'})!r}\n".replace("'", '"'))
     assert (
         "[one-way-audio]" in CliRunner().invoke(main, ["check", str(one_way), "--config", str(config)]).output
     )
