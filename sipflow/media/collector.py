@@ -12,6 +12,10 @@ The clock rate of a dynamic payload type comes from the SDP of the stream's rece
 descriptions as they are captured (:meth:`StreamCollector.describe`), the collector gives a
 stream the ``a=rtpmap`` clock rates of the last description of its destination address and
 port, as tshark does with the conversations SDP sets up.
+
+The packets of a stream's telephone-event payload types (RFC 4733, ``a=rtpmap:N
+telephone-event/8000``) also go to an :class:`~sipflow.media.dtmf.EventTracker`, made on the
+stream's first event packet: :attr:`RtpStream.dtmf` holds the digits.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from typing import Final
 from sipflow.capture.detect import RTP
 from sipflow.capture.ip import format_address
 from sipflow.capture.types import Endpoint
+from sipflow.media.dtmf import DtmfDigit, EventTracker, rtp_payload
 from sipflow.media.payload_types import STATIC
-from sipflow.media.rtp import StreamFigures, StreamMeter, parse_header
+from sipflow.media.rtp import RtpHeader, StreamFigures, StreamMeter, parse_header
 from sipflow.sip.sdp import SessionDescription
 
 _RTP: Final = RTP
@@ -48,16 +53,54 @@ class RtpStream:
     codecs: tuple[str, ...]
     """The encoding name of each payload type of ``figures.payload_types``: from the receiver's
     ``a=rtpmap``, else RFC 3551's static table, else the number."""
+    dtmf: tuple[DtmfDigit, ...] = ()
+    """The DTMF digits of the stream's telephone events (RFC 4733), in order."""
 
 
 class _Entry:
-    __slots__ = ("first_frame", "first_time", "last_frame", "last_time", "meter", "names")
+    __slots__ = (
+        "events",
+        "first_frame",
+        "first_time",
+        "last_frame",
+        "last_time",
+        "meter",
+        "names",
+        "rates",
+        "tracker",
+    )
 
-    def __init__(self, frame: int, timestamp: float, meter: StreamMeter, names: dict[int, str]) -> None:
+    def __init__(
+        self,
+        frame: int,
+        timestamp: float,
+        meter: StreamMeter,
+        names: dict[int, str],
+        rates: dict[int, int],
+        events: frozenset[int],
+    ) -> None:
         self.first_frame = self.last_frame = frame
         self.first_time = self.last_time = timestamp
         self.meter = meter
         self.names = names
+        self.rates = rates
+        self.events = events
+        """The stream's telephone-event payload types."""
+        self.tracker: EventTracker | None = None
+        """The stream's DTMF events, from its first telephone-event packet on."""
+
+    def event(
+        self, frame: int, timestamp: float, header: RtpHeader, data: bytes, start: int, end: int
+    ) -> None:
+        """A telephone-event packet of the stream (RFC 4733): its payload to the tracker."""
+        span = rtp_payload(data, start, end)
+        if span is None:
+            return
+        tracker = self.tracker
+        if tracker is None:
+            tracker = self.tracker = EventTracker()
+        rate = self.rates.get(header.payload_type, 0)
+        tracker.packet(frame, timestamp, data, span[0], span[1], header.timestamp, rate)
 
 
 def _codec_name(pt: int, names: dict[int, str]) -> str:
@@ -134,12 +177,14 @@ class StreamCollector:
             found = self._described.get((format_address(dst), dport))
             rates, events, names = found if found is not None else (self.clock_rates, self.events, {})
             meter = StreamMeter(clock_rates=rates, events=events)
-            entry = self._streams[key] = _Entry(frame, timestamp, meter, names)
+            entry = self._streams[key] = _Entry(frame, timestamp, meter, names, rates, events)
         else:
             entry.last_frame = frame
             entry.last_time = timestamp
         # Milliseconds from the first RTP packet: small numbers keep the float's precision.
         entry.meter.packet(header, (timestamp - origin) * 1000.0)
+        if header.payload_type in entry.events:
+            entry.event(frame, timestamp, header, data, start, end)
 
     def framed(
         self,
@@ -167,6 +212,7 @@ class StreamCollector:
                 last_time=e.last_time,
                 figures=(figures := e.meter.figures()),
                 codecs=tuple(_codec_name(pt, e.names) for pt in figures.payload_types),
+                dtmf=tuple(e.tracker.digits()) if e.tracker is not None else (),
             )
             for key, e in self._streams.items()
         ]
