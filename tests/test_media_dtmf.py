@@ -305,3 +305,43 @@ def test_info_digits_of_dtmfsipinfo_as_tshark_shows_them(tshark: str) -> None:
     got.sort()
     assert [found for _, found in got] == expected
     assert len(expected) == 4
+
+
+def _calls_json(path: Path) -> list[dict[str, object]]:
+    import json
+
+    from click.testing import CliRunner
+
+    from sipflow.cli import main
+
+    result = CliRunner().invoke(main, ["calls", str(path), "--media", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    calls: list[dict[str, object]] = json.loads(result.output)["calls"]
+    return calls
+
+
+def test_calls_json_gives_each_call_its_info_digits() -> None:
+    path = SHARED_CAPTURES / "DTMFsipinfo.pcap"
+    if not path.is_file():
+        pytest.skip(f"{path} not available")
+    (call,) = _calls_json(path)
+    assert call["dtmf"] == [
+        {"digit": d, "frame": f, "time": pytest.approx(t, abs=1e-3), "duration_ms": 180.0, "source": "info"}
+        for d, f, t in [("1", 17, 1303892076.870), ("3", 19, 1303892080.600), ("4", 29, 1303892146.276),
+                        ("2", 31, 1303892148.232)]
+    ]  # fmt: skip
+
+
+def test_calls_json_gives_each_call_its_rtp_digits() -> None:
+    path = SHARED_CAPTURES / "Forensic_challenge_4.pcap"
+    if not path.is_file():
+        pytest.skip(f"{path} not available")
+    by_index = {c["index"]: c for c in _calls_json(path)}
+    digits = by_index[4]["dtmf"]
+    assert isinstance(digits, list)
+    # tshark -z rtpevent: the 15 digits of call 4's stream to 172.25.105.40:18150
+    assert "".join(d["digit"] for d in digits) == "2255#4125#4321#"
+    assert {d["source"] for d in digits} == {"rfc4733"}
+    assert all(not c["dtmf"] for i, c in by_index.items() if i != 4)
+    media = by_index[4]["media"]
+    assert isinstance(media, list) and sum(len(s["dtmf"]) for s in media) == 15

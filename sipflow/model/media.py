@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from sipflow.media.collector import RtpStream
+from sipflow.media.dtmf import INFO, DtmfDigit, dtmf_from_info
 from sipflow.model.call import Call
 from sipflow.model.message import Message
+from sipflow.sip.message import SipRequest
 from sipflow.sip.sdp import Media
 
 
@@ -177,3 +179,29 @@ def sdp_of_streams(streams: Sequence[RtpStream], owners: Sequence[Call | None]) 
         for i, found in zip(positions, stream_sdp(call, [streams[i] for i in positions]), strict=True):
             out[i] = found
     return out
+
+
+def call_dtmf(call: Call, streams: Sequence[RtpStream]) -> list[DtmfDigit]:
+    """The call's DTMF digits in time order: the RFC 4733 events of its streams, and the SIP
+    INFO requests (``application/dtmf-relay``, ``application/dtmf``) of its legs, each INFO
+    once (not its retransmissions)."""
+    digits = [d for stream in streams for d in stream.dtmf]
+    for leg in call.legs:
+        for message in leg.messages:
+            sip = message.sip
+            if message.retransmission or not isinstance(sip, SipRequest) or sip.method != "INFO":
+                continue
+            found = dtmf_from_info(sip.content_type or "", sip.body)
+            if found is not None:
+                digit, duration = found
+                digits.append(
+                    DtmfDigit(
+                        digit=digit,
+                        frame=message.frame,
+                        time=message.timestamp,
+                        duration_ms=duration,
+                        source=INFO,
+                    )
+                )
+    digits.sort(key=lambda d: d.time)
+    return digits

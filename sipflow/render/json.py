@@ -6,12 +6,13 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from sipflow.media.collector import RtpStream
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, Leg, leg_outcome
-from sipflow.model.media import stream_sdp, streams_by_call
+from sipflow.model.media import call_dtmf, stream_sdp, streams_by_call
 from sipflow.model.message import MatchedBy
 from sipflow.model.transaction import Transaction
-from sipflow.render.media import stream_dict
+from sipflow.render.media import dtmf_dict, stream_dict
 from sipflow.render.text import iso
 
 SCHEMA = 1
@@ -127,17 +128,29 @@ def flow(call: Call) -> list[dict[str, Any]]:
 
 def analysis_dict(analysis: Analysis, calls: Iterable[Call], *, with_flow: bool = False) -> dict[str, Any]:
     media = _media_by_call(analysis)
-    return _document(analysis, [call_json(c, with_flow=with_flow, media=media) for c in calls], media)
+    streams = streams_by_call(analysis.calls, analysis.media) if media is not None else None
+    return _document(
+        analysis,
+        [call_json(c, with_flow=with_flow, media=media, streams=streams) for c in calls],
+        media,
+    )
 
 
 def call_json(
-    call: Call, *, with_flow: bool = False, media: Mapping[int, list[dict[str, Any]]] | None = None
+    call: Call,
+    *,
+    with_flow: bool = False,
+    media: Mapping[int, list[dict[str, Any]]] | None = None,
+    streams: Mapping[int, list[RtpStream]] | None = None,
 ) -> dict[str, Any]:
-    """One entry of the document's ``calls``; with ``media`` (the streams by call index, when
-    the media was measured), its ``media``."""
+    """One entry of the document's ``calls``; with ``media`` (the streams' JSON by call index,
+    when the media was measured), its ``media``, and with ``streams`` (the streams by call
+    index) its ``dtmf``: the digits of its RTP and its SIP INFO requests."""
     out = call_dict(call)
     if media is not None:
         out["media"] = media.get(call.index, [])
+    if streams is not None:
+        out["dtmf"] = [dtmf_dict(d) for d in call_dtmf(call, streams.get(call.index, ()))]
     return out | ({"flow": flow(call)} if with_flow else {})
 
 
@@ -228,6 +241,7 @@ def iter_dumps(
     the next one is built, so the document is never whole in memory."""
     separators = (",", ":") if indent is None else (",", ": ")
     media = _media_by_call(analysis)
+    streams = streams_by_call(analysis.calls, analysis.media) if media is not None else None
     skeleton = json.dumps(
         _document(analysis, [_CALLS_MARK], media), indent=indent, separators=separators, ensure_ascii=True
     )
@@ -242,7 +256,8 @@ def iter_dumps(
     yield head + "["
     count = 0
     for call in calls:
-        text = json.dumps(call_json(call, with_flow=with_flow, media=media), indent=indent,
+        entry = call_json(call, with_flow=with_flow, media=media, streams=streams)
+        text = json.dumps(entry, indent=indent,
                           separators=separators, ensure_ascii=True)  # fmt: skip
         if inner:
             text = text.replace("\n", inner)  # JSON strings hold no raw line break

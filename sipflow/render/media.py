@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sipflow.media.collector import RtpStream
+from sipflow.media.dtmf import DtmfDigit
 from sipflow.media.quality import primary_codec, quality
 from sipflow.model.call import Call
 from sipflow.model.media import StreamSdp
@@ -78,6 +79,17 @@ def media_lines(streams: Sequence[RtpStream], calls: Sequence[Call | None]) -> l
     ]
 
 
+def dtmf_dict(digit: DtmfDigit) -> dict[str, Any]:
+    """One DTMF digit for JSON (README, "Media")."""
+    return {
+        "digit": digit.digit,
+        "frame": digit.frame,
+        "time": digit.time,
+        "duration_ms": round(digit.duration_ms, 3) if digit.duration_ms is not None else None,
+        "source": digit.source,
+    }
+
+
 def stream_dict(stream: RtpStream, call: Call | None, sdp: StreamSdp | None = None) -> dict[str, Any]:
     """One stream for JSON (README, "Media"); ``sdp``: what the call's SDP says of it."""
     f = stream.figures
@@ -109,5 +121,6 @@ def stream_dict(stream: RtpStream, call: Call | None, sdp: StreamSdp | None = No
         "mos": estimate.mos if estimate is not None else None,
         "r_factor": estimate.r_factor if estimate is not None else None,
         "sdp_matches": sdp.sdp_matches if sdp is not None else None,
+        "dtmf": [dtmf_dict(d) for d in stream.dtmf],
         "call": call.index if call is not None else None,
     }
