@@ -44,6 +44,7 @@ from sipflow.stats import compute as compute_stats
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from sipflow.media.collector import RtpStream
     from sipflow.model.analysis import Analysis
     from sipflow.model.call import Call
 
@@ -403,6 +404,8 @@ def calls(
 @click.option("--full", is_flag=True, help="Show each message's full text under its arrow.")
 @click.option("--width", type=click.IntRange(40, 1000), help="Line width (default: terminal width, or 80).")
 @click.option("--pager/--no-pager", default=None, help="Page long output (default: on a terminal).")
+@click.option("--media", "with_media", is_flag=True,
+              help="Measure the RTP and draw each stream as a bar: codec, packets, loss.")  # fmt: skip
 @input_options
 @output_options()
 def ladder(
@@ -412,31 +415,43 @@ def ladder(
     full: bool,
     width: int | None,
     pager: bool | None,
+    with_media: bool,
     inputs: InputOptions,
     output: OutputOptions,
 ) -> None:
     """Draw the ladder (sequence) diagram of calls in FILE...: one column per endpoint,
-    one arrow per message with time and delta, retransmissions marked, SDP summarised.
+    one arrow per message with time and delta, retransmissions marked, SDP summarised;
+    with --media, each RTP stream as a bar from its first packet, with codec, packets and loss.
 
     \b
     Example:
       sipflow ladder samples/proxy-call.pcap --call 1
       sipflow ladder a.pcap --call-id 1-2345@10.0.0.1 --alias 10.0.0.5=proxy --plain
+      sipflow ladder samples/media-two-way.pcap --media
     """
     from sipflow.render.plain import plain_ladder  # noqa: PLC0415
     from sipflow.render.terminal import LadderView  # noqa: PLC0415
 
-    analysis = _load(inputs)
+    analysis = _load(inputs, media=with_media)
     selected = _nonempty(selection, analysis)
+    streams = _streams_by_call(analysis)
     if plain:
         drawn = [
-            plain_ladder(layout.ladder(c), width=width or 80, full=full, explain=output.explain)
+            plain_ladder(
+                layout.ladder(c, streams.get(c.index, ())),
+                width=width or 80,
+                full=full,
+                explain=output.explain,
+            )
             for c in selected
         ]
         click.echo("\n".join(line for lines in drawn for line in [*lines, ""]).rstrip("\n"))
         return
     console = _console(output, width)
-    views = [LadderView(layout.ladder(c), full=full, explain=output.explain) for c in selected]
+    views = [
+        LadderView(layout.ladder(c, streams.get(c.index, ())), full=full, explain=output.explain)
+        for c in selected
+    ]
     paged = pager if pager is not None else console.is_terminal
     if paged:
         # As git does: less shows the colours (-R), quits when the ladder fits the screen (-F)
@@ -446,6 +461,15 @@ def ladder(
     with console.pager(styles=True) if paged else contextlib.nullcontext():
         for view in views:
             console.print(view)
+
+
+def _streams_by_call(analysis: Analysis) -> dict[int, list[RtpStream]]:
+    """The measured streams by call index (empty when the media was not measured)."""
+    if not analysis.media:
+        return {}
+    from sipflow.model.media import streams_by_call  # noqa: PLC0415
+
+    return streams_by_call(analysis.calls, analysis.media)
 
 
 def _write_export(
@@ -462,7 +486,8 @@ def _write_export(
         write_frames(frames(calls), out)
     else:
         (call,) = calls
-        out.write_bytes(diagram(fmt, layout.ladder(call)))
+        media = _streams_by_call(analysis).get(call.index, ())
+        out.write_bytes(diagram(fmt, layout.ladder(call, media)))
 
 
 @main.command(short_help="Write calls as SVG/PNG/PDF, DOT, Mermaid, PlantUML, HTML, JSON or pcap.")
@@ -471,9 +496,16 @@ def _write_export(
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), help="Format (default: OUT's extension).")
 @selection_options(call=True)
 @layout_options
+@click.option("--media", "with_media", is_flag=True,
+              help="Measure the RTP: a bar per stream in diagrams, media and dtmf in JSON.")  # fmt: skip
 @input_options
 def export(
-    out: Path, fmt: str | None, selection: Selection, layout: LayoutOptions, inputs: InputOptions
+    out: Path,
+    fmt: str | None,
+    selection: Selection,
+    layout: LayoutOptions,
+    with_media: bool,
+    inputs: InputOptions,
 ) -> None:
     """Write calls of FILE... as a diagram or data to paste elsewhere: SVG, PNG or PDF
     ladders (Graphviz), Graphviz source (.dot), Mermaid (.mmd), PlantUML (.puml), a
@@ -486,6 +518,7 @@ def export(
     Example:
       sipflow export samples/proxy-call.pcap --call 1 -o call.svg
       sipflow export a.pcap --all -o flows/ --format mmd
+      sipflow export samples/media-two-way.pcap --call 1 --media -o call.svg
     """
     suffix = out.suffix.lstrip(".").lower()
     folder = selection.all_kinds and not selection.names_one
@@ -506,7 +539,7 @@ def export(
             f"cannot write a {fmt} from standard input or another pipe ({pipes[0]}): its frames are "
             "copied from the capture, which a pipe gives only once; save it to a file first"
         )
-    analysis = _load(inputs)
+    analysis = _load(inputs, media=with_media)
     selected = _nonempty(selection, analysis)
     with _writing(out):
         if selection.all_kinds and not selection.names_one:

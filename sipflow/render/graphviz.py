@@ -32,7 +32,7 @@ import graphviz
 
 from sipflow.errors import UsageError
 from sipflow.model.call import CallState
-from sipflow.render.ladder import Arrow, ArrowClass, Ladder
+from sipflow.render.ladder import Arrow, ArrowClass, Ladder, MediaBar
 from sipflow.render.summary import Heading, call_summary, delta, leg_letter
 from sipflow.render.text import clean, clock
 
@@ -59,6 +59,12 @@ COLORS: dict[ArrowClass, str] = {
     ArrowClass.FAILURE: "#c0262d",
 }
 """Arrow colours by class: the terminal's cyan, yellow, green and red, darkened for paper."""
+BAR_COLOR = "#8e3b96"
+"""RTP bars: the terminal's magenta, darkened for paper."""
+BAR_FILL = "#f8f2f9"
+"""The background of an RTP bar's row."""
+BAR_WIDTH = 4.0
+"""Stroke of an RTP bar, in points."""
 CLASS_NAMES: dict[ArrowClass, str] = {
     ArrowClass.REQUEST: "request",
     ArrowClass.PROVISIONAL: "1xx",
@@ -262,6 +268,16 @@ class _Row:
     bottom: float
 
 
+@dataclass(frozen=True, slots=True)
+class _BarRow:
+    bar: MediaBar
+    label: list[str]
+    top: float
+    y: float
+    """Where the bar runs."""
+    bottom: float
+
+
 def _label_lines(arrow: Arrow) -> list[str]:
     """The arrow's text with its marks, on lines of at most ``LINE_LIMIT`` characters."""
     parts = [arrow.label, *(f"({mark})" for mark in arrow.marks)]
@@ -286,9 +302,10 @@ def _gaps(ladder: Ladder, heads: Sequence[float], labels: Sequence[list[str]]) -
     n = len(ladder.columns)
     gaps = [max(MIN_GAP, (heads[i] + heads[i + 1]) / 2 + 16) for i in range(n - 1)]
     needs: list[tuple[int, int, float]] = []
-    for arrow, lines in zip(ladder.arrows, labels, strict=True):
+    spans = [(arrow.src, arrow.dst) for arrow in ladder.arrows] + [(bar.src, bar.dst) for bar in ladder.bars]
+    for (src, dst), lines in zip(spans, labels, strict=True):
         need = max(text_width(line) for line in lines) + 24
-        lo, hi = sorted((arrow.src, arrow.dst))
+        lo, hi = sorted((src, dst))
         if lo < hi:
             needs.append((lo, hi, need))
         elif hi < n - 1:  # a message to itself: the loop and its label, right of the lifeline
@@ -315,12 +332,14 @@ def ladder_dot(ladder: Ladder) -> str:
     """The ladder as Graphviz source with every position pinned (``layout=nop2``), the same
     bytes for the same ladder. Each message is an edge with ``id="msg-{i}"`` (``i`` its position
     in ``ladder.arrows``), classes ``msg``, its arrow class (``request``, ``1xx``, ``2xx``,
-    ``failure``), ``leg-A``… and ``retransmission``, and its first line as tooltip."""
+    ``failure``), ``leg-A``… and ``retransmission``, and its first line as tooltip. Each RTP
+    bar (``ladder.bars``) is a thick edge with ``id="rtp-{k}"`` and class ``rtp`` (not ``msg``:
+    it is not a message), in its own row where its first packet falls."""
     head = ladder.heading
     dot = _Dot()
     multi_leg = head.multi_leg
 
-    y = _title(dot, head)
+    y = _title(dot, head, rtp=bool(ladder.bars))
 
     # Columns: a head per endpoint (alias and address), lifelines down to the last message.
     head_lines: list[list[str]] = []
@@ -332,7 +351,8 @@ def ladder_dot(ladder: Ladder) -> str:
         head_lines.append(lines)
         heads.append(max(text_width(line) for line in lines) + 18)
     labels = [_label_lines(arrow) for arrow in ladder.arrows]
-    gaps = _gaps(ladder, heads, labels)
+    bar_labels = [[safe(bar.text)] for bar in ladder.bars]
+    gaps = _gaps(ladder, heads, labels + bar_labels)
     margin_right = MARGIN_WIDTH + (BADGE_WIDTH + 8 if multi_leg else 0)
     xs = [margin_right + 12 + max(heads[0] / 2 if heads else 0.0, 30.0)]
     for gap in gaps:
@@ -342,13 +362,26 @@ def ladder_dot(ladder: Ladder) -> str:
     y += HEAD_HEIGHT + 8
 
     rows: list[_Row] = []
-    for arrow, lines in zip(ladder.arrows, labels, strict=True):
+    bar_rows: list[_BarRow] = []
+    arrow_labels = iter(labels)
+    bar_lines = iter(bar_labels)
+    for entry in ladder.entries:
+        if isinstance(entry, MediaBar):
+            lines = next(bar_lines)
+            bar_y = y + len(lines) * LINE_HEIGHT + 3
+            bottom = bar_y + (LOOP_HEIGHT if entry.src == entry.dst else 0) + 9
+            bar_rows.append(_BarRow(bar=entry, label=lines, top=y, y=bar_y, bottom=bottom))
+            y = bottom
+            continue
+        arrow, lines = entry, next(arrow_labels)
         arrow_y = y + len(lines) * LINE_HEIGHT + 3
         bottom = arrow_y + (LOOP_HEIGHT if arrow.src == arrow.dst else 0) + (12 if arrow.sdp else 0) + 7
         rows.append(_Row(arrow=arrow, label=lines, top=y, y=arrow_y, bottom=bottom))
         y = bottom
     life_end = y + 6
-    right = max([xs[-1] + (heads[-1] / 2 if heads else 0.0), *(_row_right(row, xs) for row in rows)]) + 8
+    reach = [xs[-1] + (heads[-1] / 2 if heads else 0.0), *(_row_right(row, xs) for row in rows)]
+    reach.extend(_bar_right(bar_row, xs) for bar_row in bar_rows)
+    right = max(reach) + 8
 
     # Drawn first (outputorder=nodesfirst): each row's background, a light stripe every other
     # row; hovering anywhere in a row shows its message's first line.
@@ -368,6 +401,22 @@ def ladder_dot(ladder: Ladder) -> str:
             tooltip=esc_tooltip(first_line(row.arrow)),
             id=f"row-{i}",
             css="row",
+        )
+    for k, bar_row in enumerate(bar_rows):
+        dot.node(
+            f"qr{k}",
+            right / 2,
+            (bar_row.top + bar_row.bottom) / 2,
+            right,
+            bar_row.bottom - bar_row.top,
+            "",
+            shape="box",
+            style="filled",
+            penwidth="0",
+            fillcolor=BAR_FILL,
+            tooltip=esc_tooltip(bar_row.label[0]),
+            id=f"rtp-row-{k}",
+            css="rtp-row",
         )
 
     footer = len(rows) > FOOTER_AFTER
@@ -408,14 +457,17 @@ def ladder_dot(ladder: Ladder) -> str:
 
     for i, row in enumerate(rows):
         _message(dot, i, row, xs, multi_leg)
+    for k, bar_row in enumerate(bar_rows):
+        _bar(dot, k, bar_row, xs)
 
     bottom = foot_y + HEAD_HEIGHT / 2 if footer else life_end
     return _source(head, dot, right, bottom)
 
 
-def _title(dot: _Dot, head: Heading) -> float:
+def _title(dot: _Dot, head: Heading, *, rtp: bool = False) -> float:
     """The headline (outcome in the state's colour), the facts, the Call-ID(s) (leg lines in
-    their leg's colour) and a key to the arrows; returns the y under them."""
+    their leg's colour) and a key to the arrows (and to RTP bars with ``rtp``); returns the y
+    under them."""
     y = 0.0
     who, outcome = _headline(head)
     who = safe(who)
@@ -441,29 +493,33 @@ def _title(dot: _Dot, head: Heading) -> float:
         dot.text(f"detail{k}", 0, y + LINE_HEIGHT / 2, [safe(line)], ink=color)
         y += LINE_HEIGHT
     y += 8
-    _key(dot, y + 5)
+    _key(dot, y + 5, rtp=rtp)
     return y + 10 + 16
 
 
-def _key(dot: _Dot, y: float) -> None:
-    """A key to the arrow colours and strokes."""
+def _key(dot: _Dot, y: float, *, rtp: bool = False) -> None:
+    """A key to the arrow colours and strokes (and the RTP bars' with ``rtp``)."""
     x = 0.0
     entries = [(CLASS_NAMES[cls], COLORS[cls], "solid") for cls in ArrowClass]
     entries.append(("retransmission", MUTED, "dashed"))
+    if rtp:
+        entries.append(("RTP", BAR_COLOR, "bold"))
     for k, (name, color, style) in enumerate(entries):
         dot.anchor(f"k{k}a", x, y)
         dot.anchor(f"k{k}b", x + 24, y)
+        extra = {"penwidth": _num(BAR_WIDTH)} if style == "bold" else {}
         dot.edge(
             f"k{k}a",
             f"k{k}b",
             _line(x, x + 24 - 7, y),
             end=(x + 24, y),
             color=color,
-            style=style,
-            arrowsize="0.7",
+            style="solid" if style == "bold" else style,
+            arrowsize="0.7" if style != "bold" else "0.4",
             tooltip=esc_tooltip(name),
             id=f"key-{k}",
             css="key",
+            **extra,
         )
         dot.text(f"k{k}", x + 28, y, [name], size=SMALL_SIZE, ink=color)
         x += 28 + text_width(name, SMALL_SIZE) + 16
@@ -572,6 +628,69 @@ def _message(dot: _Dot, i: int, row: _Row, xs: Sequence[float], multi_leg: bool)
             id=f"sdp-{i}",
             css="sdp",
         )
+
+
+def _bar_right(row: _BarRow, xs: Sequence[float]) -> float:
+    """How far right a bar row's label reaches."""
+    x1, x2 = xs[row.bar.src], xs[row.bar.dst]
+    width = text_width(row.label[0])
+    return x1 + LOOP_WIDTH + 6 + width if x1 == x2 else (x1 + x2) / 2 + width / 2
+
+
+def _bar(dot: _Dot, k: int, row: _BarRow, xs: Sequence[float]) -> None:
+    """One RTP stream: the first packet's time, delta and frame in the margin, a thick line
+    from its source's column to its destination's with the label and span above it. Its ids
+    are ``rtp-{k}`` (``k`` its position in ``ladder.bars``), its class ``rtp``: not a message."""
+    bar = row.bar
+    label = row.label[0]
+    tip = esc_tooltip(label)
+    y = row.y
+    dot.text(
+        f"qt{k}",
+        0,
+        y - 5,
+        [f"{clock(bar.first_time)} {delta(bar.delta)}", f"#{bar.first_frame}"],
+        size=SMALL_SIZE,
+        ink=MUTED,
+        width=MARGIN_WIDTH,
+        id=f"rtp-time-{k}",
+        tooltip=tip,
+        css="time",
+    )
+    x1, x2 = xs[bar.src], xs[bar.dst]
+    dot.anchor(f"q{k}s", x1, y)
+    if x1 == x2:
+        dot.anchor(f"q{k}d", x1, y + LOOP_HEIGHT)
+        points = [
+            (x1, y),
+            (x1 + LOOP_WIDTH, y),
+            (x1 + LOOP_WIDTH, y + LOOP_HEIGHT),
+            (x1 + ARROW_LENGTH, y + LOOP_HEIGHT),
+        ]
+        end = (x1, y + LOOP_HEIGHT)
+        lp = (x1 + LOOP_WIDTH + 6 + text_width(label) / 2, y + LOOP_HEIGHT / 2)
+    else:
+        dot.anchor(f"q{k}d", x2, y)
+        step = ARROW_LENGTH if x2 > x1 else -ARROW_LENGTH
+        points = _line(x1, x2 - step, y)
+        end = (x2, y)
+        lp = ((x1 + x2) / 2, y - 4 - LINE_HEIGHT / 2)
+    dot.edge(
+        f"q{k}s",
+        f"q{k}d",
+        points,
+        end=end,
+        css="rtp",
+        label=esc_label(label) + "\\n",
+        lp=_point(*lp),
+        id=f"rtp-{k}",
+        color=BAR_COLOR,
+        fontcolor=BAR_COLOR,
+        penwidth=_num(BAR_WIDTH),
+        arrowsize="0.45",
+        tooltip=tip,
+        labeltooltip=tip,
+    )
 
 
 def _call_id(arrow: Arrow) -> str:

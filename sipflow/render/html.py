@@ -126,7 +126,9 @@ def ladder_html(ladder: Ladder, svg: str) -> str:
     """One page: the call header (state, timings, legs), the ladder ``svg`` (whose message
     arrows are elements with class ``msg`` and id ``msg-{i}``, ``i`` the position in
     ``ladder.arrows``), a panel that shows the full text of the message clicked, and the list
-    of messages (also clickable) for when the SVG is not enough."""
+    of messages (also clickable) for when the SVG is not enough; with RTP bars
+    (``Ladder.bars``, drawn in the SVG with class ``rtp``: not messages, not clickable), the
+    list of the streams."""
     head = ladder.heading
     esc = html.escape
     multi_leg = head.multi_leg
@@ -169,8 +171,16 @@ def ladder_html(ladder: Ladder, svg: str) -> str:
         out.append(
             f'<li id="item-{i}" class="{classes}"><a href="#msg-{i}" data-msg="{i}">{esc(summary)}</a></li>'
         )
+    out.append("</ol>")
+    if ladder.bars:
+        # In the message list's font; not clickable (no data-msg): a stream is not a message.
+        out += ["<h2>RTP streams</h2>", '<ul class="streams" style="font: 12px/1.5 ui-monospace, monospace">']
+        for bar in ladder.bars:
+            src, dst = ladder.columns[bar.src].title, ladder.columns[bar.dst].title
+            line = f"#{bar.first_frame}  {clock(bar.first_time)}  {src} → {dst}  {bar.text}"
+            out.append(f"<li>{esc(line)}</li>")
+        out.append("</ul>")
     out += [
-        "</ol>",
         f'<script type="application/json" id="sipflow-messages">{_json_for_script(data)}</script>',
         f"<script>{_SCRIPT}</script>",
         "</body>",

@@ -6,18 +6,27 @@ and read nothing else: the layout carries every text a renderer shows (the headi
 arrow's time, marks, first line, raw lines, leg and SDP summary), so no renderer reaches into
 the model (``Ladder.call`` and ``Arrow.message`` are there for other consumers), and the rows'
 heights (``Ladder.geometry``) let a scrolling view draw only the rows it shows.
+
+Given the call's RTP streams (``build_ladder(call, media=...)``), the ladder also has a bar per
+stream (``MediaBar``, as sngrep's RTP rows): between the columns of its two media endpoints, as
+a row among the arrows at the time of its first packet (``Ladder.entries`` has both kinds of
+rows in drawing order). Without media, a ladder has no bars and every format draws what it
+drew before.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sipflow.capture.types import Endpoint
+from sipflow.media.collector import RtpStream
+from sipflow.media.quality import primary_codec
 from sipflow.model.call import Call
+from sipflow.model.media import address_key
 from sipflow.model.message import MatchedBy, Message
 from sipflow.render.summary import Heading, heading
 from sipflow.render.text import clean, clean_lines
@@ -26,6 +35,8 @@ from sipflow.sip.sdp import summarize
 
 LABEL_LIMIT = 60
 """Longest method/reason text kept on an arrow (packet text can be anything)."""
+CODEC_LIMIT = 20
+"""Longest codec name kept on a media bar (it comes from SDP: packet text)."""
 
 
 class ArrowClass(StrEnum):
@@ -104,6 +115,51 @@ class Arrow:
         return 2 + (1 if self.sdp else 0) + (len(self.raw_lines) if full else 0)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaBar:
+    """One RTP stream of the call, drawn as a bar from the column of its source to that of its
+    destination, as a row among the arrows at the time of its first packet."""
+
+    stream: RtpStream = field(repr=False)
+    """The stream (for other consumers: renderers read the fields below)."""
+    src: int
+    """Column index of the stream's source (the column of its host, see ``build_ladder``)."""
+    dst: int
+    label: str
+    """``RTP PCMA 548 pkts 0.0% lost`` (``3 dup`` when packets came twice), cleaned."""
+    row: int
+    """Where the bar goes among the arrows: just before ``Ladder.arrows[row]`` (``row ==
+    len(arrows)``: after the last); bars of the same row are in order of their first packet."""
+    first_time: float
+    """Capture time of the stream's first packet, seconds since the epoch."""
+    last_time: float
+    first_frame: int
+    """Frame numbers of the stream's first and last packets."""
+    last_frame: int
+    delta: float = 0.0
+    """Seconds from the row before the bar (a message's time, or another bar's first packet) to
+    its first packet; 0 when it comes first."""
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first packet to the last."""
+        return max(self.last_time - self.first_time, 0.0)
+
+    @property
+    def span(self) -> str:
+        """How long the stream lasts and where it ends: ``24.1 s, until #3892``."""
+        return f"{self.duration:.1f} s, until #{self.last_frame}"
+
+    @property
+    def text(self) -> str:
+        """The label followed by the span: ``RTP PCMA 548 pkts 0.0% lost (24.1 s, until #3892)``."""
+        return f"{self.label} ({self.span})"
+
+    def height(self, *, full: bool = False) -> int:
+        """Text lines the terminal ladder draws for this row: the time and label line, the bar."""
+        return 2
+
+
 @dataclass(frozen=True, slots=True)
 class Geometry:
     """Where each row of a ladder starts, in text lines from the first row (``tops``), and
@@ -128,10 +184,32 @@ class Ladder:
     arrows: tuple[Arrow, ...]
     heading: Heading
     """What the formats say above the ladder (the call's headline, facts, legs and links)."""
+    bars: tuple[MediaBar, ...] = ()
+    """The call's RTP streams, in order of their first packet (none unless media was given)."""
+
+    @property
+    def entries(self) -> tuple[Arrow | MediaBar, ...]:
+        """Every row in drawing order: the arrows, each bar before the arrow its ``row`` names
+        (just ``arrows`` when there are no bars)."""
+        if not self.bars:
+            return self.arrows
+        out: list[Arrow | MediaBar] = []
+        bars = iter(self.bars)
+        bar = next(bars, None)
+        for i, arrow in enumerate(self.arrows):
+            while bar is not None and bar.row <= i:
+                out.append(bar)
+                bar = next(bars, None)
+            out.append(arrow)
+        if bar is not None:
+            out.append(bar)
+            out.extend(bars)
+        return tuple(out)
 
     def geometry(self, *, full: bool = False) -> Geometry:
-        """The rows' positions as the terminal ladder draws them (``Arrow.height``)."""
-        heights = [a.height(full=full) for a in self.arrows]
+        """The rows' positions as the terminal ladder draws them (``Arrow.height``,
+        ``MediaBar.height``), by position in ``entries``."""
+        heights = [entry.height(full=full) for entry in self.entries]
         tops = tuple(itertools.accumulate(heights, initial=0))
         return Geometry(tops=tops[:-1], total=tops[-1])
 
@@ -169,13 +247,42 @@ def _title(key: str, endpoint: Endpoint, aliases: Mapping[str, str]) -> str:
     return key
 
 
-def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_host: bool = False) -> Ladder:
+def bar_label(stream: RtpStream) -> str:
+    """``RTP PCMA 548 pkts 0.0% lost``: the stream's voice codec (``primary_codec``), its
+    packets, and its loss (RFC 3550 A.3: of the expected packets) or its duplicates, cleaned."""
+    figures = stream.figures
+    parts = ["RTP"]
+    primary = primary_codec(figures.payload_types, stream.codecs)
+    if primary is not None:
+        parts.append(clean(primary[1], CODEC_LIMIT))
+    parts.append(f"{figures.packets} pkt" if figures.packets == 1 else f"{figures.packets} pkts")
+    if figures.lost < 0:
+        parts.append(f"{-figures.lost} dup")
+    elif figures.lost_pct is not None:
+        parts.append(f"{figures.lost_pct:.1f}% lost")
+    return " ".join(parts)
+
+
+def build_ladder(
+    call: Call,
+    *,
+    aliases: Mapping[str, str] | None = None,
+    by_host: bool = False,
+    media: Sequence[RtpStream] = (),
+) -> Ladder:
     """Lay out ``call``: ``aliases`` maps ``ip`` or ``ip:port`` to a name; ``by_host`` makes one
-    column per IP address instead of one per IP:port."""
+    column per IP address instead of one per IP:port.
+
+    ``media``: the call's RTP streams (``streams_by_call(calls, streams).get(call.index, ())``),
+    each drawn as a bar. A media endpoint is drawn on the column of its host (SIP and RTP use
+    other ports of the same machine); of several columns of that host, on the one of the UA
+    whose SDP described the endpoint, else the first; a host without a column gets one, right
+    of the others."""
     aliases = aliases or {}
     leg_of = {m.index: i for i, leg in enumerate(call.legs) for m in leg.messages}
     columns: dict[str, Column] = {}
     positions: dict[str, int] = {}
+    hosts: dict[str, list[int]] = {}  # host → the columns on it, in order
 
     # A B2BUA's two sides (often two ports) are one column: the host the legs meet at.
     meeting = {leg.caller.host for leg in call.legs[1:]} & {leg.callee.host for leg in call.legs}
@@ -185,6 +292,7 @@ def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_hos
         if key not in columns:
             columns[key] = Column(key=key, title=clean(_title(key, endpoint, aliases), 40), address=key)
             positions[key] = len(positions)
+            hosts.setdefault(endpoint.host, []).append(positions[key])
         return positions[key]
 
     files = list(dict.fromkeys(m.file for m in call.messages))
@@ -222,4 +330,64 @@ def build_ladder(call: Call, *, aliases: Mapping[str, str] | None = None, by_hos
             )
         )
         previous = message.timestamp
-    return Ladder(call=call, columns=tuple(columns.values()), arrows=tuple(arrows), heading=heading(call))
+    bars = _bars(call, media, arrows, col, hosts) if media else ()
+    return Ladder(
+        call=call, columns=tuple(columns.values()), arrows=tuple(arrows), heading=heading(call), bars=bars
+    )
+
+
+def _bars(
+    call: Call,
+    media: Sequence[RtpStream],
+    arrows: Sequence[Arrow],
+    col: Callable[[Endpoint], int],
+    hosts: Mapping[str, list[int]],
+) -> tuple[MediaBar, ...]:
+    # RFC 3264 §5: an m= line (with its c= address) says where its sender receives media; with
+    # symmetric RTP (RFC 4961) also where it sends from. So the UA that sent the description of
+    # an address is the column to draw that address on, when several columns share its host.
+    described: dict[tuple[str, int], Endpoint] = {}
+    for leg in call.legs:
+        by_index = {m.index: m for m in leg.messages}
+        for index, (_role, description) in leg.negotiation.roles.items():
+            message = by_index.get(index)
+            if message is None:
+                continue
+            for m in description.media:
+                if m.port and m.connection is not None:
+                    described.setdefault((address_key(m.connection), m.port), message.src)
+
+    def media_col(endpoint: Endpoint) -> int:
+        on_host = hosts.get(endpoint.host)
+        if not on_host:
+            return col(endpoint)  # a new column, right of the others
+        sender = described.get((endpoint.host, endpoint.port))
+        if sender is not None and sender.host == endpoint.host:
+            preferred = col(sender)
+            if preferred in on_host:
+                return preferred
+        return on_host[0]
+
+    times = [arrow.timestamp for arrow in arrows]
+    out: list[MediaBar] = []
+    for stream in sorted(media, key=lambda s: (s.first_time, s.first_frame)):
+        row = bisect.bisect_right(times, stream.first_time)
+        if out and out[-1].row == row:
+            previous: float | None = out[-1].first_time
+        else:
+            previous = times[row - 1] if row else None
+        out.append(
+            MediaBar(
+                stream=stream,
+                src=media_col(stream.src),
+                dst=media_col(stream.dst),
+                label=bar_label(stream),
+                row=row,
+                first_time=stream.first_time,
+                last_time=stream.last_time,
+                first_frame=stream.first_frame,
+                last_frame=stream.last_frame,
+                delta=0.0 if previous is None else stream.first_time - previous,
+            )
+        )
+    return tuple(out)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import string
 
-from sipflow.render.ladder import Ladder
+from sipflow.render.ladder import Arrow, Ladder, MediaBar
 from sipflow.render.summary import NOTE_LIMIT, arrow_text, call_summary, cut, delta
 from sipflow.render.text import clean, clock
 
@@ -43,7 +43,10 @@ def _participants(first: int, last: int) -> str:
 def ladder_mermaid(ladder: Ladder) -> str:
     """The ladder as a Mermaid ``sequenceDiagram``: participants in column order (``P0`` as
     alias and address), one arrow per message (``->>``; ``-->>`` for a retransmission) labelled
-    ``time +delta [leg] label #frame``, a note under each SDP offer or answer."""
+    ``time +delta [leg] label #frame``, a note under each SDP offer or answer, and a note
+    over the two columns of each RTP stream (``Ladder.bars``) where its first packet falls:
+    ``time ⇒ RTP PCMA 548 pkts 0.0% lost (24.1 s, until #3892) #frame`` (``⇒``: from the
+    left column to the right one, ``⇐`` the other way)."""
     head = ladder.heading
     multi_leg = head.multi_leg
     title, details = call_summary(head, _text, "→")
@@ -53,7 +56,11 @@ def ladder_mermaid(ladder: Ladder) -> str:
         out.append(f"    participant P{i} as {_text(name)}")
     if ladder.columns:
         out.append(f"    Note over {_participants(0, len(ladder.columns) - 1)}: " + "<br/>".join(details))
-    for arrow in ladder.arrows:
+    for entry in ladder.entries:
+        if isinstance(entry, MediaBar):
+            out.append(_bar(entry))
+            continue
+        arrow: Arrow = entry
         stroke = "-->>" if arrow.retransmission else "->>"
         label = (
             f"{clock(arrow.timestamp)} {delta(arrow.delta)} "
@@ -65,3 +72,9 @@ def ladder_mermaid(ladder: Ladder) -> str:
                 f"    Note over {_participants(arrow.src, arrow.dst)}: {_text(cut(arrow.sdp, NOTE_LIMIT))}"
             )
     return "\n".join(out) + "\n"
+
+
+def _bar(bar: MediaBar) -> str:
+    way = "⇒" if bar.src <= bar.dst else "⇐"
+    text = f"{clock(bar.first_time)} {way} {_text(bar.text)} #35;{bar.first_frame}"
+    return f"    Note over {_participants(bar.src, bar.dst)}: {text}"

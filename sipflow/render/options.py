@@ -6,12 +6,17 @@ from its options; any other front end (a browser, a report) can build them too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call
 from sipflow.render.ladder import Ladder, build_ladder
 from sipflow.render.listing import no_call_line
+
+if TYPE_CHECKING:
+    from sipflow.media.collector import RtpStream
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,8 +62,9 @@ class LayoutOptions:
     by_host: bool = False
     """One column per IP address instead of one per IP:port."""
 
-    def ladder(self, call: Call) -> Ladder:
-        return build_ladder(call, aliases=dict(self.aliases), by_host=self.by_host)
+    def ladder(self, call: Call, media: Sequence[RtpStream] = ()) -> Ladder:
+        """The call's ladder; with ``media`` (its streams), a bar for each."""
+        return build_ladder(call, aliases=dict(self.aliases), by_host=self.by_host, media=media)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from sipflow.media.collector import RtpStream
 from sipflow.model.call import Call, CallState
-from sipflow.render.ladder import Arrow, ArrowClass, Ladder
+from sipflow.render.ladder import Arrow, ArrowClass, Ladder, MediaBar
 from sipflow.render.summary import Heading, address, call_summary, delta, heading, leg_letter, short_method
 from sipflow.render.text import clean, clock, ms, seconds
 
@@ -43,6 +43,9 @@ STATE_STYLES: dict[CallState, str] = {
     CallState.PENDING: "yellow",
 }
 
+BAR_STYLE = "magenta"
+"""RTP bars (``MediaBar``): apart from every arrow class."""
+
 LEG_STYLES = ("bold blue", "bold magenta", "bold cyan", "bold yellow", "bold green")
 """Leg letters take these colours in turn on a terminal."""
 
@@ -59,10 +62,12 @@ class _Glyphs:
     right: str
     left: str
     loop: str
+    bar: str
+    """The stroke of an RTP bar."""
 
 
-UNICODE = _Glyphs(life="│", line="─", dashed="┄", right="▶", left="◀", loop="↺")
-ASCII = _Glyphs(life="|", line="-", dashed=".", right=">", left="<", loop="@")
+UNICODE = _Glyphs(life="│", line="─", dashed="┄", right="▶", left="◀", loop="↺", bar="═")
+ASCII = _Glyphs(life="|", line="-", dashed=".", right=">", left="<", loop="@", bar="=")
 
 
 class _Canvas:
@@ -103,8 +108,9 @@ def ladder_lines(
 ) -> list[Text]:
     """The ladder as lines of at most ``width`` characters (wider only when too many
     columns cannot fit). ``plain``: ASCII, no styles (stable for golden files and CI logs).
-    ``rows``: only these arrows (e.g. ``ladder.geometry(full=full).rows(top, height)``, what a
-    scrolling view shows), after the heading and the column heads."""
+    ``rows``: only these rows of ``ladder.entries`` (the arrows, and the RTP bars among them;
+    e.g. ``ladder.geometry(full=full).rows(top, height)``, what a scrolling view shows), after
+    the heading and the column heads."""
     g = ASCII if plain else UNICODE
     n = max(len(ladder.columns), 1)
     titles = [c.title for c in ladder.columns]
@@ -140,8 +146,11 @@ def ladder_lines(
         lifelines.put(x, g.life, dim)
     lines.append(lifelines.text(plain))
 
-    arrows = ladder.arrows if rows is None else [ladder.arrows[i] for i in rows]
-    for arrow in arrows:
+    entries = ladder.entries
+    for arrow in entries if rows is None else [entries[i] for i in rows]:
+        if isinstance(arrow, MediaBar):
+            lines.extend(_bar_lines(arrow, xs, total, g, plain, dim))
+            continue
         lines.extend(_arrow_lines(arrow, xs, total, g, plain, dim, h.multi_leg))
         if full:
             for raw_line in arrow.raw_lines:
@@ -193,6 +202,35 @@ def _arrow_lines(
         note.put(max(min(left + 2, total - len(arrow.sdp)), MARGIN), arrow.sdp, dim)
         out.append(note.text(plain))
     return out
+
+
+def _bar_lines(bar: MediaBar, xs: Sequence[int], total: int, g: _Glyphs, plain: bool, dim: str) -> list[Text]:
+    """An RTP bar: the first packet's time, the label and span; then the frame of the first
+    packet and a double line with the stream's direction."""
+    style = "" if plain else BAR_STYLE
+    x1, x2 = xs[bar.src], xs[bar.dst]
+
+    top = _Canvas(total)
+    for x in xs:
+        top.put(x, g.life, dim)
+    top.put(0, clock(bar.first_time))
+    top.put(13, delta(bar.delta), dim)
+    text = bar.text
+    # Shifted left (over other lifelines) rather than cropped, as an SDP note.
+    top.put(max(min(min(x1, x2) + 2, total - len(text)), MARGIN), text, style)
+
+    body = _Canvas(total)
+    for x in xs:
+        body.put(x, g.life, dim)
+    frame = f"#{bar.first_frame}"
+    body.put(MARGIN - 2 - len(frame), frame, dim)
+    if x1 == x2:
+        body.put(x1 + 1, g.bar + g.loop, style)
+    elif x1 < x2:
+        body.put(x1 + 1, g.bar * (x2 - x1 - 2) + g.right, style)
+    else:
+        body.put(x2 + 1, g.left + g.bar * (x1 - x2 - 2), style)
+    return [top.text(plain), body.text(plain)]
 
 
 def call_header(head: Heading | Call, *, plain: bool = False, explain: bool = False) -> list[Text]:
