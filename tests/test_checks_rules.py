@@ -549,7 +549,7 @@ def test_faulty_samples_trigger_exactly_their_rules(path: Path | None) -> None:
     if not expected_file.is_file():
         pytest.skip(f"{expected_file.name} not written yet")
     expected = set(json.loads(expected_file.read_text())["rules"])
-    findings = run_rules(analyze([path]))
+    findings = run_rules(analyze([path], media=True))  # as `sipflow check` reads it
     fired = {f.rule for f in findings if f.severity in (Severity.ERROR, Severity.WARNING)}
     assert fired == expected, [f.message for f in findings]
 
