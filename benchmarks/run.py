@@ -16,6 +16,9 @@ Tools (each run a separate child process; its wall time, and its own peak RSS fr
 * ``cli``      ``python -m sipflow calls FILE --format json > /dev/null``
 * ``lib``      ``sipflow.analyze([FILE])`` timed inside a child interpreter (import excluded)
 * ``reader``   ``sipflow.capture.reader.CaptureReader`` alone: every packet read, nothing parsed
+* ``tshark-rtp`` ``tshark -q -o rtp.heuristic_rtp:TRUE -z rtp,streams -r FILE``: every RTP stream measured
+* ``cli-media``  ``python -m sipflow calls FILE --media --format json``: the calls with their streams
+  (``x tshark`` of these two is against ``tshark -z rtp,streams``)
 
 The table shows the median wall time of ``--repeat`` runs, the largest peak RSS of those runs and the
 ratio to tshark's median on the same file. ``--scaling`` times sip-dense and b2bua-dense at 1x, 2x and
@@ -58,10 +61,12 @@ from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-TOOLS = ("tshark", "cli", "lib", "reader")
+TOOLS = ("tshark", "cli", "lib", "reader", "tshark-rtp", "cli-media")
 TOOL_NAMES = {
     "tshark": "tshark -z sip,stat",
     "cli": "sipflow calls --format json",
+    "tshark-rtp": "tshark -z rtp,streams",
+    "cli-media": "sipflow calls --media --format json",
     "lib": "sipflow.analyze()",
     "reader": "CaptureReader",
 }
@@ -464,6 +469,16 @@ def time_file(
                 res.note = "skipped: tshark not installed"
             else:
                 measure(res, [exe, "-q", "-z", "sip,stat", "-r", spath], args.repeat, args.timeout)
+        elif tool == "tshark-rtp":
+            exe = shutil.which("tshark")
+            if exe is None:
+                res.note = "skipped: tshark not installed"
+            else:
+                argv = [exe, "-q", "-o", "rtp.heuristic_rtp:TRUE", "-z", "rtp,streams", "-r", spath]
+                measure(res, argv, args.repeat, args.timeout)
+        elif tool == "cli-media":
+            argv = [sys.executable, "-m", "sipflow", "calls", spath, "--media", "--format", "json"]
+            measure(res, argv, args.repeat, args.timeout, env=sipflow_env())
         elif tool == "cli":
             argv = [sys.executable, "-m", "sipflow", "calls", spath, "--format", "json"]
             truth = truth_file(path)
@@ -506,8 +521,11 @@ def _table(rows: list[tuple[str, ...]], right: set[int]) -> None:
 
 
 def _tshark_median(results: list[Result], r: Result) -> float | None:
+    """tshark's median on the same file: ``-z rtp,streams`` for the media tools, else ``-z sip,stat``."""
+    media = r.tool in (TOOL_NAMES["tshark-rtp"], TOOL_NAMES["cli-media"])
+    peer = TOOL_NAMES["tshark-rtp" if media else "tshark"]
     for other in results:
-        if other.workload == r.workload and other.scale == r.scale and other.tool == TOOL_NAMES["tshark"]:
+        if other.workload == r.workload and other.scale == r.scale and other.tool == peer:
             return other.median
     return None
 
