@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,20 +33,26 @@ def streams_by_call(calls: Sequence[Call], streams: Sequence[RtpStream]) -> dict
     return out
 
 
+def described_addresses(call: Call) -> Iterator[tuple[tuple[str, int], Message]]:
+    """Every (address, port) an ``m=`` line of the call's SDP described (addresses as
+    ``address_key`` spells them), with the message that carried it, leg by leg."""
+    for leg in call.legs:
+        by_index = {m.index: m for m in leg.messages}
+        for index, (_role, sd) in leg.negotiation.roles.items():
+            message = by_index.get(index)
+            if message is None:
+                continue
+            for media in sd.media:
+                if media.port and media.connection is not None:
+                    yield (address_key(media.connection), media.port), message
+
+
 def calls_of_streams(calls: Sequence[Call], streams: Sequence[RtpStream]) -> list[Call | None]:
     """For each of ``streams``, the call among ``calls`` whose SDP describes its destination."""
     described: dict[tuple[str, int], list[tuple[float, int, Call]]] = {}
     for order, call in enumerate(calls):
-        for leg in call.legs:
-            by_index = {m.index: m for m in leg.messages}
-            for index, (_role, sd) in leg.negotiation.roles.items():
-                message = by_index.get(index)
-                if message is None:
-                    continue
-                for media in sd.media:
-                    if media.port and media.connection is not None:
-                        key = (address_key(media.connection), media.port)
-                        described.setdefault(key, []).append((message.timestamp, order, call))
+        for key, message in described_addresses(call):
+            described.setdefault(key, []).append((message.timestamp, order, call))
     for entries in described.values():
         entries.sort(key=lambda e: (e[0], e[1]))
     out: list[Call | None] = []

@@ -530,10 +530,22 @@ def _row_right(row: _Row, xs: Sequence[float]) -> float:
     arrow = row.arrow
     x1, x2 = xs[arrow.src], xs[arrow.dst]
     width = max(text_width(line) for line in row.label)
-    reach = x1 + LOOP_WIDTH + 6 + width if x1 == x2 else (x1 + x2) / 2 + width / 2
+    reach = _reach(x1, x2, width)
     if arrow.sdp:
         reach = max(reach, min(x1, x2) + 6 + text_width(safe(arrow.sdp), SMALL_SIZE))
     return reach
+
+
+def _margin(dot: _Dot, name: str, y: float, when: str, frame: str, element_id: str, tip: str) -> None:
+    """A row's time and delta over its frame number, in the left margin."""
+    dot.text(name, 0, y - 5, [when, frame], size=SMALL_SIZE, ink=MUTED, width=MARGIN_WIDTH, id=element_id,
+             tooltip=tip, css="time")  # fmt: skip
+
+
+def _reach(x1: float, x2: float, width: float) -> float:
+    """How far right a label of ``width`` over a line from ``x1`` to ``x2`` reaches (a loop's
+    label beside it)."""
+    return x1 + LOOP_WIDTH + 6 + width if x1 == x2 else (x1 + x2) / 2 + width / 2
 
 
 def _message(dot: _Dot, i: int, row: _Row, xs: Sequence[float], multi_leg: bool) -> None:
@@ -544,18 +556,8 @@ def _message(dot: _Dot, i: int, row: _Row, xs: Sequence[float], multi_leg: bool)
     background = STRIPE if i % 2 else "white"  # behind the note, hiding the lifelines it crosses
     tip = esc_tooltip(first_line(arrow))
     y = row.y
-    dot.text(
-        f"t{i}",
-        0,
-        y - 5,
-        [f"{clock(arrow.timestamp)} {delta(arrow.delta)}", f"#{safe(arrow.frame, 20)}"],
-        size=SMALL_SIZE,
-        ink=MUTED,
-        width=MARGIN_WIDTH,
-        id=f"time-{i}",
-        tooltip=tip,
-        css="time",
-    )
+    _margin(dot, f"t{i}", y, f"{clock(arrow.timestamp)} {delta(arrow.delta)}", f"#{safe(arrow.frame, 20)}",
+            f"time-{i}", tip)  # fmt: skip
     if multi_leg:
         leg = leg_letter(arrow.leg)
         dot.node(
@@ -633,8 +635,7 @@ def _message(dot: _Dot, i: int, row: _Row, xs: Sequence[float], multi_leg: bool)
 def _bar_right(row: _BarRow, xs: Sequence[float]) -> float:
     """How far right a bar row's label reaches."""
     x1, x2 = xs[row.bar.src], xs[row.bar.dst]
-    width = text_width(row.label[0])
-    return x1 + LOOP_WIDTH + 6 + width if x1 == x2 else (x1 + x2) / 2 + width / 2
+    return _reach(x1, x2, text_width(row.label[0]))
 
 
 def _bar(dot: _Dot, k: int, row: _BarRow, xs: Sequence[float]) -> None:
@@ -645,18 +646,8 @@ def _bar(dot: _Dot, k: int, row: _BarRow, xs: Sequence[float]) -> None:
     label = row.label[0]
     tip = esc_tooltip(label)
     y = row.y
-    dot.text(
-        f"qt{k}",
-        0,
-        y - 5,
-        [f"{clock(bar.first_time)} {delta(bar.delta)}", f"#{bar.first_frame}"],
-        size=SMALL_SIZE,
-        ink=MUTED,
-        width=MARGIN_WIDTH,
-        id=f"rtp-time-{k}",
-        tooltip=tip,
-        css="time",
-    )
+    _margin(dot, f"qt{k}", y, f"{clock(bar.first_time)} {delta(bar.delta)}", f"#{bar.first_frame}",
+            f"rtp-time-{k}", tip)  # fmt: skip
     x1, x2 = xs[bar.src], xs[bar.dst]
     dot.anchor(f"q{k}s", x1, y)
     if x1 == x2:

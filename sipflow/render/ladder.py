@@ -26,7 +26,7 @@ from sipflow.capture.types import Endpoint
 from sipflow.media.collector import RtpStream
 from sipflow.media.quality import primary_codec
 from sipflow.model.call import Call
-from sipflow.model.media import address_key
+from sipflow.model.media import described_addresses
 from sipflow.model.message import MatchedBy, Message
 from sipflow.render.summary import Heading, heading
 from sipflow.render.text import clean, clean_lines
@@ -347,15 +347,8 @@ def _bars(
     # symmetric RTP (RFC 4961) also where it sends from. So the UA that sent the description of
     # an address is the column to draw that address on, when several columns share its host.
     described: dict[tuple[str, int], Endpoint] = {}
-    for leg in call.legs:
-        by_index = {m.index: m for m in leg.messages}
-        for index, (_role, description) in leg.negotiation.roles.items():
-            message = by_index.get(index)
-            if message is None:
-                continue
-            for m in description.media:
-                if m.port and m.connection is not None:
-                    described.setdefault((address_key(m.connection), m.port), message.src)
+    for key, message in described_addresses(call):
+        described.setdefault(key, message.src)
 
     def media_col(endpoint: Endpoint) -> int:
         on_host = hosts.get(endpoint.host)
