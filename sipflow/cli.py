@@ -660,7 +660,8 @@ def check(
     config = load_config(config_path)
     expectations = load_expectations(expect_path) if expect_path is not None else None
     # The media rules read the RTP, which costs a few µs per RTP packet: not when all are off.
-    analysis = _load(inputs, media=not config.disabled >= MEDIA_RULES)
+    needs_media = expectations is not None and expectations.needs_media
+    analysis = _load(inputs, media=needs_media or not config.disabled >= MEDIA_RULES)
     report = CheckReport(
         files=analysis.files,
         rules=tuple(rule for rule in RULES if rule.id not in config.disabled),

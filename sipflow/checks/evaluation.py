@@ -16,9 +16,11 @@ from sipflow.checks.expectations import CallExpectation, Expectations
 from sipflow.checks.finding import Finding, Severity
 from sipflow.checks.flow import call_flow, flow_label
 from sipflow.checks.reason import decode_reason
+from sipflow.media.collector import RtpStream
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallKind
 from sipflow.model.caller import caller_view
+from sipflow.model.media import streams_by_call
 from sipflow.model.message import Message
 
 __all__ = ["ExpectationResult", "evaluate"]
@@ -49,6 +51,9 @@ _EXPLAIN: Final = {
     "pdd": "The call took longer to ring (first 18x, or the answer if it never rang) than allowed.",
     "setup": "The call took longer to be answered (2xx) than allowed.",
     "count": "The trace holds another number of calls than expected.",
+    "media": "The call's RTP (the streams to the addresses its SDP described) goes other ways than "
+    "expected: both, one (one-way audio), or none.",
+    "loss": "One of the call's RTP streams lost a larger share of its packets than allowed.",
 }
 
 
@@ -102,8 +107,53 @@ class _Failure:
         self.messages = tuple(messages)
 
 
-def _check_call(expectation: CallExpectation, call: Call) -> tuple[list[str], list[str], list[_Failure]]:
-    """(expected parts, actual parts, failures) of one call against one expectation."""
+def media_direction(streams: Sequence[RtpStream]) -> str:
+    """``two-way`` when some stream has one going back between the same two hosts, ``one-way``
+    when the streams all go one way, ``none`` without any. By hosts, not ports: behind NAT or an
+    SBC the ports of the two directions may differ, the hosts on the wire do not."""
+    if not streams:
+        return "none"
+    pairs = {(s.src.host, s.dst.host) for s in streams}
+    return "two-way" if any((dst, src) in pairs for src, dst in pairs) else "one-way"
+
+
+def _check_media(
+    expectation: CallExpectation, call: Call, streams: Sequence[RtpStream], failures: list[_Failure]
+) -> tuple[list[str], list[str]]:
+    expected: list[str] = []
+    actual: list[str] = []
+    answer = caller_view(call.legs[0]).answer
+    at = [answer] if answer is not None else call.legs[0].messages[:1]
+    listed = "; ".join(f"{s.src} -> {s.dst} ({s.figures.packets} packets)" for s in streams)
+    if expectation.media is not None:
+        got = media_direction(streams)
+        expected.append(f"media {expectation.media}")
+        actual.append(f"media {got}")
+        if got != expectation.media:
+            detail = f"media {got}" + (f": {listed}" if listed else ": no RTP to the call's SDP addresses")
+            failures.append(_Failure("media", f"media {expectation.media}", detail, at))
+    if expectation.max_loss_pct is not None:
+        limit = expectation.max_loss_pct
+        shares = [(s.figures.lost_pct, s) for s in streams if s.figures.lost_pct is not None]
+        expected.append(f"loss <= {limit:g} %")
+        if not shares:
+            actual.append("loss unknown")
+            failures.append(_Failure("loss", f"loss <= {limit:g} %", "no RTP of the call measured", at))
+        else:
+            worst, stream = max(shares, key=lambda p: p[0] or 0.0)
+            actual.append(f"loss {worst:.1f} %")
+            if (worst or 0.0) > limit:
+                f = stream.figures
+                got = f"loss {worst:.1f} % ({stream.src} -> {stream.dst}, {f.lost} of {f.expected})"
+                failures.append(_Failure("loss", f"loss <= {limit:g} %", got, at))
+    return expected, actual
+
+
+def _check_call(
+    expectation: CallExpectation, call: Call, streams: Sequence[RtpStream] = ()
+) -> tuple[list[str], list[str], list[_Failure]]:
+    """(expected parts, actual parts, failures) of one call against one expectation; ``streams``:
+    the call's RTP, where the media was measured."""
     expected: list[str] = []
     actual: list[str] = []
     failures: list[_Failure] = []
@@ -169,6 +219,10 @@ def _check_call(expectation: CallExpectation, call: Call) -> tuple[list[str], li
             failures.append(
                 _Failure("setup", f"setup <= {limit:g} ms", got, _timing_messages(call, setup=True))
             )
+    if expectation.media is not None or expectation.max_loss_pct is not None:
+        more_expected, more_actual = _check_media(expectation, call, streams, failures)
+        expected += more_expected
+        actual += more_actual
     return expected, actual, failures
 
 
@@ -194,7 +248,9 @@ def _finding(name: str, call: Call | None, failure: _Failure) -> Finding:
     )
 
 
-def _evaluate_call(expectation: CallExpectation, analysis: Analysis) -> ExpectationResult:
+def _evaluate_call(
+    expectation: CallExpectation, analysis: Analysis, streams: Mapping[int, list[RtpStream]]
+) -> ExpectationResult:
     name = expectation.name
     matched = expectation.match.select(analysis)
     described = expectation.match.describe()
@@ -237,7 +293,7 @@ def _evaluate_call(expectation: CallExpectation, analysis: Analysis) -> Expectat
         actual_parts.append(f"{len(matched)} match")
 
     for call in matched:
-        expected, actual, failures = _check_call(expectation, call)
+        expected, actual, failures = _check_call(expectation, call, streams.get(call.index, ()))
         if call is matched[0]:
             expected_parts.extend(expected)
         if len(matched) == 1:
@@ -285,7 +341,8 @@ def _evaluate_count(count: Mapping[str, int], analysis: Analysis) -> Expectation
 
 def evaluate(expectations: Expectations, analysis: Analysis) -> list[ExpectationResult]:
     """One result per call expectation, in file order, then one for ``count`` if given."""
-    results = [_evaluate_call(e, analysis) for e in expectations.calls]
+    streams = streams_by_call(analysis.calls, analysis.media) if analysis.media else {}
+    results = [_evaluate_call(e, analysis, streams) for e in expectations.calls]
     if expectations.count:
         results.append(_evaluate_count(expectations.count, analysis))
     return results

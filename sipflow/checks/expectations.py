@@ -9,6 +9,7 @@ calls:
     flow: [INVITE, 100?, 180*, 200, ACK, BYE, 200]
     max_pdd_ms: 2000
     max_setup_ms: 5000
+    media: two-way                         # RTP both ways (or one-way, none); max_loss_pct: 1
     count: 1                               # how many calls match (default: exactly one)
 count: {calls: 3, completed: 3}            # totals: calls, and calls per state
 ```
@@ -125,6 +126,13 @@ class CallExpectation:
     max_setup_ms: float | None = None
     count: int | None = None
     """How many calls must match; None: exactly one."""
+    media: str | None = None
+    """``two-way``, ``one-way`` or ``none``: the RTP the call must have (``MEDIA_DIRECTIONS``)."""
+    max_loss_pct: float | None = None
+    """The most any of the call's RTP streams may lose, per cent of its expected packets."""
+
+
+MEDIA_DIRECTIONS: Final = ("two-way", "one-way", "none")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,10 +145,18 @@ class Expectations:
     """``calls`` and/or call states → how many the trace must hold."""
     count_line: int | None = None
 
+    @property
+    def needs_media(self) -> bool:
+        """Whether an expectation is about the RTP (the analysis must measure it)."""
+        return any(c.media is not None or c.max_loss_pct is not None for c in self.calls)
+
 
 # ---------------------------------------------------------------------------- loading
 
-_CALL_KEYS: Final = ("name", "match", "outcome", "status", "flow", "max_pdd_ms", "max_setup_ms", "count")
+_CALL_KEYS: Final = (
+    "name", "match", "outcome", "status", "flow", "max_pdd_ms", "max_setup_ms", "count",
+    "media", "max_loss_pct",
+)  # fmt: skip
 _MATCH_KEYS: Final = ("from", "to", "call-id", "header")
 _TOP_KEYS: Final = ("calls", "count")
 _STATES: Final = tuple(s.value for s in KIND_STATES[CallKind.CALL])
@@ -312,7 +328,15 @@ class _Reader:
             max_pdd_ms=self.number(get("max_pdd_ms"), "max_pdd_ms") if "max_pdd_ms" in keys else None,
             max_setup_ms=self.number(get("max_setup_ms"), "max_setup_ms") if "max_setup_ms" in keys else None,
             count=self.integer(get("count"), "count") if "count" in keys else None,
+            media=self.media(get("media")) if "media" in keys else None,
+            max_loss_pct=self.number(get("max_loss_pct"), "max_loss_pct") if "max_loss_pct" in keys else None,
         )
+
+    def media(self, node: Any) -> str:
+        value = self.text(node, "media")
+        if value not in MEDIA_DIRECTIONS:
+            raise self.error(node, f"media must be one of {', '.join(MEDIA_DIRECTIONS)}, not {value!r}")
+        return value
 
     def document(self, root: Any) -> Expectations:
         if root is None:
