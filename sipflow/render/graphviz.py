@@ -387,37 +387,12 @@ def ladder_dot(ladder: Ladder) -> str:
     # row; hovering anywhere in a row shows its message's first line.
     for i, row in enumerate(rows):
         fill = STRIPE if i % 2 else "white"
-        dot.node(
-            f"r{i}",
-            right / 2,
-            (row.top + row.bottom) / 2,
-            right,
-            row.bottom - row.top,
-            "",
-            shape="box",
-            style="filled",
-            penwidth="0",
-            fillcolor=fill,
-            tooltip=esc_tooltip(first_line(row.arrow)),
-            id=f"row-{i}",
-            css="row",
+        _row_background(
+            dot, f"r{i}", row.top, row.bottom, right, fill, first_line(row.arrow), f"row-{i}", "row"
         )
     for k, bar_row in enumerate(bar_rows):
-        dot.node(
-            f"qr{k}",
-            right / 2,
-            (bar_row.top + bar_row.bottom) / 2,
-            right,
-            bar_row.bottom - bar_row.top,
-            "",
-            shape="box",
-            style="filled",
-            penwidth="0",
-            fillcolor=BAR_FILL,
-            tooltip=esc_tooltip(bar_row.label[0]),
-            id=f"rtp-row-{k}",
-            css="rtp-row",
-        )
+        _row_background(dot, f"qr{k}", bar_row.top, bar_row.bottom, right, BAR_FILL, bar_row.label[0],
+                        f"rtp-row-{k}", 'rtp-row')  # fmt: skip
 
     footer = len(rows) > FOOTER_AFTER
     foot_y = life_end + HEAD_HEIGHT / 2
@@ -534,6 +509,22 @@ def _row_right(row: _Row, xs: Sequence[float]) -> float:
     if arrow.sdp:
         reach = max(reach, min(x1, x2) + 6 + text_width(safe(arrow.sdp), SMALL_SIZE))
     return reach
+
+
+def _row_background(
+    dot: _Dot,
+    name: str,
+    top: float,
+    bottom: float,
+    right: float,
+    fill: str,
+    tip: str,
+    element_id: str,
+    css: str,
+) -> None:
+    """A row's background across the diagram, showing ``tip`` on hover."""
+    dot.node(name, right / 2, (top + bottom) / 2, right, bottom - top, "", shape="box", style="filled",
+             penwidth="0", fillcolor=fill, tooltip=esc_tooltip(tip), id=element_id, css=css)  # fmt: skip
 
 
 def _margin(dot: _Dot, name: str, y: float, when: str, frame: str, element_id: str, tip: str) -> None:
