@@ -527,6 +527,27 @@ def _row_background(
              penwidth="0", fillcolor=fill, tooltip=esc_tooltip(tip), id=element_id, css=css)  # fmt: skip
 
 
+def _path(
+    dot: _Dot, name: str, x1: float, x2: float, y: float, label_width: float, lift: float
+) -> tuple[list[tuple[float, float]], tuple[float, float], tuple[float, float]]:
+    """The anchors ``{name}s`` and ``{name}d`` of a line from ``x1`` to ``x2`` at ``y``, and its
+    points, arrowhead end and label position: centred ``lift`` above the line, or, for a line
+    to its own column, a loop right of the lifeline with its label right of the loop."""
+    dot.anchor(f"{name}s", x1, y)
+    if x1 == x2:
+        dot.anchor(f"{name}d", x1, y + LOOP_HEIGHT)
+        points = [
+            (x1, y),
+            (x1 + LOOP_WIDTH, y),
+            (x1 + LOOP_WIDTH, y + LOOP_HEIGHT),
+            (x1 + ARROW_LENGTH, y + LOOP_HEIGHT),
+        ]
+        return points, (x1, y + LOOP_HEIGHT), (x1 + LOOP_WIDTH + 6 + label_width / 2, y + LOOP_HEIGHT / 2)
+    dot.anchor(f"{name}d", x2, y)
+    step = ARROW_LENGTH if x2 > x1 else -ARROW_LENGTH
+    return _line(x1, x2 - step, y), (x2, y), ((x1 + x2) / 2, y - lift)
+
+
 def _margin(dot: _Dot, name: str, y: float, when: str, frame: str, element_id: str, tip: str) -> None:
     """A row's time and delta over its frame number, in the left margin."""
     dot.text(name, 0, y - 5, [when, frame], size=SMALL_SIZE, ink=MUTED, width=MARGIN_WIDTH, id=element_id,
@@ -585,25 +606,8 @@ def _message(dot: _Dot, i: int, row: _Row, xs: Sequence[float], multi_leg: bool)
         attrs["style"] = "dashed"
     label = "".join(esc_label(line) + "\\n" for line in row.label)
     label_height = len(row.label) * LINE_HEIGHT
-    dot.anchor(f"m{i}s", x1, y)
-    if x1 == x2:
-        # A message to itself: a loop right of the lifeline, its label right of the loop.
-        dot.anchor(f"m{i}d", x1, y + LOOP_HEIGHT)
-        width = max(text_width(line) for line in row.label)
-        points = [
-            (x1, y),
-            (x1 + LOOP_WIDTH, y),
-            (x1 + LOOP_WIDTH, y + LOOP_HEIGHT),
-            (x1 + ARROW_LENGTH, y + LOOP_HEIGHT),
-        ]
-        end = (x1, y + LOOP_HEIGHT)
-        lp = (x1 + LOOP_WIDTH + 6 + width / 2, y + LOOP_HEIGHT / 2)
-    else:
-        dot.anchor(f"m{i}d", x2, y)
-        step = ARROW_LENGTH if x2 > x1 else -ARROW_LENGTH
-        points = _line(x1, x2 - step, y)
-        end = (x2, y)
-        lp = ((x1 + x2) / 2, y - 2 - label_height / 2)
+    width = max(text_width(line) for line in row.label)
+    points, end, lp = _path(dot, f"m{i}", x1, x2, y, width, 2 + label_height / 2)
     dot.edge(f"m{i}s", f"m{i}d", points, end=end, css=" ".join(classes), label=label, lp=_point(*lp), **attrs)
     if arrow.sdp:
         note = safe(arrow.sdp)
@@ -640,23 +644,7 @@ def _bar(dot: _Dot, k: int, row: _BarRow, xs: Sequence[float]) -> None:
     _margin(dot, f"qt{k}", y, f"{clock(bar.first_time)} {delta(bar.delta)}", f"#{bar.first_frame}",
             f"rtp-time-{k}", tip)  # fmt: skip
     x1, x2 = xs[bar.src], xs[bar.dst]
-    dot.anchor(f"q{k}s", x1, y)
-    if x1 == x2:
-        dot.anchor(f"q{k}d", x1, y + LOOP_HEIGHT)
-        points = [
-            (x1, y),
-            (x1 + LOOP_WIDTH, y),
-            (x1 + LOOP_WIDTH, y + LOOP_HEIGHT),
-            (x1 + ARROW_LENGTH, y + LOOP_HEIGHT),
-        ]
-        end = (x1, y + LOOP_HEIGHT)
-        lp = (x1 + LOOP_WIDTH + 6 + text_width(label) / 2, y + LOOP_HEIGHT / 2)
-    else:
-        dot.anchor(f"q{k}d", x2, y)
-        step = ARROW_LENGTH if x2 > x1 else -ARROW_LENGTH
-        points = _line(x1, x2 - step, y)
-        end = (x2, y)
-        lp = ((x1 + x2) / 2, y - 4 - LINE_HEIGHT / 2)
+    points, end, lp = _path(dot, f"q{k}", x1, x2, y, text_width(label), 4 + LINE_HEIGHT / 2)
     dot.edge(
         f"q{k}s",
         f"q{k}d",
