@@ -28,6 +28,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "sipflow.capture.types",
         "sipflow.capture.detect",
         "sipflow.capture.ip",
+        "sipflow.capture.fastpath",
         "sipflow.errors",
     ),
     "sipflow.render": (

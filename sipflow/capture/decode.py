@@ -29,14 +29,11 @@ of one class, so the split into modules costs no call and no indirection per fra
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import os
 import struct
-from types import ModuleType
 from typing import Final
 
 from sipflow.capture import detect
+from sipflow.capture.fastpath import FASTPATH
 from sipflow.capture.ip import FragmentReassembler
 from sipflow.capture.link import (
     LINKTYPE_ETHERNET,
@@ -93,14 +90,12 @@ _RTP_KIND: Final = detect.RTP_KIND
 _RTP: Final = detect.RTP
 _RTCP: Final = detect.RTCP
 
-_fast: ModuleType | None = None
-if not os.environ.get("SIPFLOW_PURE_PYTHON"):
-    with contextlib.suppress(ImportError):  # built where a C compiler was at hand at install
-        _fast = importlib.import_module("sipflow.capture._fastpath")
+_fast: Final = FASTPATH
 COMPILED: Final = _fast is not None
-"""Whether the compiled media fast path (``sipflow/capture/_fastpath.c``) is in use: runs of
-RTP/RTCP frames on :meth:`Decoder.feed`'s fast path are counted in C (``Decoder.skipper``).
-Without it every frame goes through ``feed``, with the same results."""
+"""Whether the compiled media fast path (:mod:`.fastpath`) is in use: runs of RTP/RTCP frames
+on :meth:`Decoder.feed`'s fast path are counted in C (``Decoder.skipper``), and their RTP
+measured there for a sink that has ``fast_streams``. Without it every frame goes through
+``feed``, with the same results."""
 
 
 class Decoder(LinkLayer, Tunnels, NetworkLayer, TransportLayer):
@@ -141,6 +136,8 @@ class Decoder(LinkLayer, Tunnels, NetworkLayer, TransportLayer):
         """Identification of the innermost IPv4 header decoded last (None after IPv6)."""
         self.sink = sink
         """Where the payloads that carry no SIP go besides being counted (:mod:`.sink`)."""
+        self._streams: object | None = None
+        """The sink's ``fast_streams``, while :attr:`skipper` is in use with a sink."""
 
     # --- public ------------------------------------------------------------------------------
 
@@ -202,21 +199,39 @@ class Decoder(LinkLayer, Tunnels, NetworkLayer, TransportLayer):
     @property
     def skipper(self) -> Decoder | None:
         """This decoder as a :class:`~sipflow.capture.records.Skipper` for the record walk, when
-        the compiled fast path is there and no sink wants the payloads; else None."""
-        return self if _fast is not None and self.sink is None else None
+        the compiled fast path is there and the sink (if any) measures its RTP with it (its
+        ``fast_streams``, a ``_fastpath.StreamTable``); else None."""
+        if _fast is None:
+            return None
+        if self.sink is None:
+            self._streams = None
+            return self
+        streams = getattr(self.sink, "fast_streams", None)
+        if streams is None:
+            return None
+        self._streams = streams
+        return self
 
-    def skip_pcap(self, buf: bytes, pos: int, big_endian: bool, header_length: int) -> tuple[int, int]:
-        """Count the run of fast-path media records of a pcap buffer from ``pos``."""
+    def skip_pcap(
+        self, buf: bytes, pos: int, big_endian: bool, header_length: int, frame: int, scale: float
+    ) -> tuple[int, int]:
+        """Count (and measure) the run of fast-path media records of a pcap buffer from ``pos``."""
         assert _fast is not None
-        pos, frames, rtp, rtcp = _fast.skip_pcap(buf, pos, big_endian, header_length)
+        pos, frames, rtp, rtcp = _fast.skip_pcap(
+            buf, pos, big_endian, header_length, self._streams, frame, scale
+        )
         if frames:
             self._count_run(frames, rtp, rtcp)
         return pos, frames
 
-    def skip_pcapng(self, buf: bytes, pos: int, big_endian: bool, ethernet: bytes) -> tuple[int, int, int]:
-        """Count the run of fast-path media Enhanced Packet Blocks of a pcapng buffer."""
+    def skip_pcapng(
+        self, buf: bytes, pos: int, big_endian: bool, ethernet: bytes, frame: int, clocks: bytes
+    ) -> tuple[int, int, int]:
+        """Count (and measure) the run of fast-path media Enhanced Packet Blocks of a pcapng buffer."""
         assert _fast is not None
-        pos, frames, rtp, rtcp, last = _fast.skip_pcapng(buf, pos, big_endian, ethernet)
+        pos, frames, rtp, rtcp, last = _fast.skip_pcapng(
+            buf, pos, big_endian, ethernet, self._streams, frame, clocks
+        )
         if frames:
             self._count_run(frames, rtp, rtcp)
         return pos, frames, last

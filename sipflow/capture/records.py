@@ -46,17 +46,24 @@ _ETHERNET: Final = 1
 
 
 class Skipper(Protocol):
-    """Counts a run of records that need no decoding at once (``Decoder``, with the compiled
-    media fast path): given the read buffer and where a record starts, it returns where the
-    first record it does not take starts, and how many it took (having counted them)."""
+    """Takes a run of records that need no decoding at once (``Decoder``, with the compiled
+    media fast path, counts them and measures their RTP): given the read buffer, where a record
+    starts and the number of the frame before it, it returns where the first record it does not
+    take starts, and how many it took (having counted them)."""
 
-    def skip_pcap(self, buf: bytes, pos: int, big_endian: bool, header_length: int) -> tuple[int, int]:
-        """Ethernet pcap records from ``pos``."""
+    def skip_pcap(
+        self, buf: bytes, pos: int, big_endian: bool, header_length: int, frame: int, scale: float
+    ) -> tuple[int, int]:
+        """Ethernet pcap records from ``pos``; ``scale``: seconds per timestamp fraction unit."""
         ...
 
-    def skip_pcapng(self, buf: bytes, pos: int, big_endian: bool, ethernet: bytes) -> tuple[int, int, int]:
+    def skip_pcapng(
+        self, buf: bytes, pos: int, big_endian: bool, ethernet: bytes, frame: int, clocks: bytes
+    ) -> tuple[int, int, int]:
         """Enhanced Packet Blocks from ``pos`` of the interfaces ``ethernet`` marks (octet i
-        non-zero: interface i is Ethernet); also where the last block taken starts (-1: none)."""
+        non-zero: interface i is Ethernet); also where the last block taken starts (-1: none).
+        ``clocks``: per interface, two native doubles: timestamp units per second, and
+        ``if_tsoffset`` in seconds."""
         ...
 
 
@@ -71,6 +78,22 @@ _PCAP_MAGICS: Final[dict[bytes, tuple[str, int, int]]] = {
     b"\xa1\xb2\xcd\x34": (">", 1_000_000, 24),
 }
 _SCALES: Final = {1_000_000: 1e-6, 1_000_000_000: 1e-9}
+_CLOCK: Final = struct.Struct("=dd")
+_EXACT: Final = 1 << 53
+
+
+def _seconds(ticks: int, units: int, offset: float) -> float:
+    """A pcapng timestamp in seconds: ``ticks`` of 1/``units`` s, plus ``if_tsoffset``.
+
+    Below 2**53 ticks (microseconds until the year 2255) one division, exact to the last bit;
+    above (nanoseconds), whole seconds and their fraction apart, within one unit in the last
+    place. The compiled fast path (``_fastpath.skip_pcapng``) does the very same arithmetic, so
+    that both give the same floats."""
+    if ticks < _EXACT:
+        return ticks / units + offset
+    whole, part = divmod(ticks, units)
+    return whole + part / units + offset
+
 
 # pcapng (draft-ietf-opsawg-pcapng §4).
 _SHB: Final = 0x0A0D0D0A
@@ -394,7 +417,7 @@ class RecordWalker:
         while True:
             if try_fast:
                 assert fast is not None
-                pos, taken = fast(buf, pos, big, hlen)
+                pos, taken = fast(buf, pos, big, hlen, frame, scale)
                 frame += taken
                 try_fast = False
             if pos + hlen > n:
@@ -461,19 +484,20 @@ class RecordWalker:
         warned_ifaces: set[int] = set()
         fast = skip.skip_pcapng if skip is not None else None
         ethernet = b""  # octet i: 1 when interface i of the section is Ethernet
+        clocks = b""  # per interface: units per second and offset, as native doubles
         big = False
         try_fast = False
         while True:
             if try_fast:
                 assert fast is not None
-                pos, taken, at = fast(buf, pos, big, ethernet)
+                pos, taken, at = fast(buf, pos, big, ethernet, frame, clocks)
                 if taken:
                     frame += taken
                     # The last block taken has the walker's last timestamp (Simple Packet Blocks).
                     iface, hi, lo, _caplen, _olen = epb(buf, at + 8)
                     last = interfaces[iface]
                     last_ticks = (hi << 32) | lo
-                    last_ts = last_ticks / last[1] + last[2]
+                    last_ts = _seconds(last_ticks, last[1], last[2])
                 try_fast = False
             if pos + 28 > n:
                 buf, base = refill(buf, pos, base, 28)
@@ -530,7 +554,10 @@ class RecordWalker:
                 if iface < len(interfaces):
                     last = interfaces[iface]
                     last_ticks = (hi << 32) | lo
-                    last_ts = last_ticks / last[1] + last[2]
+                    if last_ticks < _EXACT:  # _seconds, inline: this is once per packet
+                        last_ts = last_ticks / last[1] + last[2]
+                    else:
+                        last_ts = _seconds(last_ticks, last[1], last[2])
                     result = sink(frame, last_ts, last[0], buf, olen, pos + 28, pos + 28 + caplen)
                     if result:
                         if exact:
@@ -566,6 +593,7 @@ class RecordWalker:
                 interfaces.append(self._interface(s, buf, pos, blen, frame + 1, base + pos))
                 marks = bytes(i[0] == _ETHERNET for i in interfaces)
                 ethernet = marks if any(marks) else b""
+                clocks = b"".join(_CLOCK.pack(float(i[1]), i[2]) for i in interfaces)
             elif btype == _SHB:
                 if blen < 28:
                     self._stop("corrupt Section Header Block (too short)", frame + 1, base + pos)
@@ -575,7 +603,7 @@ class RecordWalker:
                     self._stop(f"unsupported pcapng section version {major}.{minor}", frame + 1, base + pos)
                     return
                 interfaces = []  # interface ids are per section
-                ethernet = b""
+                ethernet = clocks = b""
                 warned_ifaces = set()
             # NRB, ISB, DSB, custom and unknown blocks carry no packets: skipped.
             pos += blen

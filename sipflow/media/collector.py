@@ -21,17 +21,19 @@ stream's first event packet: :attr:`RtpStream.dtmf` holds the digits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from sipflow.capture.detect import RTP
+from sipflow.capture.fastpath import FASTPATH
 from sipflow.capture.ip import format_address
 from sipflow.capture.types import Endpoint
 from sipflow.media.dtmf import DtmfDigit, EventTracker, rtp_payload
-from sipflow.media.payload_types import STATIC
-from sipflow.media.rtp import RtpHeader, StreamFigures, StreamMeter, parse_header
+from sipflow.media.payload_types import COMFORT_NOISE, STATIC
+from sipflow.media.rtp import RtpHeader, StreamFigures, StreamMeter, clock_rate, parse_header
 from sipflow.sip.sdp import SessionDescription
 
 _RTP: Final = RTP
+_COMFORT_NOISE: Final = bytes(pt in COMFORT_NOISE for pt in range(128))
 
 StreamKey = tuple[bytes, int, bytes, int, int]
 """(source address octets, source port, destination address octets, destination port, SSRC)."""
@@ -62,8 +64,6 @@ class _Entry:
         "events",
         "first_frame",
         "first_time",
-        "last_frame",
-        "last_time",
         "meter",
         "names",
         "rates",
@@ -74,14 +74,16 @@ class _Entry:
         self,
         frame: int,
         timestamp: float,
-        meter: StreamMeter,
+        meter: Any,
         names: dict[int, str],
         rates: dict[int, int],
         events: frozenset[int],
     ) -> None:
-        self.first_frame = self.last_frame = frame
-        self.first_time = self.last_time = timestamp
+        self.first_frame = frame
+        self.first_time = timestamp
         self.meter = meter
+        """A :class:`StreamMeter`, or its compiled twin ``_fastpath.Meter`` (the same methods
+        and the same ``last_frame``, ``last_time``)."""
         self.names = names
         self.rates = rates
         self.events = events
@@ -103,6 +105,11 @@ class _Entry:
         tracker.packet(frame, timestamp, data, span[0], span[1], header.timestamp, rate)
 
 
+def _figures(meter: Any) -> StreamFigures:
+    figures = meter.figures()
+    return figures if isinstance(figures, StreamFigures) else StreamFigures(**figures)
+
+
 def _codec_name(pt: int, names: dict[int, str]) -> str:
     if pt in names:
         return names[pt]
@@ -116,12 +123,27 @@ class StreamCollector:
     ``clock_rates`` maps a dynamic payload type to its clock rate for every stream (from SDP
     ``a=rtpmap``), ``events`` names the dynamic types that are telephone events; without them,
     jitter is computed for the static payload types only.
+
+    With the compiled fast path (``compiled``; None, the default: where it was built), each stream is
+    measured by a ``_fastpath.Meter``, and the IPv4 streams are listed in :attr:`fast_streams`:
+    the decoder's record walk then measures their packets in C, and hands this collector only
+    each stream's first packet, its telephone events and what the fast path does not take.
     """
 
     def __init__(
-        self, *, clock_rates: dict[int, int] | None = None, events: frozenset[int] = frozenset()
+        self,
+        *,
+        clock_rates: dict[int, int] | None = None,
+        events: frozenset[int] = frozenset(),
+        compiled: bool | None = None,
     ) -> None:
         self._streams: dict[StreamKey, _Entry] = {}
+        fast = FASTPATH if compiled is not False else None
+        if compiled and fast is None:
+            raise RuntimeError("the compiled fast path (sipflow.capture._fastpath) was not built")
+        self._fast = fast
+        self.fast_streams: Any = fast.StreamTable() if fast is not None else None
+        """The streams the compiled fast path measures (``capture.decode.Decoder.skipper``)."""
         self._origin: float | None = None
         self.clock_rates = clock_rates or {}
         self.events = events
@@ -170,21 +192,43 @@ class StreamCollector:
         origin = self._origin
         if origin is None:
             origin = self._origin = timestamp
+            if self.fast_streams is not None:
+                self.fast_streams.origin = origin
         key = (src, sport, dst, dport, header.ssrc)
         entry = self._streams.get(key)
         if entry is None:
-            # The receiver's description of its address and port binds the payload types.
-            found = self._described.get((format_address(dst), dport))
-            rates, events, names = found if found is not None else (self.clock_rates, self.events, {})
-            meter = StreamMeter(clock_rates=rates, events=events)
-            entry = self._streams[key] = _Entry(frame, timestamp, meter, names, rates, events)
-        else:
-            entry.last_frame = frame
-            entry.last_time = timestamp
+            entry = self._streams[key] = self._entry(key, frame, timestamp)
+        meter = entry.meter
+        meter.last_frame = frame
+        meter.last_time = timestamp
         # Milliseconds from the first RTP packet: small numbers keep the float's precision.
-        entry.meter.packet(header, (timestamp - origin) * 1000.0)
+        meter.packet(header, (timestamp - origin) * 1000.0)
         if header.payload_type in entry.events:
             entry.event(frame, timestamp, header, data, start, end)
+
+    def _entry(self, key: StreamKey, frame: int, timestamp: float) -> _Entry:
+        """A new stream: the receiver's description of its address and port binds the payload
+        types; with the fast path, an IPv4 stream's later packets are measured in C."""
+        src, sport, dst, dport, ssrc = key
+        found = self._described.get((format_address(dst), dport))
+        rates, events, names = found if found is not None else (self.clock_rates, self.events, {})
+        table = self.fast_streams
+        meter: Any
+        if table is None:
+            meter = StreamMeter(clock_rates=rates, events=events)
+        else:
+            assert self._fast is not None  # a table is there with the compiled module only
+            meter = self._fast.Meter(
+                [clock_rate(pt, rates, events) for pt in range(128)],
+                bytes(pt in events for pt in range(128)),
+                _COMFORT_NOISE,
+            )
+            if len(src) == 4 and len(dst) == 4:
+                table.add(
+                    src + sport.to_bytes(2, "big") + dst + dport.to_bytes(2, "big") + ssrc.to_bytes(4, "big"),
+                    meter,
+                )
+        return _Entry(frame, timestamp, meter, names, rates, events)
 
     def framed(
         self,
@@ -207,10 +251,10 @@ class StreamCollector:
                 dst=Endpoint(format_address(key[2]), key[3]),
                 ssrc=key[4],
                 first_frame=e.first_frame,
-                last_frame=e.last_frame,
+                last_frame=e.meter.last_frame,
                 first_time=e.first_time,
-                last_time=e.last_time,
-                figures=(figures := e.meter.figures()),
+                last_time=e.meter.last_time,
+                figures=(figures := _figures(e.meter)),
                 codecs=tuple(_codec_name(pt, e.names) for pt in figures.payload_types),
                 dtmf=tuple(e.tracker.digits()) if e.tracker is not None else (),
             )

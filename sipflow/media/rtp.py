@@ -52,6 +52,18 @@ def parse_header(data: bytes | bytearray, start: int = 0, end: int | None = None
     return RtpHeader(bool(b1 & 0x80), b1 & 0x7F, sequence, timestamp, ssrc)
 
 
+def clock_rate(pt: int, clock_rates: dict[int, int], events: frozenset[int]) -> int:
+    """The clock rate the jitter of payload type ``pt`` is computed with, 0 for none: RFC 3551's
+    for a static type, the SDP's (``clock_rates``) for a dynamic one, none for telephone events
+    (``events``)."""
+    if pt < 96:
+        known = STATIC.get(pt)
+        return known.clock_rate if known is not None else 0
+    if pt in events:
+        return 0
+    return clock_rates.get(pt, 0)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamFigures:
     """What :class:`StreamMeter` measured of one stream."""
@@ -89,6 +101,10 @@ class StreamMeter:
     Feed :meth:`packet` the stream's packets in capture order; ``clock_rates`` maps a dynamic
     payload type to its clock rate (from the SDP ``a=rtpmap`` lines), and ``events`` names the
     dynamic types that are telephone events (RFC 4733), whose timestamps do not advance.
+
+    ``sipflow/capture/_fastpath.c`` has its twin, ``Meter``, which the compiled fast path
+    feeds without a Python call per packet: the same steps in the same order (this class is
+    the reference; tests compare the two on every capture with RTP).
     """
 
     __slots__ = (
@@ -105,7 +121,9 @@ class StreamMeter:
         "delta",
         "events",
         "jitter",
+        "last_frame",
         "last_seq",
+        "last_time",
         "max_delta",
         "max_jitter",
         "min_delta",
@@ -141,14 +159,12 @@ class StreamMeter:
         self.max_delta = self.max_jitter = 0.0
         self._mean_delta = self._mean_jitter = 0.0
         self._regular = 0
+        self.last_frame = 0
+        self.last_time = 0.0
+        """Frame and capture time of the stream's last packet (kept by the collector)."""
 
     def _rate(self, pt: int) -> int:
-        if pt < 96:
-            known = STATIC.get(pt)
-            return known.clock_rate if known is not None else 0
-        if pt in self.events:
-            return 0
-        return self.clock_rates.get(pt, 0)
+        return clock_rate(pt, self.clock_rates, self.events)
 
     def packet(self, header: RtpHeader, arrival_ms: float) -> None:
         """One packet of the stream, arrived at ``arrival_ms`` (any fixed origin)."""
