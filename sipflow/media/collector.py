@@ -16,6 +16,9 @@ port, as tshark does with the conversations SDP sets up.
 The packets of a stream's telephone-event payload types (RFC 4733, ``a=rtpmap:N
 telephone-event/8000``) also go to an :class:`~sipflow.media.dtmf.EventTracker`, made on the
 stream's first event packet: :attr:`RtpStream.dtmf` holds the digits.
+
+RTCP payloads go to an :class:`~sipflow.media.rtcp.RtcpTracker`: what the sender and receiver
+reports of a stream's destination host said of its SSRC is :attr:`RtpStream.rtcp`.
 """
 
 from __future__ import annotations
@@ -23,16 +26,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sipflow.capture.detect import RTP
+from sipflow.capture.detect import RTCP, RTP
 from sipflow.capture.fastpath import FASTPATH
 from sipflow.capture.ip import format_address
 from sipflow.capture.types import Endpoint
 from sipflow.media.dtmf import DtmfDigit, EventTracker, rtp_payload
 from sipflow.media.payload_types import COMFORT_NOISE, STATIC
+from sipflow.media.rtcp import RtcpFigures, RtcpTracker
 from sipflow.media.rtp import RtpHeader, StreamFigures, StreamMeter, clock_rate, parse_header
 from sipflow.sip.sdp import SessionDescription
 
 _RTP: Final = RTP
+_RTCP: Final = RTCP
 _COMFORT_NOISE: Final = bytes(pt in COMFORT_NOISE for pt in range(128))
 
 StreamKey = tuple[bytes, int, bytes, int, int]
@@ -57,6 +62,8 @@ class RtpStream:
     ``a=rtpmap``, else RFC 3551's static table, else the number."""
     dtmf: tuple[DtmfDigit, ...] = ()
     """The DTMF digits of the stream's telephone events (RFC 4733), in order."""
+    rtcp: RtcpFigures | None = None
+    """What the RTCP reports of the stream's receiver (its destination host) said of it."""
 
 
 class _Entry:
@@ -145,6 +152,8 @@ class StreamCollector:
         self.fast_streams: Any = fast.StreamTable() if fast is not None else None
         """The streams the compiled fast path measures (``capture.decode.Decoder.skipper``)."""
         self._origin: float | None = None
+        self.rtcp = RtcpTracker()
+        """The RTCP sender and receiver reports (RFC 3550 §6.4), by reporter and stream."""
         self.clock_rates = clock_rates or {}
         self.events = events
         self._described: dict[tuple[str, int], tuple[dict[int, int], frozenset[int], dict[int, str]]] = {}
@@ -185,6 +194,8 @@ class StreamCollector:
         end: int,
     ) -> None:
         if kind is not _RTP:
+            if kind is _RTCP:
+                self.rtcp.packet(format_address(src), timestamp, data, start, end)
             return
         header = parse_header(data, start, end)
         if header is None:
@@ -257,6 +268,7 @@ class StreamCollector:
                 figures=(figures := _figures(e.meter)),
                 codecs=tuple(_codec_name(pt, e.names) for pt in figures.payload_types),
                 dtmf=tuple(e.tracker.digits()) if e.tracker is not None else (),
+                rtcp=self.rtcp.figures(format_address(key[2]), key[4], figures.clock_rate),
             )
             for key, e in self._streams.items()
         ]

@@ -13,6 +13,7 @@ from typing import Any
 from sipflow.media.collector import RtpStream
 from sipflow.media.dtmf import DtmfDigit
 from sipflow.media.quality import primary_codec, quality
+from sipflow.media.rtcp import RtcpFigures
 from sipflow.model.call import Call
 from sipflow.model.media import StreamSdp
 from sipflow.render.text import clean
@@ -122,5 +123,19 @@ def stream_dict(stream: RtpStream, call: Call | None, sdp: StreamSdp | None = No
         "r_factor": estimate.r_factor if estimate is not None else None,
         "sdp_matches": sdp.sdp_matches if sdp is not None else None,
         "dtmf": [dtmf_dict(d) for d in stream.dtmf],
+        "rtcp": rtcp_dict(stream.rtcp) if stream.rtcp is not None else None,
         "call": call.index if call is not None else None,
+    }
+
+
+def rtcp_dict(figures: RtcpFigures) -> dict[str, Any]:
+    """What the receiver's RTCP reports said of a stream, for JSON (README, "Media")."""
+    return {
+        "reports": figures.reports,
+        "fraction_lost_pct": round(figures.last_fraction_lost_pct, 2),
+        "max_fraction_lost_pct": round(figures.max_fraction_lost_pct, 2),
+        "cumulative_lost": figures.cumulative_lost,
+        "max_jitter_ms": figures.max_jitter_ms,
+        "mean_round_trip_ms": figures.mean_round_trip_ms,
+        "max_round_trip_ms": figures.max_round_trip_ms,
     }
