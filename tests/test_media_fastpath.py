@@ -168,7 +168,11 @@ def test_pcap_timestamps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resolu
     [(None, 10**6, None), (9, 10**9, None), (9, 10**9, -3600), (0x80 | 20, 2**20, 7), (3, 10**3, None)],
 )
 def test_pcapng_timestamps(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tsresol: int | None, per_second: int, tsoffset: int | None
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tsresol: int | None,
+    per_second: int,
+    tsoffset: int | None,
 ) -> None:
     frames = interleaved(400)
     start = 1_700_000_000 * per_second + per_second // 7
