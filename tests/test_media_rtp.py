@@ -279,6 +279,6 @@ def test_calls_media_puts_each_stream_in_its_call() -> None:
     plain = json.loads(runner.invoke(main, ["calls", str(path), "--format", "json"]).stdout)
     assert "unlinked_media" not in plain and all("media" not in c for c in plain["calls"])
     table = runner.invoke(main, ["calls", str(path), "--media"]).stdout.splitlines()
-    assert table[0].split()[-5:] == ["RTP", "Codec", "Loss", "Jitter", "Call-ID"]
+    assert table[0].split()[-6:] == ["RTP", "Codec", "Loss", "Jitter", "MOS", "Call-ID"]
     row = table[1].split()
     assert "PCMA" in row and "0.0%" in row

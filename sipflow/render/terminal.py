@@ -13,6 +13,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from sipflow.media.collector import RtpStream
+from sipflow.media.quality import quality
 from sipflow.model.call import Call, CallState
 from sipflow.render.ladder import Arrow, ArrowClass, Ladder, MediaBar
 from sipflow.render.summary import Heading, address, call_summary, delta, heading, leg_letter, short_method
@@ -307,10 +308,11 @@ def _call_row(call: Call, show_kind: bool) -> list[str]:
 
 
 def media_cells(streams: Sequence[RtpStream]) -> list[str]:
-    """Streams, codecs, the worst stream's loss (RFC 3550: of the expected packets) and the
-    highest interarrival jitter, for a row of the calls table."""
+    """Streams, codecs, the worst stream's loss (RFC 3550: of the expected packets), the
+    highest interarrival jitter and the lowest estimated MOS (``sipflow.media.quality``: blank
+    when no stream's codec is rated), for a row of the calls table."""
     if not streams:
-        return ["0", "", "", ""]
+        return ["0", "", "", "", ""]
     named: dict[str, str] = {}
     for s in streams:
         for c in s.codecs:
@@ -318,11 +320,13 @@ def media_cells(streams: Sequence[RtpStream]) -> list[str]:
     codecs = list(named.values())
     losses = [s.figures.lost_pct for s in streams if s.figures.lost_pct is not None]
     jitters = [s.figures.max_jitter_ms for s in streams if s.figures.max_jitter_ms is not None]
+    scores = [q.mos for q in (quality(s.figures, s.codecs) for s in streams) if q is not None]
     return [
         str(len(streams)),
         clean(",".join(codecs), 30),
         f"{max(losses):.1f}%" if losses else "",
         f"{max(jitters):.1f} ms" if jitters else "",
+        f"{min(scores):.2f}" if scores else "",
     ]
 
 
@@ -362,7 +366,7 @@ def calls_table(
     it is linear in the rows (a capture can hold tens of thousands of calls). With ``width``,
     the From and To columns are cut to fit, the Call-ID last; without, nothing is cut. With
     ``media`` (the streams by call index), the media columns: streams, codecs, the worst
-    stream's loss and the highest jitter."""
+    stream's loss, the highest jitter and the lowest MOS."""
     cols = [_Col("#", right=True), _Col("Start (UTC)")]
     if show_kind:
         cols.append(_Col("Kind"))
@@ -379,7 +383,13 @@ def calls_table(
         _Col("Legs"),
     ]
     if media is not None:
-        cols += [_Col("RTP", right=True), _Col("Codec"), _Col("Loss", right=True), _Col("Jitter", right=True)]
+        cols += [
+            _Col("RTP", right=True),
+            _Col("Codec"),
+            _Col("Loss", right=True),
+            _Col("Jitter", right=True),
+            _Col("MOS", right=True),
+        ]
     cols.append(_Col("Call-ID"))
     rows = [_call_row(c, show_kind) for c in calls]
     if media is not None:
