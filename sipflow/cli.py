@@ -559,26 +559,42 @@ def export(
 @main.command(short_help="Counts as tshark -z sip,stat, response times, RFC 6076 metrics.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output format (json: the same numbers, status codes as string keys).")  # fmt: skip
+@click.option("--media", "with_media", is_flag=True,
+              help="Measure the RTP too: streams, loss, jitter and MOS over the streams, "
+              "answered calls by the direction of their RTP.")  # fmt: skip
 @input_options
-def stats(fmt: str, inputs: InputOptions) -> None:
+def stats(fmt: str, with_media: bool, inputs: InputOptions) -> None:
     """Statistics of FILE... (merged by time): requests by method and responses by status code
     (counted as tshark -z sip,stat counts them), retransmissions and response times per method,
     and the RFC 6076 metrics (RRD, SRD, SDD, SDT, SER, SEER, ISA, SCR) with ASR and NER. A call
     whose B2BUA legs are joined counts as one session attempt (--no-correlate: one per Call-ID).
+    With --media, the media totals as well.
 
     \b
     Example:
       sipflow stats samples/auth-407.pcap
       sipflow stats a.pcap b.pcap --format json
+      sipflow stats samples/media-loss-jitter.pcap --media
     """
-    analysis = _load(inputs)
+    analysis = _load(inputs, media=with_media)
     result = compute_stats(analysis)
+    totals = None
+    if with_media:
+        from sipflow.media_stats import media_stats  # noqa: PLC0415
+        from sipflow.render.stats import media_stats_dict, media_stats_lines  # noqa: PLC0415
+
+        totals = media_stats(analysis)
     if fmt == "json":
         document = {"files": list(analysis.files), **stats_dict(result)}
+        if totals is not None:
+            document["media"] = media_stats_dict(totals)
         # Indented for a person at a terminal, compact into a pipe or a file (as `calls`).
         click.echo(json.dumps(document, indent=2 if sys.stdout.isatty() else None, ensure_ascii=True))
         return
-    click.echo("\n".join([*stats_lines(result), *malformed_lines(analysis)]))
+    lines = stats_lines(result)
+    if totals is not None:
+        lines += ["", *media_stats_lines(totals)]
+    click.echo("\n".join([*lines, *malformed_lines(analysis)]))
 
 
 @main.command(short_help="List the RTP streams as tshark -z rtp,streams, with their calls.")

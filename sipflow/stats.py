@@ -72,22 +72,25 @@ class Distribution:
 
     @classmethod
     def of(cls, values_ms: Iterable[float]) -> Distribution:
-        values = sorted(values_ms)
-        if not values:
+        summary = summarize(values_ms)
+        if summary is None:
             return cls(count=0)
+        count, low, p50, p90, p99, high, mean = summary
+        return cls(count=count, min_ms=low, p50_ms=p50, p90_ms=p90, p99_ms=p99, max_ms=high, mean_ms=mean)
 
-        def rank(p: int) -> float:
-            return values[max(math.ceil(p * len(values) / 100) - 1, 0)]
 
-        return cls(
-            count=len(values),
-            min_ms=_r(values[0]),
-            p50_ms=_r(rank(50)),
-            p90_ms=_r(rank(90)),
-            p99_ms=_r(rank(99)),
-            max_ms=_r(values[-1]),
-            mean_ms=_r(math.fsum(values) / len(values)),
-        )
+def summarize(values: Iterable[float]) -> tuple[int, float, float, float, float, float, float] | None:
+    """``(count, min, p50, p90, p99, max, mean)`` of ``values``, each rounded to 3 decimals;
+    the percentiles nearest-rank (each a measured value). None when there are no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+
+    def rank(p: int) -> float:
+        return _r(ordered[max(math.ceil(p * len(ordered) / 100) - 1, 0)])
+
+    mean = _r(math.fsum(ordered) / len(ordered))
+    return len(ordered), _r(ordered[0]), rank(50), rank(90), rank(99), _r(ordered[-1]), mean
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

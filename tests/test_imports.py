@@ -56,9 +56,20 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "sipflow.errors",
     ),
     "sipflow.stats": ("sipflow.model", "sipflow.sip", "sipflow.capture.types", "sipflow.errors"),
+    # Media totals: the streams of the model, their figures spread as the SIP statistics are.
+    "sipflow.media_stats": (
+        "sipflow.stats",
+        "sipflow.media",
+        "sipflow.model",
+        "sipflow.sip",
+        "sipflow.capture.types",
+        "sipflow.errors",
+    ),
     "sipflow.render.stats": (
         "sipflow.render",
         "sipflow.stats",
+        "sipflow.media_stats",
+        "sipflow.media",
         "sipflow.model",
         "sipflow.sip",
         "sipflow.capture.types",

@@ -20,7 +20,7 @@ from sipflow.media.collector import RtpStream
 from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallKind
 from sipflow.model.caller import caller_view
-from sipflow.model.media import streams_by_call
+from sipflow.model.media import media_direction, streams_by_call
 from sipflow.model.message import Message
 
 __all__ = ["ExpectationResult", "evaluate"]
@@ -105,16 +105,6 @@ class _Failure:
         self.expected = expected
         self.actual = actual
         self.messages = tuple(messages)
-
-
-def media_direction(streams: Sequence[RtpStream]) -> str:
-    """``two-way`` when some stream has one going back between the same two hosts, ``one-way``
-    when the streams all go one way, ``none`` without any. By hosts, not ports: behind NAT or an
-    SBC the ports of the two directions may differ, the hosts on the wire do not."""
-    if not streams:
-        return "none"
-    pairs = {(s.src.host, s.dst.host) for s in streams}
-    return "two-way" if any((dst, src) in pairs for src, dst in pairs) else "one-way"
 
 
 def _check_media(

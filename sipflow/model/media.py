@@ -25,6 +25,16 @@ from sipflow.sip.message import SipRequest
 from sipflow.sip.sdp import Media
 
 
+def media_direction(streams: Sequence[RtpStream]) -> str:
+    """``two-way`` when some stream has one going back between the same two hosts, ``one-way``
+    when the streams all go one way, ``none`` without any. By hosts, not ports: behind NAT or an
+    SBC the ports of the two directions may differ, the hosts on the wire do not."""
+    if not streams:
+        return "none"
+    pairs = {(s.src.host, s.dst.host) for s in streams}
+    return "two-way" if any((dst, src) in pairs for src, dst in pairs) else "one-way"
+
+
 def streams_by_call(calls: Sequence[Call], streams: Sequence[RtpStream]) -> dict[int, list[RtpStream]]:
     """``calls_of_streams`` by ``Call.index``; the unlinked streams under key -1."""
     out: dict[int, list[RtpStream]] = {}

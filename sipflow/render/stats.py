@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sipflow.media_stats import MediaStats, Spread
 from sipflow.model.call import CallKind
 from sipflow.render.summary import kind_count
 from sipflow.render.text import clean
@@ -154,6 +155,89 @@ def stats_lines(stats: Stats) -> list[str]:
         )
         lines.append("Items: " + "; ".join(kinds))
     return lines
+
+
+_SATISFACTION_ROWS: Mapping[str, str] = {
+    "very_satisfied": "4.34-4.50  very satisfied (R 90-100)",
+    "satisfied": "4.03-4.34  satisfied (R 80-90)",
+    "some_dissatisfied": "3.60-4.03  some users dissatisfied (R 70-80)",
+    "many_dissatisfied": "3.10-3.60  many users dissatisfied (R 60-70)",
+    "nearly_all_dissatisfied": "2.58-3.10  nearly all users dissatisfied (R 50-60)",
+    "not_recommended": "1.00-2.58  not recommended (R 0-50)",
+}
+"""The rows of the MOS table: G.107 Annex B's bands (``sipflow.media_stats.SATISFACTION``)."""
+
+
+def _spread_cells(spread: Spread) -> list[str]:
+    values = (spread.min, spread.p50, spread.p90, spread.p99, spread.max, spread.mean)
+    return [str(spread.count), *(_number(v) for v in values)]
+
+
+def media_stats_lines(media: MediaStats) -> list[str]:
+    """The media totals as plain-text lines: streams, packets and loss, the answered calls by
+    the direction of their RTP, the spread of loss, jitter and MOS over the streams, the MOS
+    bands and the codecs."""
+    loss = "-" if media.lost_pct is None else f"{media.lost_pct:.2f} %"
+    calls = media.calls
+    lines = [
+        f"RTP streams: {media.streams} ({media.linked} linked to calls, "
+        f"{media.streams - media.linked} unlinked); {media.packets} packets, {media.lost} lost "
+        f"of {media.expected} expected ({loss}); {media.streams_with_loss} with loss",
+        f"Answered calls: {calls.get('two-way', 0)} with two-way RTP, {calls.get('one-way', 0)} "
+        f"one-way, {calls.get('none', 0)} with none",
+        "",
+    ]
+    rows = [
+        ["Loss (%)", *_spread_cells(media.loss_pct)],
+        ["Max jitter (ms)", *_dist_cells(media.max_jitter)],
+        ["Mean jitter (ms)", *_dist_cells(media.mean_jitter)],
+        ["MOS (estimated)", *_spread_cells(media.mos)],
+    ]
+    header = ["Per stream", "Count", "Min", "p50", "p90", "p99", "Max", "Mean"]
+    lines += _table(header, rows, [False] + [True] * 7)
+    lines.append("")
+    rows = [[_SATISFACTION_ROWS[key], str(n)] for key, n in media.satisfaction.items()]
+    rows.append(["not rated (codec unknown to the E-model)", str(media.unrated)])
+    lines += _table(["MOS (ITU-T G.107 bands)", "Streams"], rows, [False, True])
+    if media.codecs:
+        lines.append("")
+        rows = [[clean(codec, 32), str(n)] for codec, n in media.codecs.items()]
+        lines += _table(["Codec", "Streams"], rows, [False, True])
+    return lines
+
+
+def _spread_dict(spread: Spread) -> dict[str, Any]:
+    return {
+        "count": spread.count,
+        "min": spread.min,
+        "p50": spread.p50,
+        "p90": spread.p90,
+        "p99": spread.p99,
+        "max": spread.max,
+        "mean": spread.mean,
+    }
+
+
+def media_stats_dict(media: MediaStats) -> dict[str, Any]:
+    """The media totals as a JSON-ready dict (the document's ``media`` key)."""
+    return {
+        "streams": media.streams,
+        "linked": media.linked,
+        "unlinked": media.streams - media.linked,
+        "packets": media.packets,
+        "expected": media.expected,
+        "lost": media.lost,
+        "lost_pct": media.lost_pct,
+        "streams_with_loss": media.streams_with_loss,
+        "loss_pct": _spread_dict(media.loss_pct),
+        "max_jitter": _dist_dict(media.max_jitter),
+        "mean_jitter": _dist_dict(media.mean_jitter),
+        "mos": _spread_dict(media.mos),
+        "satisfaction": dict(media.satisfaction),
+        "unrated": media.unrated,
+        "codecs": {clean(codec, 64): n for codec, n in media.codecs.items()},
+        "calls": dict(media.calls),
+    }
 
 
 def _dist_dict(dist: Distribution) -> dict[str, Any]:
