@@ -4,6 +4,7 @@ milliseconds, the round trip from LSR and DLSR, damaged compounds."""
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sipflow.capture.reader import CaptureReader
 from sipflow.capture.sink import CollectingSink
 from sipflow.media.collector import StreamCollector
 from sipflow.media.rtcp import RR, SR, ReportBlock, RtcpTracker, parse_compound
-from tests.conftest import SHARED_CAPTURES, run_tshark
+from tests.conftest import SAMPLES, SHARED_CAPTURES, run_tshark
 
 WITH_RTCP = [
     SHARED_CAPTURES / name
@@ -70,6 +71,36 @@ def test_the_shared_capture_reports_on_its_streams() -> None:
     reported = [s for s in collector.streams() if s.rtcp is not None]
     assert reported and all(s.rtcp is not None and s.rtcp.reports > 0 for s in reported)
     assert collector.rtcp.malformed == 0
+
+
+def test_the_media_table_shows_what_the_reports_said() -> None:
+    from click.testing import CliRunner
+
+    from sipflow.cli import main
+
+    path = SHARED_CAPTURES / "rtp_rtcp_sip_ipv4_udp.pcap"
+    if not path.is_file():
+        pytest.skip("shared captures not beside the checkout")
+    runner = CliRunner()
+    lines = runner.invoke(main, ["media", str(path)]).stdout.splitlines()
+    assert lines[0].split()[-6:] == ["J", "ms", "RTT", "ms", "Frames", "Call"]
+    assert "RTCP  Rep. lost  Rep. J ms  RTT ms" in lines[0]
+    streams = json.loads(runner.invoke(main, ["media", str(path), "--format", "json"]).stdout)["streams"]
+    for line, stream in zip(lines[1:], streams, strict=True):
+        rtcp = stream["rtcp"]
+        if rtcp is None:
+            assert f"{stream['max_jitter_ms']:.3f}  " in line  # the RTCP cells are blank
+            continue
+        cells = line.split()
+        lost = f"{rtcp['cumulative_lost']} ({rtcp['fraction_lost_pct']:.1f}%)"
+        assert f"  {rtcp['reports']}  " in line and lost in line
+        rtt = rtcp["mean_round_trip_ms"]
+        assert cells[-3] == ("-" if rtt is None else f"{rtt:.3f}")
+    # A capture without RTCP keeps tshark's columns.
+    plain = SAMPLES / "media-two-way.pcap"
+    if plain.is_file():
+        (head, *_) = runner.invoke(main, ["media", str(plain)]).stdout.splitlines()
+        assert "RTCP" not in head and head.split()[-5:] == ["Max", "J", "ms", "Frames", "Call"]
 
 
 def sr(ssrc: int, ntp_seconds: int, ntp_fraction: int, blocks: list[bytes] = ()) -> bytes:  # type: ignore[assignment]

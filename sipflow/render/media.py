@@ -43,7 +43,27 @@ def _lost(stream: RtpStream) -> str:
     return f"{f.lost} ({f.lost_pct or 0.0:.1f}%)"
 
 
+_RTCP_HEADINGS = ("RTCP", "Rep. lost", "Rep. J ms", "RTT ms")
+"""The columns added when some stream's receiver sent RTCP: report blocks about the stream, the
+cumulative loss the last one gave, the highest jitter reported, the mean round trip."""
+
+
+def _rtcp_cells(stream: RtpStream) -> tuple[str, ...]:
+    r = stream.rtcp
+    if r is None:
+        return ("", "", "", "")
+    return (
+        str(r.reports),
+        f"{r.cumulative_lost} ({r.last_fraction_lost_pct:.1f}%)",
+        _ms(r.max_jitter_ms),
+        _ms(r.mean_round_trip_ms),
+    )
+
+
 def media_rows(streams: Sequence[RtpStream], calls: Sequence[Call | None]) -> list[tuple[str, ...]]:
+    """One row of cells per stream: ``_HEADINGS``'s columns, and ``_RTCP_HEADINGS``'s before the
+    frames when some stream has RTCP reports."""
+    with_rtcp = any(s.rtcp is not None for s in streams)
     rows: list[tuple[str, ...]] = []
     for number, (stream, call) in enumerate(zip(streams, calls, strict=True), start=1):
         f = stream.figures
@@ -59,6 +79,7 @@ def media_rows(streams: Sequence[RtpStream], calls: Sequence[Call | None]) -> li
                 _ms(f.max_delta_ms),
                 _ms(f.mean_jitter_ms),
                 _ms(f.max_jitter_ms),
+                *(_rtcp_cells(stream) if with_rtcp else ()),
                 f"{stream.first_frame}-{stream.last_frame}",
                 str(call.index) if call is not None else "-",
             )
@@ -68,8 +89,11 @@ def media_rows(streams: Sequence[RtpStream], calls: Sequence[Call | None]) -> li
 
 def media_lines(streams: Sequence[RtpStream], calls: Sequence[Call | None]) -> list[str]:
     """The table as aligned text lines (numbers right-aligned)."""
-    rows = [_HEADINGS, *media_rows(streams, calls)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADINGS))]
+    headings = _HEADINGS
+    if any(s.rtcp is not None for s in streams):
+        headings = (*_HEADINGS[:-2], *_RTCP_HEADINGS, *_HEADINGS[-2:])
+    rows = [headings, *media_rows(streams, calls)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headings))]
     left = {1, 2, 3, 4}
     return [
         "  ".join(
