@@ -89,7 +89,7 @@ def media_rows(streams: Sequence[RtpStream], calls: Sequence[Call | None]) -> li
 
 def media_lines(streams: Sequence[RtpStream], calls: Sequence[Call | None]) -> list[str]:
     """The table as aligned text lines (numbers right-aligned)."""
-    headings = _HEADINGS
+    headings: tuple[str, ...] = _HEADINGS
     if any(s.rtcp is not None for s in streams):
         headings = (*_HEADINGS[:-2], *_RTCP_HEADINGS, *_HEADINGS[-2:])
     rows = [headings, *media_rows(streams, calls)]
