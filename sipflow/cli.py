@@ -405,7 +405,8 @@ def calls(
 @click.option("--width", type=click.IntRange(40, 1000), help="Line width (default: terminal width, or 80).")
 @click.option("--pager/--no-pager", default=None, help="Page long output (default: on a terminal).")
 @click.option("--media", "with_media", is_flag=True,
-              help="Measure the RTP and draw each stream as a bar: codec, packets, loss.")  # fmt: skip
+              help="Measure the RTP: each stream as a bar (codec, packets, loss), each DTMF "
+              "digit as a note.")  # fmt: skip
 @input_options
 @output_options()
 def ladder(
@@ -421,7 +422,8 @@ def ladder(
 ) -> None:
     """Draw the ladder (sequence) diagram of calls in FILE...: one column per endpoint,
     one arrow per message with time and delta, retransmissions marked, SDP summarised;
-    with --media, each RTP stream as a bar from its first packet, with codec, packets and loss.
+    with --media, each RTP stream as a bar from its first packet, with codec, packets and loss,
+    and each DTMF digit (RFC 4733 events, SIP INFO) as a note on its sender's lifeline.
 
     \b
     Example:
@@ -497,7 +499,8 @@ def _write_export(
 @selection_options(call=True)
 @layout_options
 @click.option("--media", "with_media", is_flag=True,
-              help="Measure the RTP: a bar per stream in diagrams, media and dtmf in JSON.")  # fmt: skip
+              help="Measure the RTP: a bar per stream and a note per DTMF digit in diagrams, "
+              "media and dtmf in JSON.")  # fmt: skip
 @input_options
 def export(
     out: Path,

@@ -32,7 +32,7 @@ import graphviz
 
 from sipflow.errors import UsageError
 from sipflow.model.call import CallState
-from sipflow.render.ladder import Arrow, ArrowClass, Ladder, MediaBar
+from sipflow.render.ladder import Arrow, ArrowClass, DtmfNote, Ladder, MediaBar
 from sipflow.render.summary import Heading, call_summary, delta, leg_letter
 from sipflow.render.text import clean, clock
 
@@ -278,6 +278,20 @@ class _BarRow:
     bottom: float
 
 
+@dataclass(frozen=True, slots=True)
+class _NoteRow:
+    note: DtmfNote
+    label: str
+    top: float
+    y: float
+    """Where the note's line of text is centred."""
+    bottom: float
+
+
+NOTE_MARK = 9.0
+"""Width of the diamond that marks a DTMF digit on its sender's lifeline."""
+
+
 def _label_lines(arrow: Arrow) -> list[str]:
     """The arrow's text with its marks, on lines of at most ``LINE_LIMIT`` characters."""
     parts = [arrow.label, *(f"({mark})" for mark in arrow.marks)]
@@ -334,7 +348,9 @@ def ladder_dot(ladder: Ladder) -> str:
     in ``ladder.arrows``), classes ``msg``, its arrow class (``request``, ``1xx``, ``2xx``,
     ``failure``), ``leg-A``… and ``retransmission``, and its first line as tooltip. Each RTP
     bar (``ladder.bars``) is a thick edge with ``id="rtp-{k}"`` and class ``rtp`` (not ``msg``:
-    it is not a message), in its own row where its first packet falls."""
+    it is not a message), in its own row where its first packet falls; each DTMF digit
+    (``ladder.notes``) a diamond on its sender's lifeline with its label beside it, ids
+    ``dtmf-{k}`` and class ``dtmf``, in its own row at its time."""
     head = ladder.heading
     dot = _Dot()
     multi_leg = head.multi_leg
@@ -363,9 +379,18 @@ def ladder_dot(ladder: Ladder) -> str:
 
     rows: list[_Row] = []
     bar_rows: list[_BarRow] = []
+    note_rows: list[_NoteRow] = []
     arrow_labels = iter(labels)
     bar_lines = iter(bar_labels)
     for entry in ladder.entries:
+        if isinstance(entry, DtmfNote):
+            # As tall as an arrow's row: the margin holds the time over the frame.
+            note_y = y + LINE_HEIGHT + 3
+            note_rows.append(
+                _NoteRow(note=entry, label=safe(entry.label), top=y, y=note_y, bottom=note_y + 7)
+            )
+            y = note_y + 7
+            continue
         if isinstance(entry, MediaBar):
             lines = next(bar_lines)
             bar_y = y + len(lines) * LINE_HEIGHT + 3
@@ -381,6 +406,7 @@ def ladder_dot(ladder: Ladder) -> str:
     life_end = y + 6
     reach = [xs[-1] + (heads[-1] / 2 if heads else 0.0), *(_row_right(row, xs) for row in rows)]
     reach.extend(_bar_right(bar_row, xs) for bar_row in bar_rows)
+    reach.extend(xs[n.note.col] + NOTE_MARK + 4 + text_width(n.label) for n in note_rows)
     right = max(reach) + 8
 
     # Drawn first (outputorder=nodesfirst): each row's background, a light stripe every other
@@ -434,6 +460,8 @@ def ladder_dot(ladder: Ladder) -> str:
         _message(dot, i, row, xs, multi_leg)
     for k, bar_row in enumerate(bar_rows):
         _bar(dot, k, bar_row, xs)
+    for k, note_row in enumerate(note_rows):
+        _note(dot, k, note_row, xs)
 
     bottom = foot_y + HEAD_HEIGHT / 2 if footer else life_end
     return _source(head, dot, right, bottom)
@@ -661,6 +689,21 @@ def _bar(dot: _Dot, k: int, row: _BarRow, xs: Sequence[float]) -> None:
         tooltip=tip,
         labeltooltip=tip,
     )
+
+
+def _note(dot: _Dot, k: int, row: _NoteRow, xs: Sequence[float]) -> None:
+    """One DTMF digit: its time, delta and frame in the margin, a diamond on its sender's
+    lifeline and its label right of it (on white, hiding the lifelines it crosses). Its ids are
+    ``dtmf-{k}`` (``k`` its position in ``ladder.notes``), its class ``dtmf``."""
+    note = row.note
+    tip = esc_tooltip(row.label)
+    _margin(dot, f"nt{k}", row.y, f"{clock(note.first_time)} {delta(note.delta)}", f"#{note.first_frame}",
+            f"dtmf-time-{k}", tip)  # fmt: skip
+    x = xs[note.col]
+    dot.node(f"nm{k}", x, row.y, NOTE_MARK, NOTE_MARK, "", shape="diamond", style="filled", penwidth="0",
+             fillcolor=BAR_COLOR, tooltip=tip, id=f"dtmf-mark-{k}", css="dtmf")  # fmt: skip
+    dot.text(f"n{k}", x + NOTE_MARK / 2 + 4, row.y, [row.label], ink=BAR_COLOR, style="filled", color="white",
+             fillcolor="white", tooltip=tip, id=f"dtmf-{k}", css="dtmf")  # fmt: skip
 
 
 def _call_id(arrow: Arrow) -> str:

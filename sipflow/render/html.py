@@ -128,7 +128,7 @@ def ladder_html(ladder: Ladder, svg: str) -> str:
     ``ladder.arrows``), a panel that shows the full text of the message clicked, and the list
     of messages (also clickable) for when the SVG is not enough; with RTP bars
     (``Ladder.bars``, drawn in the SVG with class ``rtp``: not messages, not clickable), the
-    list of the streams."""
+    list of the streams; with DTMF notes (``Ladder.notes``), the list of the digits."""
     head = ladder.heading
     esc = html.escape
     multi_leg = head.multi_leg
@@ -178,6 +178,13 @@ def ladder_html(ladder: Ladder, svg: str) -> str:
         for bar in ladder.bars:
             src, dst = ladder.columns[bar.src].title, ladder.columns[bar.dst].title
             line = f"#{bar.first_frame}  {clock(bar.first_time)}  {src} → {dst}  {bar.text}"
+            out.append(f"<li>{esc(line)}</li>")
+        out.append("</ul>")
+    if ladder.notes:
+        out += ["<h2>DTMF</h2>", '<ul class="dtmf" style="font: 12px/1.5 ui-monospace, monospace">']
+        for note in ladder.notes:
+            sender = ladder.columns[note.col].title
+            line = f"#{note.first_frame}  {clock(note.first_time)}  {sender}  {note.label}"
             out.append(f"<li>{esc(line)}</li>")
         out.append("</ul>")
     out += [

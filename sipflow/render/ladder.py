@@ -10,8 +10,9 @@ heights (``Ladder.geometry``) let a scrolling view draw only the rows it shows.
 Given the call's RTP streams (``build_ladder(call, media=...)``), the ladder also has a bar per
 stream (``MediaBar``, as sngrep's RTP rows): between the columns of its two media endpoints, as
 a row among the arrows at the time of its first packet (``Ladder.entries`` has both kinds of
-rows in drawing order). Without media, a ladder has no bars and every format draws what it
-drew before.
+rows in drawing order), and a note per DTMF digit (``DtmfNote``: RFC 4733 telephone events of
+its streams, SIP INFO digits of its messages) on the sender's column at the digit's time.
+Without media, a ladder has no bars and no notes, and every format draws what it drew before.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from enum import StrEnum
 
 from sipflow.capture.types import Endpoint
 from sipflow.media.collector import RtpStream
+from sipflow.media.dtmf import INFO, DtmfDigit
 from sipflow.media.quality import primary_codec
 from sipflow.model.call import Call
-from sipflow.model.media import described_addresses
+from sipflow.model.media import call_dtmf, described_addresses
 from sipflow.model.message import MatchedBy, Message
 from sipflow.render.summary import Heading, heading
 from sipflow.render.text import clean, clean_lines
@@ -160,6 +162,30 @@ class MediaBar:
         return 2
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DtmfNote:
+    """One DTMF digit of the call, as a note on the column of its sender at the time of its
+    first packet (of its INFO request)."""
+
+    digit: DtmfDigit = field(repr=False)
+    """The digit (for other consumers: renderers read the fields below)."""
+    col: int
+    """Column index of the sender: the stream's source, or the INFO request's."""
+    label: str
+    """``DTMF 5 (RFC 4733, 280 ms)`` or ``DTMF 7 (SIP INFO, 160 ms)``, cleaned."""
+    row: int
+    """Where the note goes among the arrows, as ``MediaBar.row``."""
+    first_time: float
+    """Capture time of the digit's first packet (its INFO request), seconds since the epoch."""
+    first_frame: int
+    delta: float = 0.0
+    """Seconds from the row before the note to the digit."""
+
+    def height(self, *, full: bool = False) -> int:
+        """Text lines the terminal ladder draws for this row: one."""
+        return 1
+
+
 @dataclass(frozen=True, slots=True)
 class Geometry:
     """Where each row of a ladder starts, in text lines from the first row (``tops``), and
@@ -186,29 +212,32 @@ class Ladder:
     """What the formats say above the ladder (the call's headline, facts, legs and links)."""
     bars: tuple[MediaBar, ...] = ()
     """The call's RTP streams, in order of their first packet (none unless media was given)."""
+    notes: tuple[DtmfNote, ...] = ()
+    """The call's DTMF digits, in time order (none unless media was given)."""
 
     @property
-    def entries(self) -> tuple[Arrow | MediaBar, ...]:
-        """Every row in drawing order: the arrows, each bar before the arrow its ``row`` names
-        (just ``arrows`` when there are no bars)."""
-        if not self.bars:
+    def entries(self) -> tuple[Arrow | MediaBar | DtmfNote, ...]:
+        """Every row in drawing order: the arrows, each bar and note before the arrow its
+        ``row`` names, bars and notes of one row in time order (just ``arrows`` when there are
+        neither)."""
+        if not self.bars and not self.notes:
             return self.arrows
-        out: list[Arrow | MediaBar] = []
-        bars = iter(self.bars)
-        bar = next(bars, None)
+        extras: list[MediaBar | DtmfNote] = sorted(
+            [*self.bars, *self.notes], key=lambda e: (e.row, e.first_time, e.first_frame)
+        )
+        out: list[Arrow | MediaBar | DtmfNote] = []
+        k = 0
         for i, arrow in enumerate(self.arrows):
-            while bar is not None and bar.row <= i:
-                out.append(bar)
-                bar = next(bars, None)
+            while k < len(extras) and extras[k].row <= i:
+                out.append(extras[k])
+                k += 1
             out.append(arrow)
-        if bar is not None:
-            out.append(bar)
-            out.extend(bars)
+        out.extend(extras[k:])
         return tuple(out)
 
     def geometry(self, *, full: bool = False) -> Geometry:
         """The rows' positions as the terminal ladder draws them (``Arrow.height``,
-        ``MediaBar.height``), by position in ``entries``."""
+        ``MediaBar.height``, ``DtmfNote.height``), by position in ``entries``."""
         heights = [entry.height(full=full) for entry in self.entries]
         tops = tuple(itertools.accumulate(heights, initial=0))
         return Geometry(tops=tops[:-1], total=tops[-1])
@@ -274,10 +303,11 @@ def build_ladder(
     column per IP address instead of one per IP:port.
 
     ``media``: the call's RTP streams (``streams_by_call(calls, streams).get(call.index, ())``),
-    each drawn as a bar. A media endpoint is drawn on the column of its host (SIP and RTP use
-    other ports of the same machine); of several columns of that host, on the one of the UA
-    whose SDP described the endpoint, else the first; a host without a column gets one, right
-    of the others."""
+    each drawn as a bar, and the call's DTMF digits (``call_dtmf``) as notes. A media endpoint
+    is drawn on the column of its host (SIP and RTP use other ports of the same machine); of
+    several columns of that host, on the one of the UA whose SDP described the endpoint, else
+    the first; a host without a column gets one, right of the others. A digit's note goes on
+    its sender's column: its stream's source, its INFO request's."""
     aliases = aliases or {}
     leg_of = {m.index: i for i, leg in enumerate(call.legs) for m in leg.messages}
     columns: dict[str, Column] = {}
@@ -330,19 +360,34 @@ def build_ladder(
             )
         )
         previous = message.timestamp
-    bars = _bars(call, media, arrows, col, hosts) if media else ()
+    bars: tuple[MediaBar, ...] = ()
+    notes: tuple[DtmfNote, ...] = ()
+    if media:
+        bars, notes = _media_rows(call, media, arrows, col, hosts)
     return Ladder(
-        call=call, columns=tuple(columns.values()), arrows=tuple(arrows), heading=heading(call), bars=bars
+        call=call,
+        columns=tuple(columns.values()),
+        arrows=tuple(arrows),
+        heading=heading(call),
+        bars=bars,
+        notes=notes,
     )
 
 
-def _bars(
+def note_label(digit: DtmfDigit) -> str:
+    """``DTMF 5 (RFC 4733, 280 ms)``: the digit, how it was sent, its duration when known."""
+    how = "SIP INFO" if digit.source == INFO else "RFC 4733"
+    duration = "" if digit.duration_ms is None else f", {digit.duration_ms:.0f} ms"
+    return f"DTMF {clean(digit.digit, 8)} ({how}{duration})"
+
+
+def _media_rows(
     call: Call,
     media: Sequence[RtpStream],
     arrows: Sequence[Arrow],
     col: Callable[[Endpoint], int],
     hosts: Mapping[str, list[int]],
-) -> tuple[MediaBar, ...]:
+) -> tuple[tuple[MediaBar, ...], tuple[DtmfNote, ...]]:
     # RFC 3264 §5: an m= line (with its c= address) says where its sender receives media; with
     # symmetric RTP (RFC 4961) also where it sends from. So the UA that sent the description of
     # an address is the column to draw that address on, when several columns share its host.
@@ -361,26 +406,65 @@ def _bars(
                 return preferred
         return on_host[0]
 
-    times = [arrow.timestamp for arrow in arrows]
-    out: list[MediaBar] = []
-    for stream in sorted(media, key=lambda s: (s.first_time, s.first_frame)):
-        row = bisect.bisect_right(times, stream.first_time)
-        if out and out[-1].row == row:
-            previous: float | None = out[-1].first_time
-        else:
-            previous = times[row - 1] if row else None
-        out.append(
-            MediaBar(
+    # Every bar and note with its time, frame and a maker taking (row, delta).
+    pending: list[tuple[float, int, Callable[[int, float], MediaBar | DtmfNote]]] = []
+    for stream in media:
+        src, dst = media_col(stream.src), media_col(stream.dst)
+
+        def bar(
+            row: int, delta: float, stream: RtpStream = stream, src: int = src, dst: int = dst
+        ) -> MediaBar:
+            return MediaBar(
                 stream=stream,
-                src=media_col(stream.src),
-                dst=media_col(stream.dst),
+                src=src,
+                dst=dst,
                 label=bar_label(stream),
                 row=row,
                 first_time=stream.first_time,
                 last_time=stream.last_time,
                 first_frame=stream.first_frame,
                 last_frame=stream.last_frame,
-                delta=0.0 if previous is None else stream.first_time - previous,
+                delta=delta,
             )
-        )
-    return tuple(out)
+
+        pending.append((stream.first_time, stream.first_frame, bar))
+    senders = {id(d): media_col(s.src) for s in media for d in s.dtmf}
+    infos = {(m.frame, m.timestamp): m.src for m in call.messages}
+    for digit in call_dtmf(call, media):
+        sender = senders.get(id(digit))
+        if sender is None:
+            info_src = infos.get((digit.frame, digit.time))
+            if info_src is None:
+                continue
+            sender = col(info_src)
+
+        def note(row: int, delta: float, digit: DtmfDigit = digit, sender: int = sender) -> DtmfNote:
+            return DtmfNote(
+                digit=digit,
+                col=sender,
+                label=note_label(digit),
+                row=row,
+                first_time=digit.time,
+                first_frame=digit.frame,
+                delta=delta,
+            )
+
+        pending.append((digit.time, digit.frame, note))
+
+    times = [arrow.timestamp for arrow in arrows]
+    bars: list[MediaBar] = []
+    notes: list[DtmfNote] = []
+    last_row, last_time = -1, 0.0
+    for when, _, make in sorted(pending, key=lambda p: (p[0], p[1])):
+        row = bisect.bisect_right(times, when)
+        if row == last_row:
+            previous: float | None = last_time
+        else:
+            previous = times[row - 1] if row else None
+        made = make(row, 0.0 if previous is None else when - previous)
+        if isinstance(made, MediaBar):
+            bars.append(made)
+        else:
+            notes.append(made)
+        last_row, last_time = row, when
+    return tuple(bars), tuple(notes)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import string
 
-from sipflow.render.ladder import Arrow, Ladder, MediaBar
+from sipflow.render.ladder import Arrow, DtmfNote, Ladder, MediaBar
 from sipflow.render.summary import NOTE_LIMIT, arrow_text, call_summary, cut, delta
 from sipflow.render.text import clean, clock
 
@@ -46,7 +46,8 @@ def ladder_mermaid(ladder: Ladder) -> str:
     ``time +delta [leg] label #frame``, a note under each SDP offer or answer, and a note
     over the two columns of each RTP stream (``Ladder.bars``) where its first packet falls:
     ``time ⇒ RTP PCMA 548 pkts 0.0% lost (24.1 s, until #3892) #frame`` (``⇒``: from the
-    left column to the right one, ``⇐`` the other way)."""
+    left column to the right one, ``⇐`` the other way), and a note right of the sender of each
+    DTMF digit (``Ladder.notes``): ``time DTMF 5 (RFC 4733, 280 ms) #frame``."""
     head = ladder.heading
     multi_leg = head.multi_leg
     title, details = call_summary(head, _text, "→")
@@ -59,6 +60,10 @@ def ladder_mermaid(ladder: Ladder) -> str:
     for entry in ladder.entries:
         if isinstance(entry, MediaBar):
             out.append(_bar(entry))
+            continue
+        if isinstance(entry, DtmfNote):
+            text = f"{clock(entry.first_time)} {_text(entry.label)} #35;{entry.first_frame}"
+            out.append(f"    Note right of P{entry.col}: {text}")
             continue
         arrow: Arrow = entry
         stroke = "-->>" if arrow.retransmission else "->>"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import string
 
-from sipflow.render.ladder import Arrow, ArrowClass, Ladder, MediaBar
+from sipflow.render.ladder import Arrow, ArrowClass, DtmfNote, Ladder, MediaBar
 from sipflow.render.summary import NOTE_LIMIT, arrow_text, call_summary, cut, delta
 from sipflow.render.text import clean, clock
 
@@ -64,7 +64,8 @@ def ladder_plantuml(ladder: Ladder) -> str:
     retransmission) labelled ``time +delta [leg] label #frame``, a note over each SDP offer or
     answer; the call's headline, timings and Call-IDs as the title. Each RTP stream
     (``Ladder.bars``) is a bold arrow (``-[#8e3b96,bold]>``) where its first packet falls,
-    labelled ``time RTP PCMA 548 pkts 0.0% lost (24.1 s, until #3892) #frame``."""
+    labelled ``time RTP PCMA 548 pkts 0.0% lost (24.1 s, until #3892) #frame``; each DTMF digit
+    (``Ladder.notes``) a hexagonal note over its sender: ``time DTMF 5 (RFC 4733, 280 ms) #frame``."""
     head = ladder.heading
     multi_leg = head.multi_leg
     title, details = call_summary(head, _text)
@@ -78,6 +79,10 @@ def ladder_plantuml(ladder: Ladder) -> str:
         if isinstance(entry, MediaBar):
             label = f"{clock(entry.first_time)} {_text(entry.text)} #{entry.first_frame}"
             out.append(f"P{entry.src} -[{BAR_COLOR},bold]> P{entry.dst} : {label}")
+            continue
+        if isinstance(entry, DtmfNote):
+            label = f"{clock(entry.first_time)} {_text(entry.label)} #{entry.first_frame}"
+            out.append(f"hnote over P{entry.col} {BAR_COLOR} : {label}")
             continue
         arrow: Arrow = entry
         color = COLORS[arrow.cls]

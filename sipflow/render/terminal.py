@@ -15,7 +15,7 @@ from rich.text import Text
 from sipflow.media.collector import RtpStream
 from sipflow.media.quality import quality
 from sipflow.model.call import Call, CallState
-from sipflow.render.ladder import Arrow, ArrowClass, Ladder, MediaBar
+from sipflow.render.ladder import Arrow, ArrowClass, DtmfNote, Ladder, MediaBar
 from sipflow.render.summary import Heading, address, call_summary, delta, heading, leg_letter, short_method
 from sipflow.render.text import clean, clock, ms, seconds
 
@@ -45,7 +45,7 @@ STATE_STYLES: dict[CallState, str] = {
 }
 
 BAR_STYLE = "magenta"
-"""RTP bars (``MediaBar``): apart from every arrow class."""
+"""RTP bars (``MediaBar``) and DTMF notes (``DtmfNote``): apart from every arrow class."""
 
 LEG_STYLES = ("bold blue", "bold magenta", "bold cyan", "bold yellow", "bold green")
 """Leg letters take these colours in turn on a terminal."""
@@ -65,10 +65,12 @@ class _Glyphs:
     loop: str
     bar: str
     """The stroke of an RTP bar."""
+    note: str
+    """The mark of a DTMF note on its sender's lifeline."""
 
 
-UNICODE = _Glyphs(life="│", line="─", dashed="┄", right="▶", left="◀", loop="↺", bar="═")
-ASCII = _Glyphs(life="|", line="-", dashed=".", right=">", left="<", loop="@", bar="=")
+UNICODE = _Glyphs(life="│", line="─", dashed="┄", right="▶", left="◀", loop="↺", bar="═", note="◆")
+ASCII = _Glyphs(life="|", line="-", dashed=".", right=">", left="<", loop="@", bar="=", note="*")
 
 
 class _Canvas:
@@ -152,6 +154,9 @@ def ladder_lines(
         if isinstance(arrow, MediaBar):
             lines.extend(_bar_lines(arrow, xs, total, g, plain, dim))
             continue
+        if isinstance(arrow, DtmfNote):
+            lines.append(_note_line(arrow, xs, total, g, plain, dim))
+            continue
         lines.extend(_arrow_lines(arrow, xs, total, g, plain, dim, h.multi_leg))
         if full:
             for raw_line in arrow.raw_lines:
@@ -232,6 +237,21 @@ def _bar_lines(bar: MediaBar, xs: Sequence[int], total: int, g: _Glyphs, plain: 
     else:
         body.put(x2 + 1, g.left + g.bar * (x1 - x2 - 2), style)
     return [top.text(plain), body.text(plain)]
+
+
+def _note_line(note: DtmfNote, xs: Sequence[int], total: int, g: _Glyphs, plain: bool, dim: str) -> Text:
+    """A DTMF digit: its time, then on its sender's lifeline a mark and the label with the
+    frame: ``│ * DTMF 5 (RFC 4733, 280 ms) #488``."""
+    line = _Canvas(total)
+    for x in xs:
+        line.put(x, g.life, dim)
+    line.put(0, clock(note.first_time))
+    line.put(13, delta(note.delta), dim)
+    text = f"{note.label} #{note.first_frame}"
+    x = xs[note.col]
+    line.put(x, g.note, "" if plain else BAR_STYLE)
+    line.put(max(min(x + 2, total - len(text)), MARGIN), text, "" if plain else BAR_STYLE)
+    return line.text(plain)
 
 
 def call_header(head: Heading | Call, *, plain: bool = False, explain: bool = False) -> list[Text]:
