@@ -344,24 +344,60 @@ def main(ctx: click.Context) -> None:
               show_default=True, help="Output format (json: schema 1, see README).")  # fmt: skip
 @click.option("--media", "with_media", is_flag=True,
               help="Measure the RTP too: streams, codecs, loss, jitter per call (JSON: media).")  # fmt: skip
+@click.option("--columns", "columns_text", metavar="KEY,...",
+              help="The table's columns, in this order, never dropped to fit the terminal: "
+              "index, start, kind, from, to, src, dst, transport, state, code, pdd, setup, "
+              "duration, msgs, retr, legs, call-id; rtp, codec, loss, jitter, mos with --media.")  # fmt: skip
+@click.option("--sort", "sort_text", metavar="[-]KEY",
+              help="Order the calls by a column (a key of --columns; '-' first: descending); "
+              "calls without a value come last. Default: by start.")  # fmt: skip
 @selection_options(call=False)
 @input_options
 @output_options()
 def calls(
-    fmt: str, with_media: bool, selection: Selection, inputs: InputOptions, output: OutputOptions
+    fmt: str,
+    with_media: bool,
+    columns_text: str | None,
+    sort_text: str | None,
+    selection: Selection,
+    inputs: InputOptions,
+    output: OutputOptions,
 ) -> None:
-    """List the calls in FILE... (merged by time): start, From, To, state, final status,
-    post-dial delay, setup time, duration, messages, retransmissions and Call-ID; with
-    --media also each call's RTP streams (as `sipflow media` measures them).
+    """List the calls in FILE... (merged by time): start, From, To, the first message's source
+    and destination, transport, state, final status, post-dial delay, setup time, duration,
+    messages, retransmissions, legs and Call-ID; with --media also each call's RTP streams (as
+    `sipflow media` measures them). On a terminal too narrow for the table, the least needed
+    columns are left out (Call-ID first) unless --columns names them.
 
     \b
     Example:
       sipflow calls samples/proxy-call.pcap
       sipflow calls a.pcap --state rejected --format json
-      sipflow calls call.pcap --media
+      sipflow calls call.pcap --media --sort mos
+      sipflow calls a.pcap --columns start,from,to,state,code,pdd --sort -pdd
     """
+    from sipflow.render import call_table  # noqa: PLC0415
+
+    columns = sort = None
+    try:
+        if columns_text is not None:
+            columns = call_table.parse_columns(columns_text, media=with_media)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--columns") from None
+    try:
+        if sort_text is not None:
+            sort = call_table.parse_sort(sort_text, media=with_media)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sort") from None
     analysis = _load(inputs, media=with_media)
     selected = selection.apply(analysis)
+    media = None
+    if with_media:
+        from sipflow.model.media import streams_by_call  # noqa: PLC0415
+
+        media = streams_by_call(analysis.calls, analysis.media)
+    if sort is not None:
+        selected = call_table.sort_calls(selected, sort[0], descending=sort[1], media=media)
     if fmt == "json":
         # Indented for a person at a terminal, compact (and fast) into a pipe or a file.
         for piece in json_render.iter_dumps(analysis, selected, indent=2 if sys.stdout.isatty() else None):
@@ -373,18 +409,18 @@ def calls(
         return
     from rich.text import Text  # noqa: PLC0415
 
-    from sipflow.render.terminal import calls_table, explain_lines  # noqa: PLC0415
+    from sipflow.render.terminal import explain_lines  # noqa: PLC0415
 
-    # On a terminal the table is cut to its width; into a pipe or a file nothing is cut.
+    # On a terminal the table is fitted to its width; into a pipe or a file nothing is cut.
     console = _console(output)
     width = console.width if console.is_terminal else None
-    media = None
-    if with_media:
-        from sipflow.model.media import streams_by_call  # noqa: PLC0415
-
-        media = streams_by_call(analysis.calls, analysis.media)
-    lines = calls_table(
-        selected, show_kind=selection.all_kinds, width=width, plain=not console.is_terminal, media=media
+    lines = call_table.calls_table(
+        selected,
+        show_kind=selection.all_kinds,
+        width=width,
+        plain=not console.is_terminal,
+        media=media,
+        columns=columns,
     )
     for call in selected if output.explain else ():
         if len(call.legs) > 1 or call.related:

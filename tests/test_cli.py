@@ -92,7 +92,8 @@ def test_table_lists_the_call() -> None:
     code, out, _ = run("calls", PROXY_CALL)
     assert code == 0
     assert re.search(
-        r"^\s*1\s+\d\d:\d\d:\d\d\.\d{3}\s+alice@127\.0\.0\.10\s+bob@127\.0\.0\.20\s+completed\s+200",
+        r"^\s*1\s+\d\d:\d\d:\d\d\.\d{3}\s+alice@127\.0\.0\.10\s+bob@127\.0\.0\.20\s+"
+        r"127\.0\.0\.10:5060\s+127\.0\.0\.20:5060\s+UDP\s+completed\s+200",
         out,
         re.M,
     )

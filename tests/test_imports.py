@@ -98,7 +98,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
 }
 THIRD_PARTY_ONLY_IN = {
-    "rich": ("sipflow.render.terminal", "sipflow.cli"),
+    "rich": ("sipflow.render.terminal", "sipflow.render.call_table", "sipflow.cli"),
     "graphviz": ("sipflow.render.graphviz",),
 }
 

@@ -6,42 +6,23 @@ it was cleaned of control characters by the layout (``sipflow.render.text.clean`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from sipflow.media.collector import RtpStream
-from sipflow.media.quality import quality
-from sipflow.model.call import Call, CallState
+from sipflow.model.call import Call
+from sipflow.render.call_table import STATE_STYLES
 from sipflow.render.ladder import Arrow, ArrowClass, DtmfNote, Ladder, MediaBar
-from sipflow.render.summary import Heading, address, call_summary, delta, heading, leg_letter, short_method
-from sipflow.render.text import clean, clock, ms, seconds
+from sipflow.render.summary import Heading, call_summary, delta, heading, leg_letter
+from sipflow.render.text import clock
 
 STYLES: dict[ArrowClass, str] = {
     ArrowClass.REQUEST: "bold cyan",
     ArrowClass.PROVISIONAL: "yellow",
     ArrowClass.SUCCESS: "green",
     ArrowClass.FAILURE: "bold red",
-}
-STATE_STYLES: dict[CallState, str] = {
-    CallState.SETUP: "yellow",
-    CallState.RINGING: "yellow",
-    CallState.IN_CALL: "cyan",
-    CallState.COMPLETED: "green",
-    CallState.CANCELLED: "magenta",
-    CallState.REJECTED: "red",
-    CallState.FAILED: "bold red",
-    CallState.REGISTERED: "green",
-    CallState.UNREGISTERED: "cyan",
-    CallState.CHALLENGED: "red",
-    CallState.ANSWERED: "green",
-    CallState.ACTIVE: "green",
-    CallState.TERMINATED: "cyan",
-    CallState.DELIVERED: "green",
-    CallState.ACCEPTED: "green",
-    CallState.PENDING: "yellow",
 }
 
 BAR_STYLE = "magenta"
@@ -299,67 +280,6 @@ class LadderView:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Col:
-    title: str
-    right: bool = False
-    shrink: bool = False
-    """May be cut (with an ellipsis) when the table is wider than the terminal."""
-
-
-def _call_row(call: Call, show_kind: bool) -> list[str]:
-    row = [str(call.index), clock(call.start)]
-    if show_kind:
-        row.append(call.kind.value)
-    row += [
-        address(call.from_),
-        address(call.to),
-        call.state.value,
-        "" if call.final_status is None else str(call.final_status),
-        ms(call.pdd_ms),
-        ms(call.setup_ms),
-        seconds(call.duration_s),
-        str(len(call.messages)),
-        str(call.retransmissions or ""),
-        legs_summary(call),
-        " ".join(clean(c, 200) for c in call.call_ids),
-    ]
-    return row
-
-
-def media_cells(streams: Sequence[RtpStream]) -> list[str]:
-    """Streams, codecs, the worst stream's loss (RFC 3550: of the expected packets), the
-    highest interarrival jitter and the lowest estimated MOS (``sipflow.media.quality``: blank
-    when no stream's codec is rated), for a row of the calls table."""
-    if not streams:
-        return ["0", "", "", "", ""]
-    named: dict[str, str] = {}
-    for s in streams:
-        for c in s.codecs:
-            named.setdefault(c.lower(), c)  # encoding names are case-insensitive (RFC 4855 §3)
-    codecs = list(named.values())
-    losses = [s.figures.lost_pct for s in streams if s.figures.lost_pct is not None]
-    jitters = [s.figures.max_jitter_ms for s in streams if s.figures.max_jitter_ms is not None]
-    scores = [q.mos for q in (quality(s.figures, s.codecs) for s in streams) if q is not None]
-    return [
-        str(len(streams)),
-        clean(",".join(codecs), 30),
-        f"{max(losses):.1f}%" if losses else "",
-        f"{max(jitters):.1f} ms" if jitters else "",
-        f"{min(scores):.2f}" if scores else "",
-    ]
-
-
-def legs_summary(call: Call) -> str:
-    """``2 X-CID 0.99``: how many legs, and the weakest evidence that holds them together."""
-    if len(call.legs) == 1:
-        return ""
-    weakest = min(call.correlation, key=lambda link: link.confidence, default=None)
-    if weakest is None:
-        return str(len(call.legs))
-    return f"{len(call.legs)} {short_method(weakest.method)} {weakest.confidence:.2f}"
-
-
 def explain_lines(call: Call) -> list[Text]:
     """Per leg its Call-ID, and per link the evidence (``--explain``)."""
     return _explain(heading(call))
@@ -372,79 +292,3 @@ def _explain(h: Heading) -> list[Text]:
         out.extend(Text(f"      - {e}") for e in link.evidence)
     out.extend(Text(f"  related (transfer): {other}") for other in h.related)
     return out
-
-
-def calls_table(
-    calls: Sequence[Call],
-    *,
-    show_kind: bool = False,
-    width: int | None = None,
-    plain: bool = False,
-    media: Mapping[int, Sequence[RtpStream]] | None = None,
-) -> list[Text]:
-    """The ``sipflow calls`` table as lines. Written by hand rather than with ``rich.table``:
-    it is linear in the rows (a capture can hold tens of thousands of calls). With ``width``,
-    the From and To columns are cut to fit, the Call-ID last; without, nothing is cut. With
-    ``media`` (the streams by call index), the media columns: streams, codecs, the worst
-    stream's loss, the highest jitter and the lowest MOS."""
-    cols = [_Col("#", right=True), _Col("Start (UTC)")]
-    if show_kind:
-        cols.append(_Col("Kind"))
-    cols += [
-        _Col("From", shrink=True),
-        _Col("To", shrink=True),
-        _Col("State"),
-        _Col("Code", right=True),
-        _Col("PDD", right=True),
-        _Col("Setup", right=True),
-        _Col("Dur.", right=True),
-        _Col("Msgs", right=True),
-        _Col("Retr", right=True),
-        _Col("Legs"),
-    ]
-    if media is not None:
-        cols += [
-            _Col("RTP", right=True),
-            _Col("Codec"),
-            _Col("Loss", right=True),
-            _Col("Jitter", right=True),
-            _Col("MOS", right=True),
-        ]
-    cols.append(_Col("Call-ID"))
-    rows = [_call_row(c, show_kind) for c in calls]
-    if media is not None:
-        for call, row in zip(calls, rows, strict=True):
-            row[-1:-1] = media_cells(media.get(call.index, ()))
-    widths = [max([len(col.title)] + [len(r[i]) for r in rows]) for i, col in enumerate(cols)]
-    if width is not None:
-        excess = sum(widths) + 2 * (len(cols) - 1) - width
-        shrinkable = [i for i, col in enumerate(cols) if col.shrink]
-        while excess > 0 and any(widths[i] > 12 for i in shrinkable):
-            i = max(shrinkable, key=lambda k: widths[k])
-            widths[i] -= 1
-            excess -= 1
-    state_col = next(i for i, col in enumerate(cols) if col.title == "State")
-    out: list[Text] = []
-    head = Text(no_wrap=True, overflow="crop")
-    head.append(
-        "  ".join(_cell(col.title, widths[i], col.right) for i, col in enumerate(cols)).rstrip(),
-        "" if plain else "bold",
-    )
-    out.append(head)
-    for call, row in zip(calls, rows, strict=True):
-        line = Text(no_wrap=True, overflow="crop")
-        for i, col in enumerate(cols):
-            if i:
-                line.append("  ")
-            text = _cell(row[i], widths[i], col.right)
-            if i == len(cols) - 1:
-                text = text.rstrip()
-            line.append(text, None if plain or i != state_col else STATE_STYLES[call.state])
-        out.append(line)
-    return out
-
-
-def _cell(text: str, width: int, right: bool) -> str:
-    if len(text) > width:
-        text = text[: max(width - 1, 0)] + "…"
-    return text.rjust(width) if right else text.ljust(width)
