@@ -354,7 +354,7 @@ def test_calls_all_in_every_format() -> None:
     code, out, _ = run("calls", REGISTER_PCAP, "--all")
     assert code == 0
     rows = [line.split() for line in out.splitlines()[1:3]]
-    assert [(r[2], r[5], r[6]) for r in rows] == [
+    assert [(r[2], r[8], r[9]) for r in rows] == [  # after From, To, Source, Destination, Transport
         ("registration", "registered", "200"),
         ("options", "answered", "200"),
     ]

@@ -104,7 +104,9 @@ def test_hep3_over_tcp_cli() -> None:
     assert result.exit_code == 0, result.output
     (row,) = [line for line in result.stdout.splitlines() if mt.CALL_ID in line]
     # The inner capture time (22:13:19.100), not the time the agent's copy reached the collector.
-    assert row.split()[:6] == ["1", "22:13:19.100", "alice@10.1.0.1", "bob@10.2.0.2", "completed", "200"]
+    cells = row.split()
+    assert cells[:4] == ["1", "22:13:19.100", "alice@10.1.0.1", "bob@10.2.0.2"]
+    assert cells[4:9] == ["10.1.0.1:5060", "10.2.0.2:5060", "UDP", "completed", "200"]  # the inner hop
     assert "7 SIP messages" in result.stdout and "HEP 1" in result.stdout
     assert "impossible length (4)" in result.stderr
 
