@@ -79,3 +79,21 @@ def test_geometry_matches_what_the_terminal_draws(full: bool) -> None:
         assert geometry.rows(geometry.total, 3) == range(0)
         assert geometry.rows(-10, 5) == range(0)
         assert geometry.rows(-10, 11) == range(0, 1)
+
+
+def test_each_hop_shows_its_transport() -> None:
+    """Issue 17: the transport of each hop, beside its frame, in the terminal, SVG and HTML."""
+    from sipflow.render import graphviz
+    from sipflow.render.html import ladder_html
+
+    for name, transport in (("tcp-call.pcap", "TCP"), ("proxy-call.pcap", "UDP")):
+        (call,) = analyze([SAMPLES / name]).calls
+        ladder = build_ladder(call)
+        assert {arrow.transport for arrow in ladder.arrows} == {transport}
+        text = [t.plain for t in ladder_lines(ladder, width=100, plain=True)]
+        wheres = [line.split()[0] for line in text if line.lstrip().startswith(transport + " #")]
+        assert len(wheres) == len(ladder.arrows)
+        dot = graphviz.ladder_dot(ladder)
+        assert dot.count(f"{transport} #") == len(ladder.arrows)
+        page = ladder_html(ladder, "<svg></svg>")
+        assert page.count(f" {transport}  ") >= len(ladder.arrows)

@@ -596,7 +596,7 @@ def _message(dot: _Dot, i: int, row: _Row, xs: Sequence[float], multi_leg: bool)
     background = STRIPE if i % 2 else "white"  # behind the note, hiding the lifelines it crosses
     tip = esc_tooltip(first_line(arrow))
     y = row.y
-    _margin(dot, f"t{i}", y, f"{clock(arrow.timestamp)} {delta(arrow.delta)}", f"#{safe(arrow.frame, 20)}",
+    _margin(dot, f"t{i}", y, f"{clock(arrow.timestamp)} {delta(arrow.delta)}", safe(arrow.where, 30),
             f"time-{i}", tip)  # fmt: skip
     if multi_leg:
         leg = leg_letter(arrow.leg)

@@ -118,7 +118,7 @@ def _summary(ladder: Ladder, i: int, arrow: Arrow, multi_leg: bool) -> str:
     src, dst = ladder.columns[arrow.src].title, ladder.columns[arrow.dst].title
     return (
         f"#{arrow.frame}  {clock(arrow.timestamp)} {delta(arrow.delta)}  "
-        f"{src} → {dst}  {arrow_text(arrow, multi_leg=multi_leg)}"
+        f"{src} → {dst} {arrow.transport}  {arrow_text(arrow, multi_leg=multi_leg)}"
     )
 
 

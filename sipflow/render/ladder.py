@@ -91,6 +91,13 @@ class Arrow:
     """The message's Call-ID as captured (not cleaned)."""
     raw: bytes = field(default=b"", repr=False)
     """The message as captured (not cleaned: ``first_line`` and ``raw_lines`` are)."""
+    transport: str = ""
+    """The hop's transport: ``UDP``, ``TCP``, ``TLS``, ``SCTP``, ``WS``, ``WSS``."""
+
+    @property
+    def where(self) -> str:
+        """The transport and frame shown beside the arrow: ``UDP #17``, ``TLS #2:17``."""
+        return f"{self.transport} #{self.frame}" if self.transport else f"#{self.frame}"
 
     @property
     def marked(self) -> str:
@@ -357,6 +364,7 @@ def build_ladder(
                 retransmission=message.retransmission,
                 call_id=message.sip.call_id or "",
                 raw=message.sip.raw,
+                transport=message.transport.value,
             )
         )
         previous = message.timestamp

@@ -169,8 +169,8 @@ def _arrow_lines(
     body = _Canvas(total)
     for x in xs:
         body.put(x, g.life, dim)
-    frame = f"#{arrow.frame}"
-    body.put(MARGIN - 2 - len(frame), frame, dim)
+    where = arrow.where
+    body.put(MARGIN - 2 - len(where), where, dim)
     if multi_leg:
         body.put(0, f"leg {leg_letter(arrow.leg)}", "" if plain else LEG_STYLES[arrow.leg % len(LEG_STYLES)])
     stroke = g.dashed if arrow.retransmission else g.line
