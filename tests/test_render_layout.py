@@ -97,3 +97,27 @@ def test_each_hop_shows_its_transport() -> None:
         assert dot.count(f"{transport} #") == len(ladder.arrows)
         page = ladder_html(ladder, "<svg></svg>")
         assert page.count(f" {transport}  ") >= len(ladder.arrows)
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_nothing_is_cut_without_a_mark(plain: bool) -> None:
+    """Issue 17: ``ladder --full`` at 80 columns cut the Via branch silently. A line's text
+    that runs past the edge now ends with ``...`` (``…`` on a terminal)."""
+    (call,) = analyze([SAMPLES / "proxy-call.pcap"]).calls
+    ladder = build_ladder(call)
+    more = "..." if plain else "…"
+    drawn = [t.plain for t in ladder_lines(ladder, width=80, plain=plain, full=True)]
+    assert all(len(line) <= 80 for line in drawn)
+    shown = {line.strip() for line in drawn}
+    cut = 0
+    for arrow in ladder.arrows:
+        for raw_line in arrow.raw_lines:
+            if not raw_line.strip():
+                continue
+            if len("  " + raw_line) <= 80 - 22:
+                assert any(raw_line.strip() in line for line in shown)
+            else:
+                cut += 1
+                head = raw_line[: 80 - 22 - 2 - len(more)]
+                assert any(line.startswith(head.strip()) and line.endswith(more) for line in shown), raw_line
+    assert cut > 0  # the Via lines of this call are longer than 80 columns allow

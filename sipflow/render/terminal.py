@@ -48,10 +48,12 @@ class _Glyphs:
     """The stroke of an RTP bar."""
     note: str
     """The mark of a DTMF note on its sender's lifeline."""
+    more: str
+    """Ends a text cut at the edge of the line: nothing is dropped without a mark."""
 
 
-UNICODE = _Glyphs(life="│", line="─", dashed="┄", right="▶", left="◀", loop="↺", bar="═", note="◆")
-ASCII = _Glyphs(life="|", line="-", dashed=".", right=">", left="<", loop="@", bar="=", note="*")
+UNICODE = _Glyphs(life="│", line="─", dashed="┄", right="▶", left="◀", loop="↺", bar="═", note="◆", more="…")
+ASCII = _Glyphs(life="|", line="-", dashed=".", right=">", left="<", loop="@", bar="=", note="*", more="...")
 
 
 class _Canvas:
@@ -66,6 +68,13 @@ class _Canvas:
             if 0 <= x + i < len(self.chars):
                 self.chars[x + i] = ch
                 self.styles[x + i] = style
+
+    def put_cut(self, x: int, text: str, style: str, more: str) -> None:
+        """``put``, with a text that would run past the line's end cut and ended with ``more``."""
+        room = len(self.chars) - x
+        if len(text) > room:
+            text = text[: max(room - len(more), 0)] + more
+        self.put(x, text, style)
 
     def text(self, plain: bool) -> Text:
         line = "".join(self.chars).rstrip()
@@ -144,7 +153,7 @@ def ladder_lines(
                 row = _Canvas(total)
                 for x in xs:
                     row.put(x, g.life, dim)
-                row.put(MARGIN, "  " + raw_line, dim)
+                row.put_cut(MARGIN, "  " + raw_line, dim, g.more)
                 lines.append(row.text(plain))
     return lines
 
@@ -164,7 +173,7 @@ def _arrow_lines(
         top.put(x, g.life, dim)
     top.put(0, clock(arrow.timestamp))
     top.put(13, delta(arrow.delta), dim)
-    top.put(left + 2, label, style)
+    top.put_cut(left + 2, label, style, g.more)
 
     body = _Canvas(total)
     for x in xs:
@@ -186,7 +195,7 @@ def _arrow_lines(
         for x in xs:
             note.put(x, g.life, dim)
         # Shift a long note left (over other lifelines) rather than crop it.
-        note.put(max(min(left + 2, total - len(arrow.sdp)), MARGIN), arrow.sdp, dim)
+        note.put_cut(max(min(left + 2, total - len(arrow.sdp)), MARGIN), arrow.sdp, dim, g.more)
         out.append(note.text(plain))
     return out
 
@@ -204,7 +213,7 @@ def _bar_lines(bar: MediaBar, xs: Sequence[int], total: int, g: _Glyphs, plain: 
     top.put(13, delta(bar.delta), dim)
     text = bar.text
     # Shifted left (over other lifelines) rather than cropped, as an SDP note.
-    top.put(max(min(min(x1, x2) + 2, total - len(text)), MARGIN), text, style)
+    top.put_cut(max(min(min(x1, x2) + 2, total - len(text)), MARGIN), text, style, g.more)
 
     body = _Canvas(total)
     for x in xs:
@@ -231,7 +240,7 @@ def _note_line(note: DtmfNote, xs: Sequence[int], total: int, g: _Glyphs, plain:
     text = f"{note.label} #{note.first_frame}"
     x = xs[note.col]
     line.put(x, g.note, "" if plain else BAR_STYLE)
-    line.put(max(min(x + 2, total - len(text)), MARGIN), text, "" if plain else BAR_STYLE)
+    line.put_cut(max(min(x + 2, total - len(text)), MARGIN), text, "" if plain else BAR_STYLE, g.more)
     return line.text(plain)
 
 
