@@ -530,8 +530,11 @@ def _write_export(
 
 @main.command(short_help="Write calls as SVG/PNG/PDF, DOT, Mermaid, PlantUML, HTML, JSON or pcap.")
 @click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path), metavar="OUT",
-              help="The file to write; with --all, a folder (one file per call).")  # fmt: skip
-@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), help="Format (default: OUT's extension).")
+              help="The file to write; with --each, a folder (one file per call).")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS),
+              help="Format (default: OUT's extension; svg with --each).")  # fmt: skip
+@click.option("--each", is_flag=True,
+              help="One file per selected call: call-N.FORMAT in the folder OUT (made if missing).")
 @selection_options(call=True)
 @layout_options
 @click.option("--media", "with_media", is_flag=True,
@@ -541,6 +544,7 @@ def _write_export(
 def export(
     out: Path,
     fmt: str | None,
+    each: bool,
     selection: Selection,
     layout: LayoutOptions,
     with_media: bool,
@@ -550,18 +554,35 @@ def export(
     ladders (Graphviz), Graphviz source (.dot), Mermaid (.mmd), PlantUML (.puml), a
     self-contained HTML page, JSON (schema 1 plus every message), or a pcap of just those
     calls' packets. A diagram holds one call: pick it with --call or --call-id, or give
-    --all and a folder to get one file per call. The JSON holds the evidence that joins a
-    call's legs; a diagram names the links in its header.
+    --each and a folder to get one file per call (--all adds registrations, OPTIONS and the
+    other items, as for `calls`). The JSON holds the evidence that joins a call's legs; a
+    diagram names the links in its header.
 
     \b
     Example:
       sipflow export samples/proxy-call.pcap --call 1 -o call.svg
-      sipflow export a.pcap --all -o flows/ --format mmd
+      sipflow export a.pcap --each -o flows/
+      sipflow export a.pcap --each --all -o flows/ --format mmd
       sipflow export samples/media-two-way.pcap --call 1 --media -o call.svg
     """
     suffix = out.suffix.lstrip(".").lower()
-    folder = selection.all_kinds and not selection.names_one
-    if fmt and suffix in EXPORT_FORMATS and suffix != fmt and not folder:
+    if not each and selection.all_kinds and not selection.names_one and _folder_like(out):
+        # Before --each, --all with a folder meant one file per item: still does, said once.
+        click.echo(
+            "sipflow: note: --all with a folder writes one file per item as before; say --each "
+            "for that (--all alone adds registrations and other items)",
+            err=True,
+        )
+        each = True
+    if each:
+        if suffix in EXPORT_FORMATS and not out.is_dir():
+            raise click.BadParameter(
+                f"with --each, OUT is a folder, not a .{suffix} file: "
+                f"name a folder ({str(out.with_suffix(''))!r})",
+                param_hint="-o/--output",
+            )
+        fmt = fmt or "svg"
+    elif fmt and suffix in EXPORT_FORMATS and suffix != fmt:
         raise click.BadParameter(
             f"{str(out)!r} says {suffix} and --format says {fmt}: name the file .{fmt} or leave --format out",
             param_hint="-o/--output",
@@ -569,7 +590,8 @@ def export(
     fmt = fmt or suffix
     if fmt not in EXPORT_FORMATS:
         raise click.BadParameter(
-            f"cannot tell the format from {str(out)!r}: use one of .{', .'.join(EXPORT_FORMATS)} or --format",
+            f"cannot tell the format from {str(out)!r}: use one of .{', .'.join(EXPORT_FORMATS)} or --format "
+            "(or --each and a folder)",
             param_hint="-o/--output",
         )
     pipes = [f for f in inputs.files if is_stream(f)]
@@ -581,7 +603,7 @@ def export(
     analysis = _load(inputs, media=with_media)
     selected = _nonempty(selection, analysis)
     with _writing(out):
-        if selection.all_kinds and not selection.names_one:
+        if each:
             out.mkdir(parents=True, exist_ok=True)
             for call in selected:
                 _write_export(analysis, [call], fmt, out / f"call-{call.index}.{fmt}", layout)
@@ -590,9 +612,14 @@ def export(
         if len(selected) > 1 and fmt in DIAGRAM_FORMATS:
             _error(
                 f"{len(selected)} calls match and a {fmt} diagram holds one: pick one with "
-                "--call N or --call-id ID, or use --all with a folder"
+                "--call N or --call-id ID, or use --each with a folder"
             )
         _write_export(analysis, selected, fmt, out, layout)
+
+
+def _folder_like(out: Path) -> bool:
+    """An OUT that names a folder: one that exists, or ends with a slash, or has no suffix."""
+    return out.is_dir() or str(out).endswith(("/", "\\")) or not out.suffix
 
 
 @main.command(short_help="Counts as tshark -z sip,stat, response times, RFC 6076 metrics.")

@@ -47,7 +47,13 @@ def test_export_format_and_file_name_must_agree(tmp_path: Path) -> None:
     other = tmp_path / "diagram.out"
     assert run(["export", PROXY, "--call", "1", "-o", str(other), "--format", "mmd"])[0] == 0
     assert other.read_text().startswith(("sequenceDiagram", "---", "%%"))
-    # A folder of one file per call takes its names from --format.
-    folder = tmp_path / "calls.svg"
-    assert run(["export", B2BUA, "--all", "-o", str(folder), "--format", "mmd"])[0] == 0
+    # A folder of one file per call (--each) takes its names from --format, else SVG...
+    folder = tmp_path / "calls"
+    assert run(["export", B2BUA, "--each", "-o", str(folder), "--format", "mmd"])[0] == 0
     assert sorted(p.suffix for p in folder.iterdir()) == [".mmd"] * len(list(folder.iterdir()))
+    svgs = tmp_path / "svgs"
+    assert run(["export", B2BUA, "--each", "-o", str(svgs)])[0] == 0
+    assert {p.suffix for p in svgs.iterdir()} == {".svg"} and len(list(svgs.iterdir())) > 1
+    # ...and is not a file name with a format's extension.
+    code, out = run(["export", B2BUA, "--each", "-o", str(tmp_path / "calls.svg")])
+    assert code == 2 and "with --each, OUT is a folder" in out

@@ -72,7 +72,7 @@ def test_pcap_of_one_call_reads_back_as_that_call(tmp_path: Path) -> None:
 
 def test_a_diagram_holds_one_call(tmp_path: Path) -> None:
     code, err = run("export", THREE, "-o", str(tmp_path / "x.svg"))
-    assert code == 2 and "3 calls match" in err and "--all" in err
+    assert code == 2 and "3 calls match" in err and "--each" in err
     assert not (tmp_path / "x.svg").exists()
 
 
@@ -103,11 +103,11 @@ ALL_FORMATS = ("svg", "dot", "mmd", "puml", "html", "json", "pcap")
 @pytest.mark.parametrize("sample", [p for p in sorted(SAMPLES.glob("*.pcap")) if p.name != "b2bua-load.pcap"],
                          ids=lambda p: p.stem)  # fmt: skip
 def test_every_format_for_every_call_of_every_sample(tmp_path: Path, sample: Path) -> None:
-    """``--all`` writes one file per call (registrations and OPTIONS pings included)."""
+    """``--each --all`` writes one file per item (registrations and OPTIONS pings included)."""
     calls = analyze([sample]).calls
     for fmt in ALL_FORMATS:
         out = tmp_path / fmt
-        code, err = run("export", str(sample), "--all", "-o", str(out), "--format", fmt)
+        code, err = run("export", str(sample), "--each", "--all", "-o", str(out), "--format", fmt)
         assert code == 0, err
         files = sorted(out.iterdir())
         assert [f.name for f in files] == sorted(f"call-{c.index}.{fmt}" for c in calls)
@@ -120,3 +120,22 @@ def test_every_format_for_every_call_of_every_sample(tmp_path: Path, sample: Pat
             else:
                 (again,) = analyze([f]).calls  # a pcap of one call reads back as that call
                 assert again.index == 1
+
+
+def test_all_and_each_are_two_things(tmp_path: Path) -> None:
+    """Issue 17: ``--all`` adds the other items, ``--each`` writes a file per item."""
+    register = str(SAMPLES / "register.pcap")
+    # --all into one JSON file: the registration and the OPTIONS ping, not a folder.
+    out = tmp_path / "items.json"
+    code, err = run("export", register, "--all", "-o", str(out))
+    assert code == 0, err
+    assert [c["kind"] for c in json.loads(out.read_text())["calls"]] == ["registration", "options"]
+    # --each without --all: the calls only (three-calls.pcap has three), SVG by default.
+    folder = tmp_path / "each"
+    code, err = run("export", THREE, "--each", "-o", str(folder))
+    assert code == 0 and "wrote 3 files" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["call-1.svg", "call-2.svg", "call-3.svg"]
+    # The old spelling (--all with a folder) still writes a file per item, and says so.
+    old = tmp_path / "old"
+    code, err = run("export", THREE, "--all", "-o", str(old), "--format", "mmd")
+    assert code == 0 and "say --each" in err and len(list(old.iterdir())) == 3
