@@ -533,8 +533,11 @@ def _write_export(
               help="The file to write; with --each, a folder (one file per call).")  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS),
               help="Format (default: OUT's extension; svg with --each).")  # fmt: skip
-@click.option("--each", is_flag=True,
-              help="One file per selected call: call-N.FORMAT in the folder OUT (made if missing).")
+@click.option(
+    "--each",
+    is_flag=True,
+    help="One file per selected call: call-N.FORMAT in the folder OUT (made if missing).",
+)
 @selection_options(call=True)
 @layout_options
 @click.option("--media", "with_media", is_flag=True,
