@@ -117,6 +117,37 @@ def test_cancel_is_its_own_transaction_linked_to_the_invite() -> None:
     assert call.state is CallState.CANCELLED and call.final_status == 487
 
 
+@pytest.mark.parametrize(
+    ("status", "reason", "cancel_at", "state"),
+    [
+        # Some servers answer a cancelled INVITE 408 or 480 instead of 487: still cancelled.
+        (408, "Request Timeout", 2.0, CallState.CANCELLED),
+        (480, "Temporarily Unavailable", 2.0, CallState.CANCELLED),
+        # A CANCEL after the final response does nothing (RFC 3261 §9.1): the refusal stands.
+        (486, "Busy Here", 3.0, CallState.REJECTED),
+        (503, "Service Unavailable", 3.0, CallState.FAILED),
+    ],
+)
+def test_a_cancelled_call_whatever_refusal_follows(
+    status: int, reason: str, cancel_at: float, state: CallState
+) -> None:
+    feed = Feeder()
+    inv = request("INVITE")
+    feed(0.0, ALICE, BOB, inv)
+    feed(0.2, BOB, ALICE, response(inv, 180, "Ringing", to_tag="b1"))
+    cancel = request("CANCEL")
+    events = [
+        (cancel_at, ALICE, BOB, cancel),
+        (cancel_at + 0.01, BOB, ALICE, response(cancel, 200, "OK", to_tag="b1")),
+        (2.5, BOB, ALICE, response(inv, status, reason, to_tag="b1")),
+        (2.51, ALICE, BOB, request("ACK", to_tag="b1")),
+    ]
+    for when, src, dst, data in sorted(events, key=lambda e: e[0]):
+        feed(when, src, dst, data)
+    call = one_call(finish(feed))
+    assert call.state is state and call.final_status == status
+
+
 def test_auth_challenge_then_answer_measures_from_first_invite() -> None:
     feed = Feeder()
     inv1 = request("INVITE")

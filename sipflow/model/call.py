@@ -55,7 +55,8 @@ class CallState(StrEnum):
     COMPLETED = "completed"
     """Answered, then a BYE (whatever its answer: a 481 to BYE is a finding, not a state)."""
     CANCELLED = "cancelled"
-    """The caller sent CANCEL and the INVITE ended without a 2xx (normally 487)."""
+    """The caller sent CANCEL before the final response and the INVITE ended without a 2xx
+    (normally 487; 408 or 480 from some servers)."""
     REJECTED = "rejected"
     """A final 3xx–6xx refusal (404, 486, 603...) other than those under FAILED (and, for a
     registration, under CHALLENGED)."""
@@ -431,6 +432,20 @@ def _item_outcome(
     return _answer(last, success), last, None
 
 
+def _cancelled_first(invite: Transaction, leg: Leg, caller: Endpoint) -> bool:
+    """Whether the caller sent a CANCEL for ``invite`` before its final response came (or with
+    none): a CANCEL after the final response does nothing (RFC 3261 §9.1)."""
+    final = invite.final
+    final_time = final.timestamp if final is not None else None
+    for tx in leg.transactions:
+        if tx.method != "CANCEL" or tx.start < invite.start:
+            continue
+        if tx.id == invite.cancelled_by or tx.client == caller:
+            if final_time is None or tx.start <= final_time:
+                return True
+    return False
+
+
 def build_call(
     index: int, legs: tuple[Leg, ...], correlation: tuple[Link, ...] = (), related: tuple[str, ...] = ()
 ) -> Call:
@@ -481,16 +496,12 @@ def build_call(
                 state = CallState.IN_CALL
         else:
             last = attempts[-1] if attempts else None
-            cancelled = last is not None and (
-                last.cancelled_by is not None
-                or any(
-                    tx.method == "CANCEL" and tx.client == caller and tx.start >= last.start
-                    for tx in leg.transactions
-                )
-            )
+            cancelled = last is not None and _cancelled_first(last, leg, caller)
             if last is None:
                 state = CallState.SETUP
-            elif cancelled and (last.final_status is None or last.final_status == 487):
+            elif cancelled:
+                # The caller gave up first: whatever refusal followed (487, or the 408 or 480
+                # some servers send instead), the call was cancelled, as sngrep says.
                 state = CallState.CANCELLED
             elif last.final_status is not None:
                 state = CallState.FAILED if _is_failure(last.final_status) else CallState.REJECTED
