@@ -440,9 +440,9 @@ def _cancelled_first(invite: Transaction, leg: Leg, caller: Endpoint) -> bool:
     for tx in leg.transactions:
         if tx.method != "CANCEL" or tx.start < invite.start:
             continue
-        if tx.id == invite.cancelled_by or tx.client == caller:
-            if final_time is None or tx.start <= final_time:
-                return True
+        ours = tx.id == invite.cancelled_by or tx.client == caller
+        if ours and (final_time is None or tx.start <= final_time):
+            return True
     return False
 
 
