@@ -99,6 +99,9 @@ def test_junit_report_layout(tmp_path: Path) -> None:
         assert int(suite.get("tests", "-1")) == len(cases)
         assert int(suite.get("failures", "-1")) == len(suite.findall("testcase/failure"))
         assert {c.get("name") for c in cases} >= {rule.id for rule in RULES}
+        # One identifier after the package: no folder, no extension to split at.
+        stem = Path(suite.get("name", "")).stem.replace("-", "_")
+        assert {c.get("classname") for c in cases} <= {f"sipflow.rules.{stem}", "sipflow.expectations"}
     assert root.findall(".//testcase/failure")  # the count expectation fails
 
 

@@ -6,9 +6,11 @@ cleaned by the checks and is escaped here for its format (XML, workflow commands
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -121,6 +123,15 @@ def _file_of(finding: Finding, files: Sequence[str]) -> str:
     return finding.frames[0][0] if finding.frames else files[0]
 
 
+def _classname(file: str) -> str:
+    """``sipflow.rules.faulty_bye_481``: Jenkins and GitLab split a classname at its dots into
+    package and class, so the file (the testsuite's name, in full) goes in as one identifier:
+    its name without folder and extension, other characters than letters, digits and ``_``
+    made ``_``."""
+    stem = re.sub(r"\W", "_", PurePath(file).name.split(".")[0], flags=re.ASCII)
+    return f"sipflow.rules.{stem or 'capture'}"
+
+
 def junit_xml(report: CheckReport) -> str:
     """JUnit XML (testsuites/testsuite/testcase/failure, as Jenkins and GitLab read it): one
     testsuite per file, one testcase per rule and per expectation."""
@@ -135,7 +146,7 @@ def junit_xml(report: CheckReport) -> str:
         tests = failures = 0
         for rule in report.rules:
             tests += 1
-            case = ET.SubElement(suite, "testcase", classname=f"sipflow.rules.{file}", name=rule.id)
+            case = ET.SubElement(suite, "testcase", classname=_classname(file), name=rule.id)
             hits = [f for f in by_file.get(file, []) if f.rule == rule.id and report.failing(f)]
             if hits:
                 failures += 1
