@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from sipflow.cli import main
+from tests.conftest import SAMPLES
 
 CAPTURES = Path(__file__).resolve().parent / "captures"
 BROKEN = CAPTURES / "broken"
@@ -232,3 +233,46 @@ def test_call_id_limit_in_every_reading_command(command: list[str], tmp_path: Pa
     assert code == (0 if command[0] == "check" else 3)  # check only warns on a partial read
     code, _, err = run(command[0], THREE_CALLS, "--max-call-ids", "-1", *args)
     assert code == 2 and "-1 is not in the range x>=0" in err
+
+
+def _with_times(tmp_path: Path, shifts: dict[int, float]) -> Path:
+    """samples/proxy-call.pcap with the seconds of some records (by frame number) moved."""
+    import struct
+
+    data = bytearray((SAMPLES / "proxy-call.pcap").read_bytes())
+    offset, frame = 24, 0
+    while offset + 16 <= len(data):
+        frame += 1
+        seconds, _, incl, _ = struct.unpack_from("<IIII", data, offset)
+        if frame in shifts:
+            struct.pack_into("<I", data, offset, int(seconds + shifts[frame]))
+        offset += 16 + incl
+    out = tmp_path / "clock.pcap"
+    out.write_bytes(data)
+    return out
+
+
+def test_a_clock_jump_is_reported_with_its_frame(tmp_path: Path) -> None:
+    """Issue 17: a damaged timestamp gave a setup time of years and no word about it."""
+    import sipflow
+
+    path = _with_times(tmp_path, {5: 10 * 365 * 86400.0})
+    analysis = sipflow.analyze(path)
+    jumps = [w for w in analysis.warnings if "capture time jumps" in w.message]
+    assert [(w.frame, "forward" in w.message) for w in jumps] == [(5, True), (6, False)]
+    assert "after frame 4" in jumps[0].message and "10.0 years" in jumps[0].message
+    assert len(analysis.calls) == 1  # reported, and the run goes on
+    # A day is the threshold; an ordinary capture says nothing.
+    assert not [
+        w for w in sipflow.analyze(_with_times(tmp_path, {5: 3600.0})).warnings if "jumps" in w.message
+    ]
+    assert not [w for w in sipflow.analyze(SAMPLES / "proxy-call.pcap").warnings if "jumps" in w.message]
+
+
+def test_many_clock_jumps_are_counted(tmp_path: Path) -> None:
+    import sipflow
+
+    path = _with_times(tmp_path, dict.fromkeys(range(2, 15, 2), 2 * 86400.0))  # 7 records moved
+    messages = [w.message for w in sipflow.analyze(path).warnings]
+    assert sum("capture time jumps" in m for m in messages) == 5
+    assert "8 more jumps of the capture time of over a day" in messages

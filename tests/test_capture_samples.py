@@ -63,7 +63,15 @@ def test_sample_matches_tshark(name: str) -> None:
             "2 TLS conversations not decoded (encrypted)"
         ]
         return
-    assert not stats.truncated and reader.warnings == [], [str(w) for w in reader.warnings]
+    warnings = reader.warnings
+    if name == "sip_ipv6_udp.pcap":
+        # Its six records are years apart (2012 to 2092, as tshark's frame.time_epoch shows):
+        # each step is said, with its frame.
+        assert [(w.frame, w.message.startswith("the capture time jumps")) for w in warnings] == [
+            (frame, True) for frame in range(2, 7)
+        ]
+        warnings = []
+    assert not stats.truncated and warnings == [], [str(w) for w in warnings]
     assert stats.unsupported == {}
     assert stats.sip_packets == len(packets)
 

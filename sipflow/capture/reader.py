@@ -24,8 +24,9 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Container, Generator, Iterator
+from collections.abc import Callable, Container, Generator, Iterator, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import BinaryIO, Final, NamedTuple, cast
 
@@ -343,6 +344,7 @@ class CaptureReader:
         try:
             decoder = self._decoder
             walked = self._walker.walk(decoder.feed, skip=decoder.skipper)
+            clock = _ClockWatch(self.name, self.warnings)
             for packets, _offset, end, iface, _ticks, _units in walked:
                 if iface:
                     # Another capture point of the file (sipflow.merge); rare, so the common
@@ -351,10 +353,13 @@ class CaptureReader:
                     self.seen_interfaces.add(iface)
                 if plain:
                     inp.position = end
+                clock.check(packets)
                 yield from packets
             tail = self._decoder.finish()
             if tail:
+                clock.check(tail)
                 yield from tail
+            clock.finish()
         finally:
             self._end()
 
@@ -471,3 +476,65 @@ def read_raw_frames(
             yield RawFrame(f.number, f.linktype, f.ticks, f.units, f.data, f.orig_len)
 
     return raw_frames()
+
+
+CLOCK_JUMP_S: Final = 86_400.0
+"""A capture time this far (a day) from the SIP message before it, in one file, is reported:
+no call waits a day between two messages, but a damaged record or a clock step makes one."""
+MAX_CLOCK_WARNINGS: Final = 5
+"""Clock jumps reported one by one per file; the others are counted in one more warning."""
+
+
+def _when(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.0f} s after 1970"
+
+
+def _span(seconds: float) -> str:
+    days = seconds / 86_400.0
+    return f"{days / 365.25:.1f} years" if days >= 730 else f"{days:.1f} days"
+
+
+class _ClockWatch:
+    """Says where a file's capture times jump (``CLOCK_JUMP_S``) from one SIP message to the
+    next: the durations and delays measured across such a jump are wrong, and silence would
+    let a setup time of years pass as data."""
+
+    __slots__ = ("file", "jumps", "last", "last_frame", "warnings")
+
+    def __init__(self, file: str, warnings: list[CaptureWarning]) -> None:
+        self.file, self.warnings = file, warnings
+        self.last: float | None = None
+        self.last_frame = 0
+        self.jumps = 0
+
+    def check(self, packets: Sequence[SipPayload]) -> None:
+        last = self.last
+        for p in packets:
+            t = p.timestamp
+            if last is not None and abs(t - last) > CLOCK_JUMP_S:
+                self.jumps += 1
+                if self.jumps <= MAX_CLOCK_WARNINGS:
+                    way = "forward" if t > last else "back"
+                    self.warnings.append(
+                        CaptureWarning(
+                            file=self.file,
+                            message=f"the capture time jumps {_span(abs(t - last))} {way} after frame "
+                            f"{self.last_frame} ({_when(last)} to {_when(t)} UTC): a damaged record, "
+                            "a clock step or captures of other days joined; delays and durations "
+                            "across it are wrong",
+                            frame=p.frame,
+                        )
+                    )
+            last = t
+            self.last_frame = p.frame
+        self.last = last
+
+    def finish(self) -> None:
+        if self.jumps > MAX_CLOCK_WARNINGS:
+            more = self.jumps - MAX_CLOCK_WARNINGS
+            self.warnings.append(
+                CaptureWarning(file=self.file, message=f"{more} more jumps of the capture time of over a day")
+            )
