@@ -426,7 +426,12 @@ def calls(
         if len(call.legs) > 1 or call.related:
             lines += [Text(f"Call {call.index}:"), *explain_lines(call)]
     lines += [Text(line) for line in malformed_lines(analysis)]
-    lines.append(Text(summary_line(analysis, len(selected)), style="dim"))
+    summary = summary_line(analysis, len(selected))
+    if width is not None:  # on a terminal: wrapped at words, not cut mid-word by the terminal
+        import textwrap  # noqa: PLC0415
+
+        summary = "\n".join(textwrap.wrap(summary, width, break_on_hyphens=False)) or summary
+    lines.append(Text(summary, style="dim"))
     if console.is_terminal:
         console.print(Text("\n").join(lines), soft_wrap=True)
     else:
