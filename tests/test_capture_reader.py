@@ -195,7 +195,11 @@ def test_pcapng_interfaces_resolutions_sections_and_blocks(tmp_path: Path) -> No
     )
     packets, r = write_and_read(tmp_path, pcapng_bytes([little, big]), "t.pcapng")
     assert r.format == "pcapng" and r.linktype is None
-    assert r.warnings == []
+    # Frame 3's time (103 s after 1970, by its offset) is decades from its neighbours': said.
+    assert [(w.frame, w.message.split(" after ")[0]) for w in r.warnings] == [
+        (3, "the capture time jumps 53.9 years back"),
+        (5, "the capture time jumps 53.9 years forward"),
+    ]
     assert [p.frame for p in packets] == [1, 2, 3, 4, 5, 6]
     assert [p.payload for p in packets] == [inv, ok, bye, bye, ok, inv]
     ts = [p.timestamp for p in packets]
