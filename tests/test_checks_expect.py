@@ -293,3 +293,37 @@ def test_flow_tokens_with_question_marks_need_no_quotes() -> None:
     (entry,) = parse_expectations("calls:\n  - flow: [INVITE, 100?, 180*, 18x+, 200]\n").calls
     assert entry.name == "calls[1]"
     assert entry.flow is not None and str(entry.flow) == "INVITE 100? 180* 18x+ 200"
+
+
+def test_the_readme_flow_holds_with_and_without_a_407_challenge() -> None:
+    """Issue 17: README's example flow failed on every call challenged with 407."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (flow,) = re.findall(r"^\s+(flow: \[INVITE.*\])$", readme, re.M)
+    text = "calls:\n  - match: {from: alice}\n    " + flow + "\n"
+    for name in ("auth-407.pcap", "proxy-call.pcap", "basic-call.pcap"):
+        path = SAMPLES / name
+        if not path.is_file():
+            pytest.skip(f"{path} missing")
+        (result,) = evaluate(parse_expectations(text), analyze([path]))
+        assert result.passed, (name, result.actual)
+
+
+@pytest.mark.parametrize("fmt", ["text", "junit", "github"])
+def test_every_report_says_where_a_flow_diverged(fmt: str) -> None:
+    """Issue 17: only the JSON said which message broke the flow."""
+    import tempfile
+
+    from click.testing import CliRunner
+
+    from sipflow.cli import main
+
+    text = "calls:\n  - match: {from: alice}\n    flow: [INVITE, 100?, 180*, 200, ACK, BYE, 200]\n"
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(text)
+    args = ["check", str(SAMPLES / "auth-407.pcap"), "--expect", f.name, "--format", fmt]
+    result = CliRunner().invoke(main, args)
+    Path(f.name).unlink()
+    assert result.exit_code == 1
+    assert "message 2 (407 at frame 2) where 100 or 180 or 200 was expected" in result.stdout

@@ -188,7 +188,9 @@ def _check_call(
             else:
                 where = f"the flow ends where {wanted} was expected"
                 concerned = messages[-1:]
-            failures.append(_Failure("flow", f"flow {expectation.flow}", f"flow {shown}: {where}", concerned))
+            # Said in the result's actual too, so every report shows where the flow diverged.
+            actual[-1] = f"flow {shown}: {where}"
+            failures.append(_Failure("flow", f"flow {expectation.flow}", actual[-1], concerned))
     if expectation.max_pdd_ms is not None:
         limit = expectation.max_pdd_ms
         value = call.pdd_ms if call.pdd_ms is not None else call.setup_ms
