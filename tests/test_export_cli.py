@@ -139,3 +139,17 @@ def test_all_and_each_are_two_things(tmp_path: Path) -> None:
     old = tmp_path / "old"
     code, err = run("export", THREE, "--all", "-o", str(old), "--format", "mmd")
     assert code == 0 and "say --each" in err and len(list(old.iterdir())) == 3
+
+
+def test_the_html_page_says_the_headline_once(tmp_path: Path) -> None:
+    """Issue 17: the page's header and the diagram inside it both said who called whom."""
+    page_path, svg_path = tmp_path / "call.html", tmp_path / "call.svg"
+    assert run("export", PROXY_CALL, "--call", "1", "-o", str(page_path))[0] == 0
+    assert run("export", PROXY_CALL, "--call", "1", "-o", str(svg_path))[0] == 0
+    page, svg = page_path.read_text(), svg_path.read_text()
+    assert ">Call 1: alice@127.0.0.10 &#45;&gt; bob@127.0.0.20<" in svg  # the diagram alone says it
+    inline = page[page.index("<svg") : page.index("</svg>")]
+    assert "Call 1: alice" not in inline and "Call&#45;ID" not in inline and "key&#45;0" in inline
+    assert page.count("alice@127.0.0.10 → bob@127.0.0.20") == 2  # <title> and <h1>
+    # The detail pane takes no room until a message is shown, and at most 30 % of the window.
+    assert "#detail-text:empty { display: none; }" in page and "max-height: 30vh" in page

@@ -46,5 +46,6 @@ def diagram(fmt: str, layout: Ladder) -> bytes:
     if fmt == "html":
         from sipflow.render.html import ladder_html  # noqa: PLC0415
 
-        return ladder_html(layout, graphviz.ladder_svg(layout)).encode()
+        # The page's header says who called whom: the diagram does not say it again.
+        return ladder_html(layout, graphviz.ladder_svg(layout, headline=False)).encode()
     return graphviz.render(graphviz.ladder_dot(layout), fmt)

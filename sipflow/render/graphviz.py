@@ -342,7 +342,7 @@ def _headline(head: Heading) -> tuple[str, str]:
     return title, ""
 
 
-def ladder_dot(ladder: Ladder) -> str:
+def ladder_dot(ladder: Ladder, *, headline: bool = True) -> str:
     """The ladder as Graphviz source with every position pinned (``layout=nop2``), the same
     bytes for the same ladder. Each message is an edge with ``id="msg-{i}"`` (``i`` its position
     in ``ladder.arrows``), classes ``msg``, its arrow class (``request``, ``1xx``, ``2xx``,
@@ -355,7 +355,7 @@ def ladder_dot(ladder: Ladder) -> str:
     dot = _Dot()
     multi_leg = head.multi_leg
 
-    y = _title(dot, head, rtp=bool(ladder.bars))
+    y = _title(dot, head, rtp=bool(ladder.bars), headline=headline)
 
     # Columns: a head per endpoint (alias and address), lifelines down to the last message.
     head_lines: list[list[str]] = []
@@ -467,11 +467,14 @@ def ladder_dot(ladder: Ladder) -> str:
     return _source(head, dot, right, bottom)
 
 
-def _title(dot: _Dot, head: Heading, *, rtp: bool = False) -> float:
+def _title(dot: _Dot, head: Heading, *, rtp: bool = False, headline: bool = True) -> float:
     """The headline (outcome in the state's colour), the facts, the Call-ID(s) (leg lines in
     their leg's colour) and a key to the arrows (and to RTP bars with ``rtp``); returns the y
-    under them."""
+    under them. Without ``headline``, only the key (a page that says the rest above it)."""
     y = 0.0
+    if not headline:
+        _key(dot, y + 5, rtp=rtp)
+        return y + 10 + 16
     who, outcome = _headline(head)
     who = safe(who)
     dot.text("title", 0, y + 8, [who], size=TITLE_SIZE, ink=INK)
@@ -819,6 +822,7 @@ def _rasterize(svg: bytes) -> bytes:
     return png
 
 
-def ladder_svg(ladder: Ladder, *, backend: str | None = None) -> str:
-    """The ladder as an SVG document (``render(ladder_dot(ladder), "svg")``, decoded)."""
-    return render(ladder_dot(ladder), "svg", backend=backend).decode("utf-8")
+def ladder_svg(ladder: Ladder, *, backend: str | None = None, headline: bool = True) -> str:
+    """The ladder as an SVG document (``render(ladder_dot(ladder), "svg")``, decoded);
+    ``headline=False``: without the call's headline and facts, for a page that shows them."""
+    return render(ladder_dot(ladder, headline=headline), "svg", backend=backend).decode("utf-8")

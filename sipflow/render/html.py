@@ -78,7 +78,8 @@ header ul { padding-left: 1.2em; font-family: ui-monospace, monospace; }
 .msg { cursor: pointer; }
 .msg:hover, .msg:focus, .msg.selected { outline: none; filter: drop-shadow(0 0 2px #0277bd); }
 #detail { position: sticky; bottom: 0; background: #fafafa; border: 1px solid #ccc;
-  max-height: 45vh; overflow: auto; padding: .3em .8em; margin-top: 1em; }
+  max-height: 30vh; overflow: auto; padding: .2em .8em; margin-top: 1em; }
+#detail-text:empty { display: none; }
 #detail h2 { font-size: 1em; margin: .3em 0; }
 pre { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; font: 12px/1.35 ui-monospace, monospace; }
 ol.messages { font: 12px/1.5 ui-monospace, monospace; padding-left: 3em; }
