@@ -26,30 +26,20 @@ REGISTRY: Final = Registry()
     "missing-header",
     Severity.ERROR,
     "A message lacks a mandatory header field.",
-    "Every SIP message needs To, From, Call-ID, CSeq and Via, requests also Max-Forwards (but "
-    "the ACK of a non-2xx final response, which the INVITE transaction builds from §17.1.1.3's "
-    "list), and an INVITE and its 2xx a Contact (RFC 3261 §8.1.1, §12.1.1); peers may reject or "
-    "misroute the message. Usual causes: a hand-written scenario or a buggy header manipulation.",
+    "Every SIP message needs To, From, Call-ID, CSeq and Via, requests also Max-Forwards (an "
+    "ACK's: see ack-no-max-forwards), and an INVITE and its 2xx a Contact (RFC 3261 §8.1.1, "
+    "§12.1.1); peers may reject or misroute the message. Usual causes: a hand-written scenario "
+    "or a buggy header manipulation.",
 )
 def _missing_header(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
     for leg in call.legs:
-        # RFC 3261 §17.1.1.3: the client transaction builds the ACK of a non-2xx final
-        # response, and its header list has no Max-Forwards; that ACK is part of the INVITE's
-        # transaction (same branch), unlike the ACK of a 2xx (§13.2.2.4, a request of its own).
-        hop_acks = {
-            id(m)
-            for tx in leg.transactions
-            if tx.method == "INVITE"
-            for m in tx.messages
-            if isinstance(m.sip, SipRequest) and m.sip.method == "ACK"
-        }
         for m in leg.messages:
             if m.retransmission:
                 continue
             sip = m.sip
             names = list(MANDATORY_HEADERS)  # §8.1.1
             if isinstance(sip, SipRequest):
-                if id(m) not in hop_acks:
+                if sip.method != "ACK":  # an ACK's: ack-no-max-forwards, a warning
                     names.append("Max-Forwards")  # §8.1.1.6
                 if sip.method == "INVITE":
                     names.append("Contact")  # §8.1.1.8
@@ -60,6 +50,34 @@ def _missing_header(ctx: Context, call: Call, limits: Mapping[str, float]) -> It
                 listed = ", ".join(missing)
                 plural = "s" if len(missing) > 1 else ""
                 yield Hit(f"{ctx.at(m)} from {m.src} has no {listed} header{plural}", (m,))
+
+
+@REGISTRY.rule(
+    "ack-no-max-forwards",
+    Severity.WARNING,
+    "The ACK of a 2xx has no Max-Forwards.",
+    "The ACK of a 2xx is a request of its own (RFC 3261 §13.2.2.4) and should carry "
+    "Max-Forwards (§8.1.1.6); many UAs leave it out and proxies add it, so it seldom breaks a "
+    "call, but a strict peer may drop the ACK and the callee then hangs up after 32 s. The ACK "
+    "of a non-2xx final response is built by the INVITE transaction without one (§17.1.1.3) "
+    "and is not reported.",
+)
+def _ack_no_max_forwards(ctx: Context, call: Call, limits: Mapping[str, float]) -> Iterator[Hit]:
+    for leg in call.legs:
+        # That ACK is part of the INVITE's transaction (same branch), unlike the ACK of a 2xx.
+        hop_acks = {
+            id(m)
+            for tx in leg.transactions
+            if tx.method == "INVITE"
+            for m in tx.messages
+            if isinstance(m.sip, SipRequest) and m.sip.method == "ACK"
+        }
+        for m in leg.messages:
+            sip = m.sip
+            if m.retransmission or not isinstance(sip, SipRequest) or sip.method != "ACK":
+                continue
+            if id(m) not in hop_acks and sip.headers.get("Max-Forwards") is None:
+                yield Hit(f"{ctx.at(m)} from {m.src} has no Max-Forwards header", (m,))
 
 
 @REGISTRY.rule(
