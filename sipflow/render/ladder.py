@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from sipflow.capture.types import Endpoint
@@ -414,28 +414,21 @@ def _media_rows(
                 return preferred
         return on_host[0]
 
-    # Every bar and note with its time, frame and a maker taking (row, delta).
-    pending: list[tuple[float, int, Callable[[int, float], MediaBar | DtmfNote]]] = []
-    for stream in media:
-        src, dst = media_col(stream.src), media_col(stream.dst)
-
-        def bar(
-            row: int, delta: float, stream: RtpStream = stream, src: int = src, dst: int = dst
-        ) -> MediaBar:
-            return MediaBar(
-                stream=stream,
-                src=src,
-                dst=dst,
-                label=bar_label(stream),
-                row=row,
-                first_time=stream.first_time,
-                last_time=stream.last_time,
-                first_frame=stream.first_frame,
-                last_frame=stream.last_frame,
-                delta=delta,
-            )
-
-        pending.append((stream.first_time, stream.first_frame, bar))
+    # Every bar and note first without its place; then, in time order, its row and delta.
+    unplaced: list[MediaBar | DtmfNote] = [
+        MediaBar(
+            stream=stream,
+            src=media_col(stream.src),
+            dst=media_col(stream.dst),
+            label=bar_label(stream),
+            row=0,
+            first_time=stream.first_time,
+            last_time=stream.last_time,
+            first_frame=stream.first_frame,
+            last_frame=stream.last_frame,
+        )
+        for stream in media
+    ]
     senders = {id(d): media_col(s.src) for s in media for d in s.dtmf}
     infos = {(m.frame, m.timestamp): m.src for m in call.messages}
     for digit in call_dtmf(call, media):
@@ -445,34 +438,32 @@ def _media_rows(
             if info_src is None:
                 continue
             sender = col(info_src)
-
-        def note(row: int, delta: float, digit: DtmfDigit = digit, sender: int = sender) -> DtmfNote:
-            return DtmfNote(
+        unplaced.append(
+            DtmfNote(
                 digit=digit,
                 col=sender,
                 label=note_label(digit),
-                row=row,
+                row=0,
                 first_time=digit.time,
                 first_frame=digit.frame,
-                delta=delta,
             )
-
-        pending.append((digit.time, digit.frame, note))
+        )
 
     times = [arrow.timestamp for arrow in arrows]
     bars: list[MediaBar] = []
     notes: list[DtmfNote] = []
     last_row, last_time = -1, 0.0
-    for when, _, make in sorted(pending, key=lambda p: (p[0], p[1])):
+    for entry in sorted(unplaced, key=lambda e: (e.first_time, e.first_frame)):
+        when = entry.first_time
         row = bisect.bisect_right(times, when)
         if row == last_row:
             previous: float | None = last_time
         else:
             previous = times[row - 1] if row else None
-        made = make(row, 0.0 if previous is None else when - previous)
-        if isinstance(made, MediaBar):
-            bars.append(made)
+        placed = replace(entry, row=row, delta=0.0 if previous is None else when - previous)
+        if isinstance(placed, MediaBar):
+            bars.append(placed)
         else:
-            notes.append(made)
+            notes.append(placed)
         last_row, last_time = row, when
     return tuple(bars), tuple(notes)
