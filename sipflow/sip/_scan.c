@@ -177,7 +177,17 @@ static int is_hex6_char(unsigned char c)
  * error. */
 static int decide_via(const char *s, const char *e, PyObject **branch, PyObject **sent_by)
 {
-    if (s == e || memchr(s, ',', (size_t)(e - s)) != NULL)
+    const char *comma = memchr(s, ',', (size_t)(e - s));
+    if (comma != NULL) {
+        /* Several values on the line: without quotes or <>, _split_values cuts at each comma, and
+         * the top Via is the first value (when it has the usual shape). */
+        if (memchr(s, '"', (size_t)(e - s)) != NULL || memchr(s, '<', (size_t)(e - s)) != NULL)
+            return 0;
+        e = comma;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+    }
+    if (s == e)
         return 0;
     if (e - s < 8 || memcmp(s, "SIP/2.0/", 8) != 0)
         return 0;
@@ -425,8 +435,508 @@ error:
     return NULL;
 }
 
+/* ---- parse: the whole message, for a message the Python parser would read without a defect ----
+ *
+ * parse(data) -> SipRequest | SipResponse | None
+ *
+ * The message parse_message builds, where the Python code would find nothing to report: the
+ * header section as scan() accepts it; one each of Call-ID (not empty), CSeq, From, To,
+ * Content-Type, Max-Forwards and Content-Length, and a Via; the start line on the strict
+ * grammar (REQUEST_LINE_RE or STATUS_LINE_RE, version SIP/2.0, status 100-699, a Request-URI
+ * with a scheme, no <>, no headers in a sip: URI); a CSeq of 1*DIGIT LWS token below 2**31
+ * whose method is the request's; From and To tags and the top Via in the shapes scan() reads;
+ * Max-Forwards (required in a request) and Expires plain numbers in range; Content-Length a
+ * number no larger than the bytes after the header section; every Contact a <>-enclosed
+ * value without ";;" or an expires parameter; Retry-After a plain number in range before any
+ * comment or parameter; no Warning or Date (their checks are left to the Python code). Anything else returns None and parse_message reads the
+ * message itself (tests/test_sip_scan.py holds the two to the same message).
+ *
+ * configure(SipRequest, SipResponse, Headers, CSeq) must be called first: the objects are
+ * made with their slots set directly (the classes are frozen dataclasses).
+ */
+
+enum { H_CALL_ID, H_CSEQ, H_FROM, H_TO, H_VIA, H_CONTENT_LENGTH, H_MAX_FORWARDS, H_CONTENT_TYPE, H_EXPIRES,
+       H_RETRY_AFTER, H_OTHER_CHECKED, H_CONTACT, H_COUNT };
+
+/* Which header a lower-case name is (compact forms too), or -1. */
+static int header_id(const char *s, Py_ssize_t n)
+{
+    switch (n) {
+    case 1:
+        switch (s[0]) {
+        case 'i': return H_CALL_ID;
+        case 'f': return H_FROM;
+        case 't': return H_TO;
+        case 'v': return H_VIA;
+        case 'l': return H_CONTENT_LENGTH;
+        case 'c': return H_CONTENT_TYPE;
+        case 'm': return H_CONTACT;
+        default: return -1;
+        }
+    case 2: return memcmp(s, "to", 2) == 0 ? H_TO : -1;
+    case 3: return memcmp(s, "via", 3) == 0 ? H_VIA : -1;
+    case 4:
+        if (memcmp(s, "cseq", 4) == 0) return H_CSEQ;
+        if (memcmp(s, "from", 4) == 0) return H_FROM;
+        if (memcmp(s, "date", 4) == 0) return H_OTHER_CHECKED;
+        return -1;
+    case 7:
+        if (memcmp(s, "call-id", 7) == 0) return H_CALL_ID;
+        if (memcmp(s, "expires", 7) == 0) return H_EXPIRES;
+        if (memcmp(s, "contact", 7) == 0) return H_CONTACT;
+        if (memcmp(s, "warning", 7) == 0) return H_OTHER_CHECKED;
+        return -1;
+    case 11: return memcmp(s, "retry-after", 11) == 0 ? H_RETRY_AFTER : -1;
+    case 12:
+        if (memcmp(s, "max-forwards", 12) == 0) return H_MAX_FORWARDS;
+        if (memcmp(s, "content-type", 12) == 0) return H_CONTENT_TYPE;
+        return -1;
+    case 14: return memcmp(s, "content-length", 14) == 0 ? H_CONTENT_LENGTH : -1;
+    default: return -1;
+    }
+}
+
+static PyTypeObject *request_type, *response_type, *headers_type, *cseq_type;
+/* Member descriptors of the slots, in the order of the tables below. */
+static PyObject *base_slots[14], *request_slots[3], *response_slots[3], *headers_slots[4], *cseq_slots[2];
+static const char *const base_names[14] = {"headers", "raw", "body_start", "call_id", "cseq", "from_tag", "to_tag",
+                                           "branch", "sent_by", "content_length", "ingest_defects", "trailing",
+                                           "_names", "_vias"};
+static const char *const request_names[3] = {"method", "uri", "version"};
+static const char *const response_names[3] = {"status", "reason", "version"};
+static const char *const headers_names[4] = {"data", "start", "end", "plain"};
+static const char *const cseq_names[2] = {"seq", "method"};
+static PyObject *empty_tuple, *empty_bytes;
+/* Shared str objects for the few distinct methods, versions and reason phrases. */
+static PyObject *word_cache;
+#define WORD_CACHE_MAX 512
+
+static int load_slots(PyTypeObject *type, const char *const *names, PyObject **out, int count)
+{
+    for (int i = 0; i < count; i++) {
+        PyObject *d = PyObject_GetAttrString((PyObject *)type, names[i]);
+        if (d == NULL)
+            return -1;
+        if (Py_TYPE(d)->tp_descr_set == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s.%s is not a slot", type->tp_name, names[i]);
+            Py_DECREF(d);
+            return -1;
+        }
+        Py_XSETREF(out[i], d);
+    }
+    return 0;
+}
+
+static PyObject *configure(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *req, *resp, *hdrs, *cs;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!:configure", &PyType_Type, &req, &PyType_Type, &resp, &PyType_Type,
+                          &hdrs, &PyType_Type, &cs))
+        return NULL;
+    if (load_slots((PyTypeObject *)req, base_names, base_slots, 14) < 0 ||
+        load_slots((PyTypeObject *)req, request_names, request_slots, 3) < 0 ||
+        load_slots((PyTypeObject *)resp, response_names, response_slots, 3) < 0 ||
+        load_slots((PyTypeObject *)hdrs, headers_names, headers_slots, 4) < 0 ||
+        load_slots((PyTypeObject *)cs, cseq_names, cseq_slots, 2) < 0)
+        return NULL;
+    Py_INCREF(req);
+    Py_INCREF(resp);
+    Py_INCREF(hdrs);
+    Py_INCREF(cs);
+    Py_XSETREF(request_type, (PyTypeObject *)req);
+    Py_XSETREF(response_type, (PyTypeObject *)resp);
+    Py_XSETREF(headers_type, (PyTypeObject *)hdrs);
+    Py_XSETREF(cseq_type, (PyTypeObject *)cs);
+    if (empty_tuple == NULL && (empty_tuple = PyTuple_New(0)) == NULL)
+        return NULL;
+    if (empty_bytes == NULL && (empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL)
+        return NULL;
+    if (word_cache == NULL && (word_cache = PyDict_New()) == NULL)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* A new object of `type` with its slots set to `values` (references stolen, also on error). */
+static PyObject *make(PyTypeObject *type, PyObject **slots, PyObject **values, int count)
+{
+    PyObject *obj = type->tp_alloc(type, 0);
+    int i = 0;
+    if (obj != NULL) {
+        for (; i < count; i++) {
+            int failed = Py_TYPE(slots[i])->tp_descr_set(slots[i], obj, values[i]);
+            Py_DECREF(values[i]);
+            if (failed) {
+                i++;
+                Py_CLEAR(obj);
+                break;
+            }
+        }
+    }
+    for (; i < count; i++)
+        Py_XDECREF(values[i]);
+    return obj;
+}
+
+/* A shared str for a short word (method, version, reason phrase), decoded as UTF-8. */
+static PyObject *word(const char *s, Py_ssize_t n)
+{
+    PyObject *text = PyUnicode_DecodeUTF8(s, n, "replace");
+    if (text == NULL || n > 64)
+        return text;
+    PyObject *known = PyDict_GetItemWithError(word_cache, text); /* borrowed */
+    if (known != NULL) {
+        Py_DECREF(text);
+        return Py_NewRef(known);
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    if (PyDict_GET_SIZE(word_cache) >= WORD_CACHE_MAX)
+        PyDict_Clear(word_cache);
+    if (PyDict_SetItem(word_cache, text, text) < 0) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    return text;
+}
+
+static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* An unsigned number of at most `max_digits` digits filling s[0:e], or -1. */
+static long long plain_number(const char *s, const char *e, int max_digits)
+{
+    if (s == e || e - s > max_digits)
+        return -1;
+    long long v = 0;
+    for (; s < e; s++) {
+        if (!is_digit((unsigned char)*s))
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}
+
+static int is_version(const char *s, const char *e)
+{
+    return e - s == 7 && (s[0] == 'S' || s[0] == 's') && (s[1] == 'I' || s[1] == 'i') &&
+           (s[2] == 'P' || s[2] == 'p') && memcmp(s + 3, "/2.0", 4) == 0;
+}
+
+static int is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+/* The Request-URI s[0:e] passes _check_request_uri without a defect. */
+static int plain_request_uri(const char *s, const char *e)
+{
+    if (s[0] == '<' && e[-1] == '>')
+        return 0;
+    const char *p = s;
+    if (!is_alpha((unsigned char)*p))
+        return 0;
+    p++;
+    while (p < e && (is_alpha((unsigned char)*p) || is_digit((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.'))
+        p++;
+    if (p >= e || *p != ':')
+        return 0;
+    Py_ssize_t scheme_len = p - s;
+    int sip = (scheme_len == 3 && (s[0] | 32) == 's' && (s[1] | 32) == 'i' && (s[2] | 32) == 'p') ||
+              (scheme_len == 4 && (s[0] | 32) == 's' && (s[1] | 32) == 'i' && (s[2] | 32) == 'p' &&
+               (s[3] | 32) == 's');
+    if (sip) {
+        const char *at = NULL;
+        for (const char *q = s; q < e; q++)
+            if (*q == '@')
+                at = q;
+        const char *from = at != NULL ? at + 1 : s;
+        if (memchr(from, '?', (size_t)(e - from)) != NULL)
+            return 0;
+    }
+    return 1;
+}
+
+static int has_text(const char *s, const char *e, const char *what)
+{
+    size_t n = strlen(what);
+    for (const char *p = s; p + n <= e; p++)
+        if (memcmp(p, what, n) == 0)
+            return 1;
+    return 0;
+}
+
+static PyObject *parse(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (request_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "sipflow.sip._scan.configure() was not called");
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(arg))
+        Py_RETURN_NONE;
+    const char *buf = PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg);
+    if (n == 0 || buf[0] == '\r' || buf[0] == '\n')
+        Py_RETURN_NONE;
+    Py_ssize_t head_end = find_crlfcrlf(buf, n);
+    if (head_end < 0)
+        Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < head_end; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c != '\r' && c != '\n')
+            continue;
+        if (c == '\r' && buf[i + 1] == '\n') {
+            if (i + 2 < head_end && (buf[i + 2] == ' ' || buf[i + 2] == '\t'))
+                Py_RETURN_NONE;
+            i++;
+            continue;
+        }
+        Py_RETURN_NONE;
+    }
+    const char *nl = memchr(buf, '\n', (size_t)head_end);
+    if (nl == NULL)
+        Py_RETURN_NONE; /* no header lines: the mandatory ones are missing */
+    const char *first_e = nl - 1;
+    Py_ssize_t first_end = nl - buf;
+
+    const char *vs[H_COUNT] = {0}, *ve[H_COUNT] = {0};
+    int count[H_COUNT] = {0};
+    Py_ssize_t pos = first_end + 1;
+    char lower[16];
+    while (pos < head_end) {
+        const char *line = buf + pos;
+        const char *eol = memchr(line, '\r', (size_t)(head_end - pos));
+        Py_ssize_t len = eol == NULL ? head_end - pos : eol - line;
+        const char *colon = memchr(line, ':', (size_t)len);
+        if (colon == NULL || colon == line)
+            Py_RETURN_NONE;
+        Py_ssize_t name_len = colon - line;
+        int fits = name_len <= (Py_ssize_t)sizeof(lower);
+        for (Py_ssize_t k = 0; k < name_len; k++) {
+            unsigned char c = (unsigned char)line[k];
+            if (!is_token_char(c))
+                Py_RETURN_NONE;
+            if (fits)
+                lower[k] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+        }
+        int id = fits ? header_id(lower, name_len) : -1;
+        if (id >= 0) {
+            const char *v = colon + 1, *vend = line + len;
+            while (v < vend && (*v == ' ' || *v == '\t'))
+                v++;
+            while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
+                vend--;
+            if (id == H_OTHER_CHECKED)
+                Py_RETURN_NONE;
+            if (id == H_CONTACT) {
+                if (memchr(v, '<', (size_t)(vend - v)) == NULL || has_text(v, vend, ";;") ||
+                    has_text(v, vend, "xpires") || has_text(v, vend, "XPIRES"))
+                    Py_RETURN_NONE;
+            } else if (count[id]++ == 0) {
+                vs[id] = v;
+                ve[id] = vend;
+            } else if (id != H_VIA) {
+                Py_RETURN_NONE; /* a repeated single-valued header */
+            }
+        }
+        pos += len + 2;
+    }
+    if (count[H_CALL_ID] == 0 || vs[H_CALL_ID] == ve[H_CALL_ID] || count[H_CSEQ] == 0 || count[H_FROM] == 0 ||
+        count[H_TO] == 0 || count[H_VIA] == 0)
+        Py_RETURN_NONE;
+    if (count[H_MAX_FORWARDS] && plain_number(vs[H_MAX_FORWARDS], ve[H_MAX_FORWARDS], 3) > 255)
+        Py_RETURN_NONE;
+    if (count[H_MAX_FORWARDS] && plain_number(vs[H_MAX_FORWARDS], ve[H_MAX_FORWARDS], 3) < 0)
+        Py_RETURN_NONE;
+    if (count[H_EXPIRES]) {
+        long long v = plain_number(vs[H_EXPIRES], ve[H_EXPIRES], 10);
+        if (v < 0 || v > 4294967295LL)
+            Py_RETURN_NONE;
+    }
+    if (count[H_RETRY_AFTER]) {
+        /* delta-seconds before any comment or parameter, blanks stripped */
+        const char *r = vs[H_RETRY_AFTER], *re_ = r;
+        while (re_ < ve[H_RETRY_AFTER] && *re_ != '(' && *re_ != ';')
+            re_++;
+        while (re_ > r && (re_[-1] == ' ' || re_[-1] == '\t'))
+            re_--;
+        long long v = plain_number(r, re_, 10);
+        if (v < 0 || v > 4294967295LL)
+            Py_RETURN_NONE;
+    }
+    long long content_length = -1;
+    Py_ssize_t body_start = head_end + 4, end = n;
+    if (count[H_CONTENT_LENGTH]) {
+        content_length = plain_number(vs[H_CONTENT_LENGTH], ve[H_CONTENT_LENGTH], 9);
+        if (content_length < 0 || content_length > n - body_start)
+            Py_RETURN_NONE;
+        end = body_start + (Py_ssize_t)content_length;
+    }
+    /* CSeq: 1*DIGIT 1*WSP token */
+    const char *c = vs[H_CSEQ], *ce = ve[H_CSEQ], *d = c;
+    while (d < ce && is_digit((unsigned char)*d))
+        d++;
+    long long seq = plain_number(c, d, 10);
+    if (seq < 0 || seq > 2147483647LL || d >= ce || (*d != ' ' && *d != '\t'))
+        Py_RETURN_NONE;
+    while (d < ce && (*d == ' ' || *d == '\t'))
+        d++;
+    const char *cseq_method = d;
+    while (d < ce && is_token_char((unsigned char)*d))
+        d++;
+    if (d == cseq_method || d != ce)
+        Py_RETURN_NONE;
+
+    /* The start line. */
+    int is_request;
+    const char *m_s = NULL, *m_e = NULL, *u_s = NULL, *u_e = NULL, *v_s, *v_e, *r_s = NULL;
+    long status = 0;
+    if (first_e - buf >= 12 && (buf[0] | 32) == 's' && (buf[1] | 32) == 'i' && (buf[2] | 32) == 'p' && buf[3] == '/') {
+        /* Status-Line: SIP/2.0 SP 3DIGIT SP reason */
+        v_s = buf;
+        v_e = buf + 7;
+        if (!is_version(v_s, v_e) || buf[7] != ' ' || !is_digit((unsigned char)buf[8]) ||
+            !is_digit((unsigned char)buf[9]) || !is_digit((unsigned char)buf[10]) || buf[11] != ' ')
+            Py_RETURN_NONE;
+        status = (buf[8] - '0') * 100 + (buf[9] - '0') * 10 + (buf[10] - '0');
+        if (status < 100 || status > 699)
+            Py_RETURN_NONE;
+        r_s = buf + 12;
+        is_request = 0;
+    } else {
+        /* Request-Line: token SP 1*(not CTL or SP) SP SIP/2.0 */
+        const char *p = buf;
+        while (p < first_e && is_token_char((unsigned char)*p))
+            p++;
+        if (p == buf || p >= first_e || *p != ' ')
+            Py_RETURN_NONE;
+        m_s = buf;
+        m_e = p;
+        u_s = p + 1;
+        const char *q = u_s;
+        while (q < first_e && (unsigned char)*q > 0x20 && (unsigned char)*q != 0x7f)
+            q++;
+        if (q == u_s || q >= first_e || *q != ' ')
+            Py_RETURN_NONE;
+        u_e = q;
+        v_s = q + 1;
+        v_e = first_e;
+        if (!is_version(v_s, v_e) || !plain_request_uri(u_s, u_e))
+            Py_RETURN_NONE;
+        if (count[H_MAX_FORWARDS] == 0)
+            Py_RETURN_NONE;
+        if (ce - cseq_method != m_e - m_s || memcmp(cseq_method, m_s, (size_t)(m_e - m_s)) != 0)
+            Py_RETURN_NONE;
+        is_request = 1;
+    }
+
+    /* The envelope: tags and the top Via, where their shape is the usual one. */
+    PyObject *from_tag = NULL, *to_tag = NULL, *branch = NULL, *sent_by = NULL;
+    int decided = decide_tag(vs[H_FROM], ve[H_FROM], &from_tag);
+    if (decided <= 0)
+        return decided < 0 ? NULL : Py_NewRef(Py_None);
+    decided = decide_tag(vs[H_TO], ve[H_TO], &to_tag);
+    if (decided <= 0) {
+        Py_DECREF(from_tag);
+        return decided < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    decided = decide_via(vs[H_VIA], ve[H_VIA], &branch, &sent_by);
+    if (decided <= 0) {
+        Py_DECREF(from_tag);
+        Py_DECREF(to_tag);
+        return decided < 0 ? NULL : Py_NewRef(Py_None);
+    }
+
+    PyObject *raw, *trailing;
+    if (end == n) {
+        raw = Py_NewRef(arg);
+        trailing = Py_NewRef(empty_bytes);
+    } else {
+        raw = PyBytes_FromStringAndSize(buf, end);
+        trailing = PyBytes_FromStringAndSize(buf + end, n - end);
+    }
+    PyObject *headers = NULL, *cseq = NULL;
+    if (raw != NULL) {
+        PyObject *hv[4] = {Py_NewRef(raw), PyLong_FromSsize_t(first_end + 1), PyLong_FromSsize_t(head_end),
+                           Py_NewRef(Py_True)};
+        if (hv[1] == NULL || hv[2] == NULL) {
+            for (int i = 0; i < 4; i++)
+                Py_XDECREF(hv[i]);
+        } else {
+            headers = make(headers_type, headers_slots, hv, 4);
+        }
+    }
+    PyObject *cv[2] = {PyLong_FromLongLong(seq), word(cseq_method, ce - cseq_method)};
+    if (cv[0] == NULL || cv[1] == NULL) {
+        Py_XDECREF(cv[0]);
+        Py_XDECREF(cv[1]);
+    } else {
+        cseq = make(cseq_type, cseq_slots, cv, 2);
+    }
+    PyObject *values[17] = {
+        headers,
+        raw,
+        PyLong_FromSsize_t(body_start),
+        PyUnicode_DecodeUTF8(vs[H_CALL_ID], ve[H_CALL_ID] - vs[H_CALL_ID], "replace"),
+        cseq,
+        from_tag,
+        to_tag,
+        branch,
+        sent_by,
+        content_length < 0 ? Py_NewRef(Py_None) : PyLong_FromLongLong(content_length),
+        Py_NewRef(empty_tuple),
+        trailing,
+        Py_NewRef(Py_None),
+        Py_NewRef(Py_None),
+        NULL,
+        NULL,
+        NULL,
+    };
+    PyObject **tail_slots;
+    PyTypeObject *type;
+    if (is_request) {
+        values[14] = word(m_s, m_e - m_s);
+        values[15] = PyUnicode_DecodeUTF8(u_s, u_e - u_s, "replace");
+        values[16] = word(v_s, v_e - v_s);
+        tail_slots = request_slots;
+        type = request_type;
+    } else {
+        values[14] = PyLong_FromLong(status);
+        values[15] = word(r_s, first_e - r_s);
+        values[16] = word(v_s, v_e - v_s);
+        tail_slots = response_slots;
+        type = response_type;
+    }
+    int missing = 0;
+    for (int i = 0; i < 17; i++)
+        missing |= values[i] == NULL;
+    if (missing) {
+        for (int i = 0; i < 17; i++)
+            Py_XDECREF(values[i]);
+        return NULL;
+    }
+    PyObject *message = make(type, base_slots, values, 14);
+    if (message == NULL) {
+        for (int i = 14; i < 17; i++)
+            Py_DECREF(values[i]);
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++) {
+        int failed = Py_TYPE(tail_slots[i])->tp_descr_set(tail_slots[i], message, values[14 + i]);
+        Py_DECREF(values[14 + i]);
+        if (failed) {
+            for (int k = i + 1; k < 3; k++)
+                Py_DECREF(values[14 + k]);
+            Py_DECREF(message);
+            return NULL;
+        }
+    }
+    return message;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "The header scan of a plain SIP message, or None (see sipflow.sip.parse)."},
+    {"parse", parse, METH_O, "The message parse_message gives for a message without a defect, or None."},
+    {"configure", configure, METH_VARARGS, "The classes parse() makes: SipRequest, SipResponse, Headers, CSeq."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -39,7 +39,7 @@ from sipflow.sip.envelope import _envelope_tag, _via_envelope
 from sipflow.sip.fields import _check_scalars, _content_length, parse_via_values
 from sipflow.sip.head import _SCAN_NAMES, _read_head
 from sipflow.sip.memo import _FROM_MEMO, _TO_MEMO, _memo_cseq, _memo_start_line
-from sipflow.sip.message import Headers, SipRequest, SipResponse
+from sipflow.sip.message import CSeq, Headers, SipRequest, SipResponse
 from sipflow.sip.values import split_header_values
 
 __all__ = [
@@ -71,13 +71,17 @@ _UNKNOWN: Final = object()
 """What ``_scan`` gives for an envelope field that the Python code must read."""
 _Scanned = tuple[str, dict[str, list[str]], bool, int, int, object, object, object, object]
 _scan: Callable[[bytes, dict[str, str], object], _Scanned | None] | None = None
+_parse: Callable[[bytes], SipRequest | SipResponse | None] | None = None
 if not os.environ.get("SIPFLOW_PURE_PYTHON"):
     with contextlib.suppress(ImportError):  # built where a C compiler was at hand at install
-        _scan = importlib.import_module("sipflow.sip._scan").scan
+        _compiled = importlib.import_module("sipflow.sip._scan")
+        _compiled.configure(SipRequest, SipResponse, Headers, CSeq)
+        _scan, _parse = _compiled.scan, _compiled.parse
 COMPILED: Final = _scan is not None
-"""Whether the compiled header scan (``sipflow/sip/_scan.c``) is in use: built when sipflow was
-installed, if a C compiler was there, and not turned off by ``SIPFLOW_PURE_PYTHON=1``. Without
-it, parsing gives the same results, slower."""
+"""Whether the compiled parse (``sipflow/sip/_scan.c``) is in use: built when sipflow was
+installed, if a C compiler was there, and not turned off by ``SIPFLOW_PURE_PYTHON=1``. It
+builds a message without a defect entirely in C (``_parse``) and scans the header section of
+the others (``_scan``); without it, parsing gives the same results, slower."""
 
 
 def parse_truncated(data: bytes) -> SipRequest | SipResponse:
@@ -105,6 +109,10 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
     Raises ``ParseError`` (with a byte offset) only when ``data`` holds no usable message;
     every recoverable problem is recorded in the message's ``defects``.
     """
+    if _parse is not None:
+        message = _parse(data)
+        if message is not None:
+            return message
     n = len(data)
     scanned = _scan(data, _SCAN_NAMES, _UNKNOWN) if _scan is not None else None
     envelope: tuple[object, object, object, object] = (_UNKNOWN, _UNKNOWN, _UNKNOWN, _UNKNOWN)
