@@ -1,8 +1,9 @@
-"""The compiled media fast path (``sipflow/capture/_fastpath.c``) against the Python decoder.
+"""The compiled fast path (``sipflow/capture/_fastpath.c``) against the Python decoder.
 
-Runs of RTP/RTCP records are counted in C without a call per frame; every other record goes
-through ``Decoder.feed``. Whatever the capture, the packets, the statistics and the warnings
-must be those of the Python path: every sample and shared capture, and crafted records that sit
+Runs of RTP/RTCP records are counted in C without a call per frame, and plain SIP datagrams
+become packets there (``SipMaker``); every other record goes through ``Decoder.feed``.
+Whatever the capture, the packets, the statistics and the warnings must be those of the
+Python path: every sample and shared capture, and crafted records that sit
 on each side of every test of the fast path, in every record format, across read chunks.
 """
 
@@ -106,7 +107,57 @@ def edge_frames() -> list[bytes]:
         udp(rtp()),
         udp(rtp(), ttl=1)[:20],  # cut inside the IP header
     ]
-    return frames + [udp(rtp(seq=i)) for i in range(50)] + [udp(sip_request(call_id="second@x"))]
+    return (
+        frames
+        + sip_edge_frames()
+        + [udp(rtp(seq=i)) for i in range(50)]
+        + [udp(sip_request(call_id="second@x"))]
+    )
+
+
+def sip_edge_frames() -> list[bytes]:
+    """SIP datagrams on either side of each test of the compiled ``SipMaker`` path."""
+    request, response = sip_request(), sip_response()
+    plain = udp(request, sport=5060, dport=5060)
+    ip_at = 14
+    return [
+        plain,  # on the SIP fast path
+        udp(response, sport=5060, dport=5062),
+        udp(request, sport=53, dport=5060),  # ports do not matter for SIP
+        udp(request, flags="MF"),  # a first fragment: Python's
+        udp(request, frag=10),
+        udp(request, options=b"\x01\x01\x01\x00"),  # IP options (IHL 6)
+        plain + b"\x00" * 7,  # Ethernet padding after the IP datagram
+        plain[:-5],  # the IP datagram longer than the capture (snapshot length)
+        plain[: ip_at + 2] + b"\x00\x00" + plain[ip_at + 4 :],  # IP total length 0 (TSO)
+        plain[: ip_at + 2] + b"\x00\x10" + plain[ip_at + 4 :],  # total length below the header's
+        plain[: ip_at + 24] + b"\x00\x04" + plain[ip_at + 26 :],  # UDP length below 8
+        plain[: ip_at + 24] + b"\xff\xf0" + plain[ip_at + 26 :],  # UDP length beyond the datagram
+        plain[: ip_at + 24] + b"\x00\x30" + plain[ip_at + 26 :],  # UDP length inside it
+        udp(b"SIP/2.0 200\r\nVia: x\r\n\r\n"),  # a status line without reason phrase
+        udp(b"SIP/2.0 200\n\r\n"),
+        udp(b"SIP/2.0 20"),
+        udp(b"sip/2.0 180 Ringing\r\n\r\n"),
+        udp(b"INVITE sip:b@h sip/2.0\r\n\r\n"),
+        udp(b"INVITE sip:b@h SIP/2.0\n\n"),  # bare LF
+        udp(b"INVITE sip:b@h SIP/2.0"),  # no line end
+        udp(b"INVITE  sip:b@h SIP/2.0\r\n\r\n"),
+        udp(b"INVITE sip:b@h  SIP/2.0\r\n\r\n"),
+        udp(b"INVITE sip:b\x00@h SIP/2.0\r\n\r\n"),
+        udp(b"INV\xc9TE sip:b@h SIP/2.0\r\n\r\n"),
+        udp(b"NOTIFY * HTTP/1.1\r\n\r\n"),
+        udp(b"\r\nINVITE sip:b@h SIP/2.0\r\n\r\n"),  # CRLF before the start line
+        udp(b""),
+        bytes(
+            ether()
+            / Dot1Q(vlan=5)
+            / IP(src="192.0.2.1", dst="192.0.2.2")
+            / UDP(sport=5060, dport=5060)
+            / request
+        ),
+        udp(request, sport=5060, dport=4789),  # the VXLAN port: SIP still
+        udp(response, sport=5060, dport=5060)[:60],  # cut inside the SIP
+    ]
 
 
 def test_crafted_records_in_every_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,3 +242,26 @@ def test_sipflow_pure_python_turns_it_off() -> None:
     env = {**os.environ, "SIPFLOW_PURE_PYTHON": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_plain_sip_datagrams_are_made_in_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SIP fast path is taken (not only agreed with): of the crafted SIP datagrams, those
+    on it come out of ``skip_pcap``, the others out of ``Decoder.feed``."""
+    path = tmp_path / "sip.pcap"
+    path.write_bytes(pcap_bytes(records(sip_edge_frames())))
+    made: list[int] = []
+    original = decode.Decoder.skip_pcap
+
+    def spy(self: decode.Decoder, *args: object) -> tuple[int, int, list[object]]:
+        pos, frames, packets = original(self, *args)  # type: ignore[arg-type]
+        made.extend(p.frame for p in packets)  # type: ignore[attr-defined]
+        return pos, frames, packets
+
+    monkeypatch.setattr(decode.Decoder, "skip_pcap", spy)
+    with CaptureReader(path) as reader:
+        frames = [p.frame for p in reader]
+    # Frame by frame (sip_edge_frames): the plain request and response, port 53, IP options,
+    # padding, a UDP length below 8 (the IP length counts), a status line without reason, a
+    # lower-case version in a status and a request line, a bare LF, the VXLAN port.
+    assert made == [1, 2, 3, 6, 7, 11, 14, 17, 18, 19, 29]
+    assert set(made) < set(frames)

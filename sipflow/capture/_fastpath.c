@@ -498,8 +498,284 @@ static int table_arg(PyObject *obj, Table **out) {
     return 1;
 }
 
-/* skip_pcap(buffer, pos, big_endian, header_length, table, frame, scale) -> (pos, frames, rtp, rtcp)
+/* --- SipMaker: the SIP datagrams of the fast path, made into SipPayload here ------------------
+ *
+ * A record that Decoder.feed would decode as Ethernet II, IPv4 (not a fragment, its total length
+ * set and within the capture), UDP (its length within the IP datagram) and a payload that
+ * detect.is_sip_start accepts becomes the SipPayload the Python decoder makes of it: the same
+ * fields, the endpoints shared through a bounded cache. Everything else (VLAN tags, IPv6,
+ * fragments, cut datagrams, HEP, TCP...) ends the run and is Python's. */
+
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *payload_type;
+    PyObject *slots[11]; /* SipPayload's member descriptors, in restore_sip_payload's order */
+    PyTypeObject *endpoint_type;
+    PyObject *udp;       /* Transport.UDP */
+    PyObject *file;
+    PyObject *endpoints; /* (address << 16 | port) -> Endpoint */
+    PyObject *hosts;     /* address -> dotted quad */
+    PyObject *packets;   /* made since the last take() */
+} SipMaker;
+
+#define MAKER_CACHE_MAX 65536
+
+static const char *const payload_names[11] = {"frame", "frames", "timestamp", "src", "dst", "transport",
+                                              "payload", "truncated", "file", "interface", "ip_id"};
+
+static int SipMaker_init(SipMaker *m, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"payload_type", "endpoint_type", "udp", "file", NULL};
+    PyObject *payload_type, *endpoint_type, *udp, *file;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OU", kwlist, &PyType_Type, &payload_type, &PyType_Type,
+                                     &endpoint_type, &udp, &file))
+        return -1;
+    if (!PyType_IsSubtype((PyTypeObject *)endpoint_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "endpoint_type must be a tuple type");
+        return -1;
+    }
+    for (int i = 0; i < 11; i++) {
+        PyObject *d = PyObject_GetAttrString(payload_type, payload_names[i]);
+        if (d == NULL)
+            return -1;
+        if (Py_TYPE(d)->tp_descr_set == NULL) {
+            Py_DECREF(d);
+            PyErr_Format(PyExc_TypeError, "%s is not a slot", payload_names[i]);
+            return -1;
+        }
+        Py_XSETREF(m->slots[i], d);
+    }
+    Py_XSETREF(m->payload_type, (PyTypeObject *)Py_NewRef(payload_type));
+    Py_XSETREF(m->endpoint_type, (PyTypeObject *)Py_NewRef(endpoint_type));
+    Py_XSETREF(m->udp, Py_NewRef(udp));
+    Py_XSETREF(m->file, Py_NewRef(file));
+    Py_XSETREF(m->endpoints, PyDict_New());
+    Py_XSETREF(m->hosts, PyDict_New());
+    Py_XSETREF(m->packets, PyList_New(0));
+    if (m->endpoints == NULL || m->hosts == NULL || m->packets == NULL)
+        return -1;
+    return 0;
+}
+
+static void SipMaker_dealloc(SipMaker *m) {
+    Py_XDECREF(m->payload_type);
+    for (int i = 0; i < 11; i++)
+        Py_XDECREF(m->slots[i]);
+    Py_XDECREF(m->endpoint_type);
+    Py_XDECREF(m->udp);
+    Py_XDECREF(m->file);
+    Py_XDECREF(m->endpoints);
+    Py_XDECREF(m->hosts);
+    Py_XDECREF(m->packets);
+    Py_TYPE(m)->tp_free((PyObject *)m);
+}
+
+static PyObject *SipMaker_take(SipMaker *m, PyObject *unused) {
+    PyObject *out = m->packets;
+    m->packets = PyList_New(0);
+    if (m->packets == NULL) {
+        m->packets = out;
+        return NULL;
+    }
+    return out;
+}
+
+static PyMethodDef SipMaker_methods[] = {
+    {"take", (PyCFunction)SipMaker_take, METH_NOARGS, "The packets made since the last take(), in order."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SipMakerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sipflow.capture._fastpath.SipMaker",
+    .tp_basicsize = sizeof(SipMaker),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Makes the SipPayload of each plain SIP-over-UDP record of a fast-path run.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)SipMaker_init,
+    .tp_dealloc = (destructor)SipMaker_dealloc,
+    .tp_methods = SipMaker_methods,
+};
+
+static int token_char[256];
+
+static void init_tokens(void) {
+    const char *t = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~";
+    for (; *t; t++)
+        token_char[(unsigned char)*t] = 1;
+}
+
+static inline int is_sip_version(const unsigned char *p) {
+    return (p[0] | 32) == 's' && (p[1] | 32) == 'i' && (p[2] | 32) == 'p' && p[3] == '/' && p[4] == '2' &&
+           p[5] == '.' && p[6] == '0';
+}
+
+/* detect.is_sip_start on p[0:n]: a Request-Line up to its LF, or "SIP/2.0 NNN" and SP or CR. */
+static int sip_start(const unsigned char *p, Py_ssize_t n) {
+    if (n <= 0 || !token_char[p[0]])
+        return 0;
+    if (n >= 12 && is_sip_version(p) && p[7] == ' ' && p[8] >= '0' && p[8] <= '9' && p[9] >= '0' &&
+        p[9] <= '9' && p[10] >= '0' && p[10] <= '9' && (p[11] == ' ' || p[11] == '\r'))
+        return 1;
+    Py_ssize_t i = 0;
+    while (i < n && token_char[p[i]])
+        i++;
+    if (i >= n || p[i] != ' ')
+        return 0;
+    Py_ssize_t u = ++i;
+    while (i < n && p[i] != ' ' && p[i] != '\r' && p[i] != '\n' && p[i] != 0)
+        i++;
+    if (i == u || i >= n || p[i] != ' ')
+        return 0;
+    i++;
+    if (n - i < 8 || !is_sip_version(p + i))
+        return 0;
+    i += 7;
+    if (p[i] == '\r')
+        i++;
+    return i < n && p[i] == '\n';
+}
+
+/* Where the SIP payload of Ethernet frame f (len octets) lies, when the Python decoder would make
+ * a plain UDP SipPayload of it (see above): 1 and the bounds, else 0. */
+static inline int sip_datagram(const unsigned char *f, Py_ssize_t len, Py_ssize_t *u, Py_ssize_t *end) {
+    if (len < 14 + 20 + 8 || f[12] != 0x08 || f[13] != 0x00)
+        return 0;
+    const unsigned char *ip = f + 14;
+    unsigned ihl = (unsigned)(ip[0] & 15) << 2;
+    if (ip[0] >> 4 != 4 || ihl < 20)
+        return 0;
+    Py_ssize_t total = (Py_ssize_t)ip[2] << 8 | ip[3];
+    if (total == 0 || total < ihl || 14 + total > len)
+        return 0;
+    if ((ip[6] & 0x3F) || ip[7] || ip[9] != 17)
+        return 0;
+    Py_ssize_t p = 14 + ihl, ip_end = 14 + total;
+    if (ip_end - p < 8)
+        return 0;
+    Py_ssize_t ulen = (Py_ssize_t)f[p + 4] << 8 | f[p + 5];
+    if (ulen >= 8) {
+        if (p + ulen > ip_end)
+            return 0;
+        ip_end = p + ulen;
+    }
+    if (!sip_start(f + p + 8, ip_end - p - 8))
+        return 0;
+    *u = p + 8;
+    *end = ip_end;
+    return 1;
+}
+
+/* The shared Endpoint of an IPv4 address (4 octets at a) and a port. */
+static PyObject *endpoint(SipMaker *m, const unsigned char *a, unsigned port) {
+    uint32_t addr = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
+    PyObject *key = PyLong_FromUnsignedLongLong((unsigned long long)addr << 16 | port);
+    if (key == NULL)
+        return NULL;
+    PyObject *known = PyDict_GetItemWithError(m->endpoints, key); /* borrowed */
+    if (known != NULL) {
+        Py_DECREF(key);
+        return Py_NewRef(known);
+    }
+    if (PyErr_Occurred())
+        goto fail;
+    PyObject *akey = PyLong_FromUnsignedLong(addr);
+    if (akey == NULL)
+        goto fail;
+    PyObject *host = PyDict_GetItemWithError(m->hosts, akey); /* borrowed */
+    if (host != NULL) {
+        Py_INCREF(host);
+    } else if (!PyErr_Occurred()) {
+        host = PyUnicode_FromFormat("%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+        if (host != NULL) {
+            if (PyDict_GET_SIZE(m->hosts) >= MAKER_CACHE_MAX)
+                PyDict_Clear(m->hosts);
+            if (PyDict_SetItem(m->hosts, akey, host) < 0)
+                Py_CLEAR(host);
+        }
+    }
+    Py_DECREF(akey);
+    if (host == NULL)
+        goto fail;
+    PyObject *number = PyLong_FromLong((long)port);
+    if (number == NULL) {
+        Py_DECREF(host);
+        goto fail;
+    }
+    PyObject *ep = m->endpoint_type->tp_alloc(m->endpoint_type, 2);
+    if (ep == NULL) {
+        Py_DECREF(host);
+        Py_DECREF(number);
+        goto fail;
+    }
+    PyTuple_SET_ITEM(ep, 0, host);
+    PyTuple_SET_ITEM(ep, 1, number);
+    if (PyDict_GET_SIZE(m->endpoints) >= MAKER_CACHE_MAX)
+        PyDict_Clear(m->endpoints);
+    if (PyDict_SetItem(m->endpoints, key, ep) < 0) {
+        Py_DECREF(ep);
+        goto fail;
+    }
+    Py_DECREF(key);
+    return ep;
+fail:
+    Py_DECREF(key);
+    return NULL;
+}
+
+/* The SipPayload of frame number `frame` (its octets f[u:end]), appended to m->packets: 0, or -1
+ * on error. */
+static int make_payload(SipMaker *m, const unsigned char *f, Py_ssize_t u, Py_ssize_t end, Py_ssize_t frame,
+                        double ts) {
+    const unsigned char *ip = f + 14;
+    Py_ssize_t p = 14 + ((Py_ssize_t)(ip[0] & 15) << 2);
+    PyObject *values[11];
+    values[0] = PyLong_FromSsize_t(frame);
+    values[1] = values[0] != NULL ? PyTuple_Pack(1, values[0]) : NULL;
+    values[2] = PyFloat_FromDouble(ts);
+    values[3] = endpoint(m, ip + 12, (unsigned)f[p] << 8 | f[p + 1]);
+    values[4] = endpoint(m, ip + 16, (unsigned)f[p + 2] << 8 | f[p + 3]);
+    values[5] = Py_NewRef(m->udp);
+    values[6] = PyBytes_FromStringAndSize((const char *)f + u, end - u);
+    values[7] = Py_NewRef(Py_False);
+    values[8] = Py_NewRef(m->file);
+    values[9] = PyLong_FromLong(0);
+    values[10] = PyLong_FromLong((long)ip[4] << 8 | ip[5]);
+    int missing = 0;
+    for (int i = 0; i < 11; i++)
+        missing |= values[i] == NULL;
+    PyObject *obj = missing ? NULL : m->payload_type->tp_alloc(m->payload_type, 0);
+    int failed = obj == NULL;
+    for (int i = 0; i < 11; i++) {
+        if (!failed && Py_TYPE(m->slots[i])->tp_descr_set(m->slots[i], obj, values[i]) < 0)
+            failed = 1;
+        Py_XDECREF(values[i]);
+    }
+    if (failed) {
+        Py_XDECREF(obj);
+        return -1;
+    }
+    failed = PyList_Append(m->packets, obj);
+    Py_DECREF(obj);
+    return failed;
+}
+
+static int maker_arg(PyObject *obj, SipMaker **out) {
+    if (obj == Py_None) {
+        *out = NULL;
+        return 1;
+    }
+    if (!PyObject_TypeCheck(obj, &SipMakerType)) {
+        PyErr_SetString(PyExc_TypeError, "a SipMaker or None expected");
+        return 0;
+    }
+    *out = (SipMaker *)obj;
+    return 1;
+}
+
+/* skip_pcap(buffer, pos, big_endian, header_length, table, frame, scale[, maker]) -> (pos, frames, rtp, rtcp)
  * ``header_length``: 16, or 24 for the "modified" pcap format's longer record headers.
+ * ``maker``: None, or a SipMaker that takes the plain SIP datagrams too (frames - rtp - rtcp of
+ * them, in maker.take()).
  * ``table``: None (count only) or a StreamTable whose streams' packets are measured; ``frame``
  * the number of the record before ``pos``; ``scale`` seconds per timestamp fraction unit. */
 static PyObject *skip_pcap(PyObject *self, PyObject *args) {
@@ -508,7 +784,9 @@ static PyObject *skip_pcap(PyObject *self, PyObject *args) {
     int big;
     double scale;
     Table *table;
-    if (!PyArg_ParseTuple(args, "y*npnO&nd", &view, &pos, &big, &hlen, table_arg, &table, &frame, &scale))
+    SipMaker *maker = NULL;
+    if (!PyArg_ParseTuple(args, "y*npnO&nd|O&", &view, &pos, &big, &hlen, table_arg, &table, &frame, &scale,
+                          maker_arg, &maker))
         return NULL;
     const unsigned char *buf = view.buf;
     Py_ssize_t n = view.len;
@@ -519,6 +797,20 @@ static PyObject *skip_pcap(PyObject *self, PyObject *args) {
         if (incl > MAX_RECORD || pos + hlen + (Py_ssize_t)incl > n)
             break;
         int kind = fast_kind(h + hlen, incl);
+        Py_ssize_t u, end;
+        if (kind == KIND_NONE && maker != NULL && sip_datagram(h + hlen, incl, &u, &end)) {
+            /* records._pcap's timestamp: seconds + fraction * scale */
+            double ts = (double)u32(h, big) + (double)u32(h + 4, big) * scale;
+            if (make_payload(maker, h + hlen, u, end, frame + frames + 1, ts) < 0) {
+                PyBuffer_Release(&view);
+                return NULL;
+            }
+            frames++;
+            pos += hlen + (Py_ssize_t)incl;
+            if (table != NULL)
+                break; /* the media analysis reads each SDP before the RTP after it */
+            continue;
+        }
         if (kind == KIND_NONE)
             break;
         if (table != NULL) {
@@ -619,13 +911,15 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__fastpath(void) {
     init_kinds();
-    if (PyType_Ready(&MeterType) < 0 || PyType_Ready(&TableType) < 0)
+    init_tokens();
+    if (PyType_Ready(&MeterType) < 0 || PyType_Ready(&TableType) < 0 || PyType_Ready(&SipMakerType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     if (PyModule_AddObjectRef(m, "Meter", (PyObject *)&MeterType) < 0 ||
-        PyModule_AddObjectRef(m, "StreamTable", (PyObject *)&TableType) < 0) {
+        PyModule_AddObjectRef(m, "StreamTable", (PyObject *)&TableType) < 0 ||
+        PyModule_AddObjectRef(m, "SipMaker", (PyObject *)&SipMakerType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

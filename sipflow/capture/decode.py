@@ -30,7 +30,7 @@ of one class, so the split into modules costs no call and no indirection per fra
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Any, Final
 
 from sipflow.capture import detect
 from sipflow.capture.fastpath import FASTPATH
@@ -57,7 +57,7 @@ from sipflow.capture.sink import PayloadSink
 from sipflow.capture.tcp import TcpReassembler
 from sipflow.capture.transport import TransportLayer
 from sipflow.capture.tunnel import Tunnels
-from sipflow.capture.types import CaptureStats, CaptureWarning, SipPayload
+from sipflow.capture.types import CaptureStats, CaptureWarning, Endpoint, SipPayload, Transport
 
 __all__ = [
     "COMPILED",
@@ -136,6 +136,8 @@ class Decoder(LinkLayer, Tunnels, NetworkLayer, TransportLayer):
         """Identification of the innermost IPv4 header decoded last (None after IPv6)."""
         self.sink = sink
         """Where the payloads that carry no SIP go besides being counted (:mod:`.sink`)."""
+        self._maker: Any = None
+        """The ``_fastpath.SipMaker`` of :meth:`skip_pcap`, made on first use."""
         self._streams: object | None = None
         """The sink's ``fast_streams``, while :attr:`skipper` is in use with a sink."""
 
@@ -214,15 +216,25 @@ class Decoder(LinkLayer, Tunnels, NetworkLayer, TransportLayer):
 
     def skip_pcap(
         self, buf: bytes, pos: int, big_endian: bool, header_length: int, frame: int, scale: float
-    ) -> tuple[int, int]:
-        """Count (and measure) the run of fast-path media records of a pcap buffer from ``pos``."""
+    ) -> tuple[int, int, list[SipPayload]]:
+        """Count (and measure) the run of fast-path media records of a pcap buffer from ``pos``,
+        and make the packets of the plain SIP-over-UDP records among them (``_fastpath.SipMaker``:
+        what ``feed`` would make of them)."""
         assert _fast is not None
+        maker = self._maker
+        if maker is None:
+            maker = self._maker = _fast.SipMaker(SipPayload, Endpoint, Transport.UDP, self.file)
         pos, frames, rtp, rtcp = _fast.skip_pcap(
-            buf, pos, big_endian, header_length, self._streams, frame, scale
+            buf, pos, big_endian, header_length, self._streams, frame, scale, maker
         )
+        packets: list[SipPayload] = []
         if frames:
             self._count_run(frames, rtp, rtcp)
-        return pos, frames
+            sip = frames - rtp - rtcp
+            if sip:
+                packets = maker.take()
+                self.stats.sip_packets += sip
+        return pos, frames, packets
 
     def skip_pcapng(
         self, buf: bytes, pos: int, big_endian: bool, ethernet: bytes, frame: int, clocks: bytes

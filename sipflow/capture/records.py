@@ -27,7 +27,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from sipflow.capture.types import CaptureStats, CaptureWarning
 from sipflow.errors import CaptureError, UsageError
@@ -47,14 +47,17 @@ _ETHERNET: Final = 1
 
 class Skipper(Protocol):
     """Takes a run of records that need no decoding at once (``Decoder``, with the compiled
-    media fast path, counts them and measures their RTP): given the read buffer, where a record
-    starts and the number of the frame before it, it returns where the first record it does not
-    take starts, and how many it took (having counted them)."""
+    fast path, counts them, measures their RTP and makes the packets of plain SIP datagrams):
+    given the read buffer, where a record starts and the number of the frame before it, it
+    returns where the first record it does not take starts, and how many it took (having
+    counted them)."""
 
     def skip_pcap(
         self, buf: bytes, pos: int, big_endian: bool, header_length: int, frame: int, scale: float
-    ) -> tuple[int, int]:
-        """Ethernet pcap records from ``pos``; ``scale``: seconds per timestamp fraction unit."""
+    ) -> tuple[int, int, list[Any]]:
+        """Ethernet pcap records from ``pos``; ``scale``: seconds per timestamp fraction unit.
+        Also returns what the sink would have returned for the records taken, all together
+        (empty when none of them was kept)."""
         ...
 
     def skip_pcapng(
@@ -417,9 +420,13 @@ class RecordWalker:
         while True:
             if try_fast:
                 assert fast is not None
-                pos, taken = fast(buf, pos, big, hlen, frame, scale)
+                start = pos
+                pos, taken, kept = fast(buf, pos, big, hlen, frame, scale)
                 frame += taken
                 try_fast = False
+                if kept:
+                    # The run's packets at once; their offsets are those of the run.
+                    yield kept, base + start, base + pos, 0, 0, 0  # type: ignore[misc]
             if pos + hlen > n:
                 buf, base = refill(buf, pos, base, hlen)
                 pos, n = 0, len(buf)
@@ -457,8 +464,7 @@ class RecordWalker:
                     yield result, base + pos, base + end, 0, ts_s * units + ts_frac, units
                 else:
                     yield result, base + pos, base + end, 0, 0, 0
-            elif fast is not None:
-                try_fast = True
+            try_fast = fast is not None
             pos = end
 
     def _pcapng(
