@@ -186,7 +186,8 @@ input_options = _grouped("inputs", _inputs, [
                  "left out, and the result is partial (exit 3)."),
     click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, metavar="N",
                  help="Processes to use: with 2 or more, files are read and parsed in worker processes while "
-                 "the calls are built (same result). Default: the cores, for inputs of 8 MiB or more."),
+                 "the calls are built (same result; pays where decoding is costly, e.g. TCP reassembly). "
+                 "Default: 1."),
     click.option("--skew", multiple=True, metavar="FILE[#IFACE]=SECONDS",
                  help="FILE's clock (or that of interface IFACE of a pcapng FILE with several) runs SECONDS "
                  "ahead of the first capture point's (subtracted from its times), e.g. b.pcap=+0.35 or "

@@ -15,7 +15,6 @@ import contextlib
 import gc
 import itertools
 import multiprocessing
-import os
 import pickle
 import threading
 from collections.abc import Iterator
@@ -47,11 +46,6 @@ Parsed = SipRequest | SipResponse | ParseFailure
 BATCH: Final = 512
 """Packets read before they are parsed together (each stage keeps its working set in the CPU
 caches: measured 13 % faster than packet by packet) and, from a worker, sent together."""
-
-PARALLEL_MIN_BYTES: Final = 8 << 20
-"""With the number of processes left to sipflow, files smaller than this in all are read in
-this process: starting a worker costs more than it saves."""
-
 
 def parse_packet(packet: SipPayload) -> SipRequest | SipResponse:
     """Parse a packet's SIP (``parse_truncated`` where the capture cut it short)."""
@@ -91,14 +85,6 @@ def parse_and_describe(packet: SipPayload, media: StreamCollector) -> Parsed:
         if description is not None:
             media.describe(description)
     return parsed
-
-
-def default_jobs() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _context() -> multiprocessing.context.BaseContext:
