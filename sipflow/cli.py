@@ -14,6 +14,7 @@ import contextlib
 import functools
 import gc
 import inspect
+import itertools
 import json
 import math
 import os
@@ -60,6 +61,8 @@ EXIT_CODES: dict[type[SipflowError], int] = {
 }
 """The exit code of each error class; an error takes that of the nearest class it derives from."""
 _PARTIAL = "sipflow.partial"
+_JSON_BATCH = 64
+"""Calls of ``calls --format json`` written together."""
 """Key in the click context's ``meta``: the loaded analysis is partial."""
 
 
@@ -401,8 +404,9 @@ def calls(
         selected = call_table.sort_calls(selected, sort[0], descending=sort[1], media=media)
     if fmt == "json":
         # Indented for a person at a terminal, compact (and fast) into a pipe or a file.
-        for piece in json_render.iter_dumps(analysis, selected, indent=2 if sys.stdout.isatty() else None):
-            click.echo(piece, nl=False)
+        pieces = json_render.iter_dumps(analysis, selected, indent=2 if sys.stdout.isatty() else None)
+        while batch := list(itertools.islice(pieces, _JSON_BATCH)):
+            click.echo("".join(batch), nl=False)  # a call at a time costs click a tty test each
         click.echo()
         return
     if fmt == "csv":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from sipflow.capture.reader import CaptureReader
 from sipflow.errors import ParseError
+from sipflow.sip import sdp as sdp_module
 from sipflow.sip.parse import parse_message
 from sipflow.sip.sdp import SdpDigest, SessionDescription, digest_sdp, find_sdp, find_sdp_digest, parse_sdp
 from tests.conftest import sample_captures, shared_captures
@@ -88,3 +91,80 @@ _LINES = st.sampled_from(
 def test_digest_agrees_with_the_parse_on_generated_bodies(lines: list[str], eol: str) -> None:
     body = eol.join(lines).encode()
     assert _digest(body) == _expected(body)
+
+
+# The compiled digest (sipflow/sip/_sdp.c) against its Python reference -------------------------
+
+
+def _outcome(read: Callable[[bytes], SdpDigest], body: bytes) -> object:
+    try:
+        return read(body)
+    except ParseError as exc:
+        return ("ParseError", exc.reason, exc.offset)
+
+
+def _both(body: bytes) -> None:
+    if sdp_module._digest_read is None:
+        if os.environ.get("SIPFLOW_REQUIRE_COMPILED") and not os.environ.get("SIPFLOW_PURE_PYTHON"):
+            pytest.fail(
+                "the compiled SDP digest is required here (SIPFLOW_REQUIRE_COMPILED) but was not built"
+            )
+        pytest.skip("the C extension was not built (no compiler at install time)")
+    assert _outcome(digest_sdp, body) == _outcome(sdp_module._digest_sdp, body)
+
+
+@pytest.mark.parametrize("path", sample_captures() + shared_captures(), ids=lambda p: p.name)
+def test_compiled_digest_agrees_on_captures(path: Path) -> None:
+    with CaptureReader(path) as reader:
+        for packet in reader:
+            try:
+                sip = parse_message(packet.payload)
+            except ParseError:
+                continue
+            if sip.body:
+                _both(sip.body)
+
+
+_PIECES = st.sampled_from(
+    ["v", "o", "c", "m", "s", "a", "=", " ", "\t", "\r", "\n", "\r\n", "/", "0", "4000", "123456", "IN",
+     "IP4", "10.0.0.1", "RTP/AVP", "x", "- 1 2", "\x0b", "\x1c", "\x85", "é", "\u3000", "\x7f", "\x00"]
+)  # fmt: skip
+
+
+@given(
+    st.lists(_LINES, max_size=12),
+    st.sampled_from(["\r\n", "\n", "\r\r\n", "\n\n"]),
+    st.text(" \t\r\n", max_size=3),
+)
+def test_compiled_digest_agrees_on_generated_bodies(lines: list[str], eol: str, lead: str) -> None:
+    _both((lead + eol.join(lines)).encode())
+
+
+@given(st.lists(_PIECES, max_size=40))
+def test_compiled_digest_agrees_on_pieces(pieces: list[str]) -> None:
+    _both("".join(pieces).encode())
+
+
+@given(st.binary(max_size=200))
+def test_compiled_digest_agrees_on_any_bytes(body: bytes) -> None:
+    _both(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"   \r\n\t",
+        b"v=0\r\no=a b c d e f\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 1.2.3.4/24\r\no=x y z u v w\r\n",
+        b"v=0\nc=IN IP4 9.9.9.9\nm=audio 4000 RTP/AVP 0\nm=audio x RTP/AVP 0\nc=IN IP4 8.8.8.8\n",
+        b"v=0\r\nm=audio 4000 RTP/AVP 0\r\nc=IN\r\n",
+        b"v=0\r\nc=IN IP4 /x\r\nm=audio 4000 RTP/AVP\r\n",
+        b"\r\n  \r\nv \t=0\r\nm\t= audio 00000 RTP/AVP 0\r\n",
+        b"x v=0\r\nv=0\r\n",
+        b"V=0\r\nm=audio 1 RTP/AVP 0",
+        b"s=-\r\n",
+        b"v=0\r\no=\xc3\xa9 1 2 IN IP4 1.1.1.1\r\n",
+    ],
+)
+def test_compiled_digest_agrees_on_edges(body: bytes) -> None:
+    _both(body)

@@ -10,11 +10,12 @@ small objects, so a capture of a million messages fits in memory).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Final
+from typing import Any, Final
 
+from sipflow.sip import compiled
 from sipflow.sip.defects import ContinuationFirst, Defect, HeaderLineNoColon
 
 # RFC 3261 §7.3.3 compact forms, plus those of later RFCs that the issue lists.
@@ -102,24 +103,43 @@ _TOKEN_RE: Final = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 """RFC 3261 §25.1 token: the header names the fast lookup serves (others take the slow path)."""
 
 
-_LINES_PATTERNS: dict[tuple[str, ...], re.Pattern[bytes] | None] = {}
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """How a plain header section is searched for the fields called one of some names."""
+
+    pattern: re.Pattern[bytes]
+    """At a line start, one of the names as written (group 1: long or compact, any case), its
+    colon and the blanks after it."""
+    names: tuple[bytes, ...]
+    """The same names for ``_find``: lower case, compact forms included."""
+    keys: tuple[str, ...]
+    """The canonical name of each of ``names``."""
 
 
-def _lines_pattern(keys: tuple[str, ...]) -> re.Pattern[bytes] | None:
-    """A pattern matching, at a line start, a header name whose canonical name is one of ``keys``
-    (group 1: the name as written), its colon and the blanks after it; None when one of them is
-    not a token (left to the slow path)."""
-    pattern = _LINES_PATTERNS.get(keys)
-    if pattern is None and keys not in _LINES_PATTERNS:
+_LOOKUPS: dict[tuple[str, ...], _Lookup | None] = {}
+_fields_module = compiled.load("_fields")
+_find: Callable[[bytes, int, int, tuple[bytes, ...], bool], Any] | None = (
+    _fields_module.find if _fields_module is not None else None
+)
+"""``sipflow/sip/_fields.c``: what ``_Lookup.pattern`` finds, with each value read as
+``Headers._value`` reads it; None where it is not in use."""
+
+
+def _lookup(keys: tuple[str, ...]) -> _Lookup | None:
+    """The lookup of header names whose canonical name is one of ``keys``; None when one of
+    them is not a token (left to the slow path)."""
+    lookup = _LOOKUPS.get(keys)
+    if lookup is None and keys not in _LOOKUPS:
         if all(_TOKEN_RE.fullmatch(k) is not None for k in keys):
-            names = [re.escape(k.encode()) for k in keys]
-            names += [c.encode() for k in keys if (c := _COMPACT_OF.get(k)) is not None]
-            names.sort(key=len, reverse=True)
-            alternatives = b"|".join(names)
-            pattern = re.compile(rb"^(" + alternatives + rb")" + _NAME_BLANKS + rb":[ \t]*", re.I | re.M)
-        if len(_LINES_PATTERNS) < _LINE_PATTERNS_MAX:
-            _LINES_PATTERNS[keys] = pattern
-    return pattern
+            pairs = [(k, k) for k in keys] + [(c, k) for k in keys if (c := _COMPACT_OF.get(k)) is not None]
+            alternatives = sorted((re.escape(name.encode()) for name, _ in pairs), key=len, reverse=True)
+            pattern = re.compile(
+                rb"^(" + b"|".join(alternatives) + rb")" + _NAME_BLANKS + rb":[ \t]*", re.I | re.M
+            )
+            lookup = _Lookup(pattern, tuple(name.encode() for name, _ in pairs), tuple(k for _, k in pairs))
+        if len(_LOOKUPS) < _LINE_PATTERNS_MAX:
+            _LOOKUPS[keys] = lookup
+    return lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +187,12 @@ class Headers:
     def get(self, name: str) -> str | None:
         """The value of the first field called ``name`` (long or compact, any case)."""
         key = canonical_name(name)
-        pattern = _lines_pattern((key,)) if self.plain else None
-        if pattern is not None:
-            m = pattern.search(self.data, self.start, self.end)
+        lookup = _lookup((key,)) if self.plain else None
+        if lookup is not None:
+            if _find is not None:
+                found = _find(self.data, self.start, self.end, lookup.names, True)
+                return None if found is None else found[1]
+            m = lookup.pattern.search(self.data, self.start, self.end)
             return None if m is None else self._value(m.end())
         for raw_name, value in self.fields:
             if canonical_name(raw_name) == key:
@@ -179,19 +202,26 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """The values of every field called ``name``, one per header line."""
         key = canonical_name(name)
-        pattern = _lines_pattern((key,)) if self.plain else None
-        if pattern is not None:
-            return [self._value(m.end()) for m in pattern.finditer(self.data, self.start, self.end)]
+        lookup = _lookup((key,)) if self.plain else None
+        if lookup is not None:
+            if _find is not None:
+                return [value for _, value in _find(self.data, self.start, self.end, lookup.names, False)]
+            return [self._value(m.end()) for m in lookup.pattern.finditer(self.data, self.start, self.end)]
         return [value for raw_name, value in self.fields if canonical_name(raw_name) == key]
 
     def collect(self, names: tuple[str, ...]) -> dict[str, list[str]]:
         """The values of every field called one of ``names``, by canonical name (lower case,
         compact forms expanded), each list in wire order: ``get_all`` of each, in one pass."""
         keys = tuple(dict.fromkeys(canonical_name(n) for n in names))
-        pattern = _lines_pattern(keys) if self.plain else None
+        lookup = _lookup(keys) if self.plain else None
         out: dict[str, list[str]] = {}
-        if pattern is not None:
-            for m in pattern.finditer(self.data, self.start, self.end):
+        if lookup is not None:
+            if _find is not None:
+                of = lookup.keys
+                for index, value in _find(self.data, self.start, self.end, lookup.names, False):
+                    out.setdefault(of[index], []).append(value)
+                return out
+            for m in lookup.pattern.finditer(self.data, self.start, self.end):
                 key = canonical_name(m[1].decode("ascii"))
                 out.setdefault(key, []).append(self._value(m.end()))
             return out

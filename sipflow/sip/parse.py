@@ -25,13 +25,11 @@ full parse in ``envelope``, the memos in ``memo``.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import os
 from collections.abc import Callable
 from typing import Final, cast
 
 from sipflow.errors import ParseError
+from sipflow.sip import compiled
 from sipflow.sip import defects as d
 from sipflow.sip.address import parse_name_addr, parse_name_addrs, parse_uri
 from sipflow.sip.defects import Defect
@@ -72,11 +70,10 @@ _UNKNOWN: Final = object()
 _Scanned = tuple[str, dict[str, list[str]], bool, int, int, object, object, object, object]
 _scan: Callable[[bytes, dict[str, str], object], _Scanned | None] | None = None
 _parse: Callable[[bytes], SipRequest | SipResponse | None] | None = None
-if not os.environ.get("SIPFLOW_PURE_PYTHON"):
-    with contextlib.suppress(ImportError):  # built where a C compiler was at hand at install
-        _compiled = importlib.import_module("sipflow.sip._scan")
-        _compiled.configure(SipRequest, SipResponse, Headers, CSeq)
-        _scan, _parse = _compiled.scan, _compiled.parse
+_compiled = compiled.load("_scan")  # built where a C compiler was at hand at install
+if _compiled is not None:
+    _compiled.configure(SipRequest, SipResponse, Headers, CSeq)
+    _scan, _parse = _compiled.scan, _compiled.parse
 COMPILED: Final = _scan is not None
 """Whether the compiled parse (``sipflow/sip/_scan.c``) is in use: built when sipflow was
 installed, if a C compiler was there, and not turned off by ``SIPFLOW_PURE_PYTHON=1``. It

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from sipflow.errors import ParseError
+from sipflow.sip import compiled
 from sipflow.sip.grammar import SDP_LINE_RE
 
 _T = TypeVar("_T")
@@ -302,6 +303,8 @@ def _media_type(value: str | None) -> tuple[str | None, dict[str, str]]:
     """``type/subtype;params`` → (lower-cased type/subtype, params with lower-cased names)."""
     if value is None:
         return None, {}
+    if ";" not in value:
+        return value.strip().lower(), {}  # the common case: no parameter to read
     params = {}
     for m in _MEDIA_PARAM_RE.finditer(value):
         raw = m[2]
@@ -429,11 +432,44 @@ _DIGEST_LINE_RE: Final = re.compile(r"^([vocm])[ \t]*=(.*)$", re.M)
 _NOT_BLANK_RE: Final = re.compile(r"[^\s]")
 
 
+_DigestRead = tuple[bool, bool, tuple[str, ...] | None, str | None, list[tuple[str | None, int]]]
+_sdp_module = compiled.load("_sdp")
+_digest_read: Callable[[bytes], _DigestRead | None] | None = (
+    _sdp_module.digest if _sdp_module is not None else None
+)
+"""``sipflow/sip/_sdp.c``: what ``_digest_sdp`` reads of a plain body (printable ASCII and
+line ends), or None for another body; None where it is not in use."""
+
+
 def digest_sdp(body: bytes) -> SdpDigest:
     """The ``SdpDigest`` of an SDP body; raises ``ParseError`` where ``parse_sdp`` would.
 
     Reads the lines as ``parse_sdp`` does (split on LF, a CR before it dropped, blank lines
     skipped, the first other line a ``<type>=`` line), but only those of kind v, o, c and m."""
+    read = _digest_read(body) if _digest_read is not None else None
+    if read is None:
+        return _digest_sdp(body)
+    first_ok, seen_v, fields, connection, streams = read
+    if not first_ok or (not seen_v and not streams):
+        return _digest_sdp(body)  # it raises, saying why
+    origin = None
+    if fields is not None:
+        username, session_id, session_version, nettype, addrtype, address = fields
+        origin = Origin(
+            username=username,
+            session_id=session_id,
+            session_version=session_version,
+            nettype=nettype,
+            addrtype=addrtype,
+            address=address,
+        )
+    media = frozenset((own or connection or "", port) for own, port in streams if port)
+    addresses = frozenset(own or connection or "" for own, _ in streams) - {""}
+    return SdpDigest(origin=origin, media=media, addresses=addresses)
+
+
+def _digest_sdp(body: bytes) -> SdpDigest:
+    """``digest_sdp`` in Python: the reference of the compiled one, and the reader of any body."""
     text = body.decode("utf-8", "replace")
     first = _NOT_BLANK_RE.search(text)
     if first is not None:
