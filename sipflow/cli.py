@@ -31,11 +31,12 @@ from sipflow import __version__
 from sipflow.capture.reader import is_stream
 from sipflow.correlate import CorrelationOptions, HeaderRule
 from sipflow.errors import CaptureError, ParseError, SipflowError, UsageError
+from sipflow.exporting import write_export
 from sipflow.model.call import CallState
 from sipflow.pipeline import DEFAULT_MAX_CALL_IDS, AnalysisOptions, Progress, analyze, gc_paused
 from sipflow.render import csv as csv_render
 from sipflow.render import json as json_render
-from sipflow.render.export import DIAGRAM_FORMATS, EXPORT_FORMATS, diagram, frames
+from sipflow.render.export import DIAGRAM_FORMATS, EXPORT_FORMATS
 from sipflow.render.listing import malformed_lines, summary_line, warning_lines
 from sipflow.render.options import LayoutOptions, OutputOptions, Selection
 from sipflow.render.stats import stats_dict, stats_lines
@@ -121,7 +122,7 @@ class InputOptions:
     max_call_ids: int = DEFAULT_MAX_CALL_IDS
     """``--max-call-ids`` (0: no limit)."""
     jobs: int | None = None
-    """``--jobs``; None: as many as there are cores, for large inputs."""
+    """``--jobs``; None: one process (``pipeline._worker_count``)."""
     correlation: CorrelationOptions = field(default_factory=CorrelationOptions)
     """``--no-correlate``, ``--correlate-header``, ``--correlate-window``."""
 
@@ -520,24 +521,6 @@ def _streams_by_call(analysis: Analysis) -> dict[int, list[RtpStream]]:
     return streams_by_call(analysis.calls, analysis.media)
 
 
-def _write_export(
-    analysis: Analysis, calls: Sequence[Call], fmt: str, out: Path, layout: LayoutOptions
-) -> None:
-    if fmt == "json":
-        with out.open("w", encoding="utf-8") as stream:
-            stream.writelines(json_render.iter_dumps(analysis, calls, indent=2, with_flow=True))
-            stream.write("\n")
-    elif fmt in ("pcap", "pcapng"):
-        # pcap when every frame has one link type, else pcapng (tshark and sipflow read both by content)
-        from sipflow.capture.writer import write_frames  # noqa: PLC0415
-
-        write_frames(frames(calls), out)
-    else:
-        (call,) = calls
-        media = _streams_by_call(analysis).get(call.index, ())
-        out.write_bytes(diagram(fmt, layout.ladder(call, media)))
-
-
 @main.command(short_help="Write calls as SVG/PNG/PDF, DOT, Mermaid, PlantUML, HTML, JSON or pcap.")
 @click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path), metavar="OUT",
               help="The file to write; with --each, a folder (one file per call).")  # fmt: skip
@@ -619,7 +602,7 @@ def export(
         if each:
             out.mkdir(parents=True, exist_ok=True)
             for call in selected:
-                _write_export(analysis, [call], fmt, out / f"call-{call.index}.{fmt}", layout)
+                write_export(analysis, [call], fmt, out / f"call-{call.index}.{fmt}", layout)
             click.echo(f"sipflow: wrote {len(selected)} files into {out}", err=True)
             return
         if len(selected) > 1 and fmt in DIAGRAM_FORMATS:
@@ -627,7 +610,7 @@ def export(
                 f"{len(selected)} calls match and a {fmt} diagram holds one: pick one with "
                 "--call N or --call-id ID, or use --each with a folder"
             )
-        _write_export(analysis, selected, fmt, out, layout)
+        write_export(analysis, selected, fmt, out, layout)
 
 
 def _folder_like(out: Path) -> bool:
@@ -780,6 +763,31 @@ def check(
         with _writing(out):
             out.write_text(text)
     raise SystemExit(code)
+
+
+@main.command(short_help="Browse the calls interactively, as sngrep does: list, flow, messages.")
+@layout_options
+@click.option("--media", "with_media", is_flag=True,
+              help="Measure the RTP: media columns in the list, a bar per stream in the ladder.")  # fmt: skip
+@input_options
+def browse(layout: LayoutOptions, with_media: bool, inputs: InputOptions) -> None:
+    """Browse the calls of FILE... in the terminal: the call list fills while the files
+    are read; type / to filter (a number, a name, a Call-ID, a state, any header text), s or
+    1-9 to sort, Enter to open a call: its ladder across every leg, each message in full,
+    r retransmissions, t relative time, e the correlation evidence, f the check findings,
+    w to write the call as pcap, SVG, HTML, Mermaid, PlantUML or JSON. ? lists the keys.
+
+    \b
+    Example:
+      sipflow browse samples/b2bua-call.pcap
+      sipflow browse a.pcap b.pcap --alias 10.0.0.5=proxy
+    """
+    from sipflow.browse.app import BrowseApp  # noqa: PLC0415
+
+    if not sys.stdout.isatty() or not sys.stdin.isatty():
+        _error("browse needs a terminal (for a pipe, use calls, ladder or export)")
+    options = replace(inputs.analysis_options(), media=with_media)
+    BrowseApp(inputs.files, options, ladder_options=layout).run()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ import heapq
 import itertools
 import math
 import os
+import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -19,11 +20,11 @@ from sipflow.capture.reader import STDIN, CaptureReader
 from sipflow.capture.types import CaptureStats, CaptureWarning, SipPayload
 from sipflow.correlate import CorrelationOptions, correlate, related_calls
 from sipflow.errors import ParseError, UsageError
-from sipflow.media.collector import StreamCollector
+from sipflow.media.collector import RtpStream, StreamCollector
 from sipflow.merge import PRESCAN_PACKETS, Deduplicator, DuplicateKey, Merged, duplicate_key, estimate_skew
 from sipflow.model.analysis import Analysis, CapturePoint, Summary
 from sipflow.model.call import Call, CallKind, Leg, build_call
-from sipflow.model.tracker import Tracker
+from sipflow.model.tracker import ModelResult, Tracker
 from sipflow.readahead import (
     Parsed,
     ParseFailure,
@@ -333,6 +334,8 @@ def analyze(
     max_call_ids: int | _Unset | None = _UNSET,
     jobs: int | _Unset | None = _UNSET,
     media: bool | _Unset = _UNSET,
+    partial: Callable[[Analysis], None] | None = None,
+    partial_every: float = 1.0,
 ) -> Analysis:
     """Read every capture in ``paths`` (one path or several, merged by time; ``-`` is standard
     input, read once as it streams) and build calls from their SIP.
@@ -354,6 +357,11 @@ def analyze(
     ``jobs`` is how many processes may work: with 2 or more, up to ``jobs - 1`` files are
     each read and parsed by a worker process (``sipflow.readahead``) while this one builds
     the model; the result is the same. None: one process (``_worker_count`` says why).
+
+    ``partial``, when given, is handed the analysis of what was read so far (its summary
+    ``partial``) every ``partial_every`` seconds or more while the files are read: what a
+    browser shows as its list fills. Each costs about what the whole analysis of those
+    messages costs, so they come no more often than every four times the last one took.
 
     Raises ``CaptureError`` for a file that cannot be opened or is not a capture. Damage
     inside a file (a truncated last record, a bad packet) is reported in ``warnings`` and
@@ -398,20 +406,26 @@ def analyze(
                 sources.append((reader.name, source))
             else:
                 sources.append((reader.name, read_parsed(reader, collectors.get(reader.name))))
+        run = _Run(names, readers, points, skews, dedupe, tracker, gate, correlation)
+        due = _Due(partial_every) if partial is not None else None
         for count, (packet, item) in enumerate(_merged(sources, points, skews), start=1):
             if not keyed:
                 key: Hashable | None = packet.payload
             else:
                 key = None if isinstance(item, ParseFailure) else duplicate_key(packet, item)
             _feed(tracker, dedupe.push(packet, item, key), gate)
-            if progress is not None and not count % _PROGRESS_EVERY:
-                progress(sum(r.position for r in readers), total)
+            if not count % _PROGRESS_EVERY:
+                if progress is not None:
+                    progress(sum(r.position for r in readers), total)
+                if partial is not None and due is not None and due.now():
+                    with due.timing():
+                        now = tracker.finish()
+                        partial(run.analysis(now, run.calls(now), media=media, partial=True))
         _feed(tracker, dedupe.flush(), gate)
         if progress is not None:
             progress(total, total)
         model = tracker.finish(release=True)
-        ordered = sorted(model.legs, key=lambda leg: leg.messages[0].index)
-        calls = _calls(ordered, correlation)
+        calls = run.calls(model)
     streams = [
         stream
         for name in names
@@ -421,6 +435,76 @@ def analyze(
         )
     ]  # fmt: skip
     streams.sort(key=lambda s: s.first_time)  # stable: file order for a tie
+    return run.analysis(model, calls, media=media, streams=tuple(streams))
+
+
+class _Due:
+    """When the next partial analysis is due: ``every`` seconds after the last one ended, or
+    four times as long as it took, whichever is later."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.next = time.monotonic() + every
+
+    def now(self) -> bool:
+        return time.monotonic() >= self.next
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            end = time.monotonic()
+            self.next = end + max(self.every, 4 * (end - start))
+
+
+@dataclass(slots=True)
+class _Run:
+    """The state of one ``analyze``, from which its result (or a partial one) is made."""
+
+    names: tuple[str, ...]
+    readers: list[CaptureReader]
+    points: _Points
+    skews: dict[str, float]
+    dedupe: Deduplicator[Parsed]
+    tracker: Tracker
+    gate: _CallIdLimit
+    correlation: CorrelationOptions | None
+
+    def calls(self, model: ModelResult) -> tuple[Call, ...]:
+        """The calls of ``model`` (the tracker's, finished)."""
+        return _calls(sorted(model.legs, key=lambda leg: leg.messages[0].index), self.correlation)
+
+    def analysis(
+        self,
+        model: ModelResult,
+        calls: tuple[Call, ...],
+        *,
+        media: bool,
+        streams: tuple[RtpStream, ...] = (),
+        partial: bool = False,
+    ) -> Analysis:
+        """The analysis of ``model`` and its ``calls``; ``partial``: more is to come."""
+        return _analysis(
+            self.names, self.readers, self.points, self.skews, self.dedupe, self.gate,
+            model, calls, media, streams, partial,
+        )  # fmt: skip
+
+
+def _analysis(
+    names: tuple[str, ...],
+    readers: list[CaptureReader],
+    points: _Points,
+    skews: dict[str, float],
+    dedupe: Deduplicator[Parsed],
+    gate: _CallIdLimit,
+    model: ModelResult,
+    calls: tuple[Call, ...],
+    media: bool,
+    streams: tuple[RtpStream, ...],
+    partial: bool,
+) -> Analysis:
     limited = gate.warning()
     warnings = tuple(w for r in readers for w in r.warnings) + ((limited,) if limited is not None else ())
     stats = CaptureStats.total(r.stats for r in readers)
@@ -436,7 +520,7 @@ def analyze(
         retransmissions=sum(1 for m in model.messages if m.retransmission),
         calls=sum(1 for c in calls if c.kind is CallKind.CALL),
         items=len(calls),
-        partial=stats.truncated or gate.untracked > 0,
+        partial=partial or stats.truncated or gate.untracked > 0,
         incomplete_files=tuple(r.name for r in readers if r.stats.truncated),
         untracked=gate.untracked,
         first_time=min(times) if times else None,

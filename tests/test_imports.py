@@ -96,9 +96,33 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "sipflow.model",
         "sipflow.errors",
     ),
+    # Export files: the renderers' bytes written out, the calls' frames copied for pcap.
+    "sipflow.exporting": (
+        "sipflow.render",
+        "sipflow.capture.writer",
+        "sipflow.media",
+        "sipflow.model",
+        "sipflow.errors",
+    ),
+    # The interactive front end: like the CLI, on top of everything but the CLI.
+    "sipflow.browse": (
+        "sipflow.browse",
+        "sipflow.pipeline",
+        "sipflow.exporting",
+        "sipflow.render",
+        "sipflow.checks",
+        "sipflow.media",
+        "sipflow.model",
+        "sipflow.sip",
+        "sipflow.capture.types",
+        "sipflow.errors",
+    ),
 }
+
+_BROWSE_UI = ("sipflow.browse.app", "sipflow.browse.ladder_view", "sipflow.browse.text")
 THIRD_PARTY_ONLY_IN = {
-    "rich": ("sipflow.render.terminal", "sipflow.render.call_table", "sipflow.cli"),
+    "rich": ("sipflow.render.terminal", "sipflow.render.call_table", "sipflow.cli", *_BROWSE_UI),
+    "textual": _BROWSE_UI,
     "graphviz": ("sipflow.render.graphviz",),
 }
 

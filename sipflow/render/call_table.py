@@ -265,6 +265,28 @@ def _fit(keys: list[str], widths: dict[str, int], width: int, *, chosen: bool) -
         widths[widest] -= 1
 
 
+def fit_widths(
+    calls: Sequence[Call],
+    keys: Sequence[str],
+    width: int,
+    *,
+    chosen: bool = False,
+    media: Mapping[int, _Streams] | None = None,
+) -> dict[str, int]:
+    """The columns of ``keys`` that ``calls_table`` keeps in ``width``, each with its width
+    (From and To cut, default columns dropped: see ``FIT_STEPS``), for a table drawn elsewhere
+    with two characters between columns."""
+    streams = media or {}
+    kept = list(keys)
+    widths = {k: len(BY_KEY[k].title) for k in kept}
+    for call in calls:
+        found = streams.get(call.index, ())
+        for k in kept:
+            widths[k] = max(widths[k], len(BY_KEY[k].cell(call, found)))
+    _fit(kept, widths, width, chosen=chosen)
+    return {k: widths[k] for k in kept}
+
+
 def _cell(text: str, width: int, right: bool) -> str:
     if len(text) > width:
         text = text[: max(width - 1, 0)] + "…"

@@ -98,12 +98,14 @@ def ladder_lines(
     full: bool = False,
     explain: bool = False,
     rows: Iterable[int] | None = None,
+    since: float | None = None,
 ) -> list[Text]:
     """The ladder as lines of at most ``width`` characters (wider only when too many
     columns cannot fit). ``plain``: ASCII, no styles (stable for golden files and CI logs).
     ``rows``: only these rows of ``ladder.entries`` (the arrows, and the RTP bars among them;
     e.g. ``ladder.geometry(full=full).rows(top, height)``, what a scrolling view shows), after
-    the heading and the column heads."""
+    the heading and the column heads. ``since``: each arrow's time in seconds after this
+    moment (the call's first message, say) instead of the time of day."""
     g = ASCII if plain else UNICODE
     n = max(len(ladder.columns), 1)
     titles = [c.title for c in ladder.columns]
@@ -129,7 +131,7 @@ def ladder_lines(
             extra = f"  {col.address}" if col.title != col.address else ""
             lines.append(Text(f"  {name} = {col.title}{extra}", no_wrap=True, overflow="crop"))
     head = _Canvas(total)
-    head.put(0, "time (UTC)    delta")
+    head.put(0, "time (UTC)    delta" if since is None else "time (s)      delta")
     for i, x in enumerate(xs):
         label = leg_letter(i) if legend else titles[i]
         head.put(x - len(label) // 2, label, "bold")
@@ -147,7 +149,7 @@ def ladder_lines(
         if isinstance(arrow, DtmfNote):
             lines.append(_note_line(arrow, xs, total, g, plain, dim))
             continue
-        lines.extend(_arrow_lines(arrow, xs, total, g, plain, dim, h.multi_leg))
+        lines.extend(_arrow_lines(arrow, xs, total, g, plain, dim, h.multi_leg, since))
         if full:
             for raw_line in arrow.raw_lines:
                 row = _Canvas(total)
@@ -158,8 +160,22 @@ def ladder_lines(
     return lines
 
 
+def _elapsed(seconds: float) -> str:
+    """Seconds since the start, in the 12 characters of the time of day (``12.345``)."""
+    if seconds < 1e7:
+        return f"{seconds:.3f}"
+    return f"{seconds:.0f}"
+
+
 def _arrow_lines(
-    arrow: Arrow, xs: Sequence[int], total: int, g: _Glyphs, plain: bool, dim: str, multi_leg: bool
+    arrow: Arrow,
+    xs: Sequence[int],
+    total: int,
+    g: _Glyphs,
+    plain: bool,
+    dim: str,
+    multi_leg: bool,
+    since: float | None = None,
 ) -> list[Text]:
     style = STYLES[arrow.cls]
     if arrow.retransmission:
@@ -171,7 +187,7 @@ def _arrow_lines(
     top = _Canvas(total)
     for x in xs:
         top.put(x, g.life, dim)
-    top.put(0, clock(arrow.timestamp))
+    top.put(0, clock(arrow.timestamp) if since is None else _elapsed(arrow.timestamp - since))
     top.put(13, delta(arrow.delta), dim)
     top.put_cut(left + 2, label, style, g.more)
 
