@@ -174,8 +174,7 @@ def _inputs(
     )
 
 
-input_options = _grouped("inputs", _inputs, [
-    click.argument("files", nargs=-1, required=True, metavar="FILE..."),
+_INPUT_OPTIONS: list[Decorator] = [
     click.option("--no-correlate", is_flag=True, help="One call per Call-ID: do not join B2BUA legs."),
     click.option("--correlate-header", "correlate_headers", multiple=True, metavar="NAME[:REGEX]",
                  callback=_header_rules,
@@ -197,7 +196,10 @@ input_options = _grouped("inputs", _inputs, [
                  "ahead of the first capture point's (subtracted from its times), e.g. b.pcap=+0.35 or "
                  "probes.pcapng#1=+0.35; FILE as given or its basename (repeatable). Default: estimated "
                  "from the messages the capture points share."),
-])  # fmt: skip
+]  # fmt: skip
+input_options = _grouped(
+    "inputs", _inputs, [click.argument("files", nargs=-1, required=True, metavar="FILE..."), *_INPUT_OPTIONS]
+)
 """Files, correlation, ``--max-call-ids``, ``--jobs``, ``--skew``: the command gets ``inputs``."""
 
 
@@ -767,27 +769,110 @@ def check(
 
 @main.command(short_help="Browse the calls interactively, as sngrep does: list, flow, messages.")
 @layout_options
-@click.option("--media", "with_media", is_flag=True,
-              help="Measure the RTP: media columns in the list, a bar per stream in the ladder.")  # fmt: skip
-@input_options
-def browse(layout: LayoutOptions, with_media: bool, inputs: InputOptions) -> None:
-    """Browse the calls of FILE... in the terminal: the call list fills while the files
-    are read; type / to filter (a number, a name, a Call-ID, a state, any header text), s or
-    1-9 to sort, Enter to open a call: its ladder across every leg, each message in full,
-    r retransmissions, t relative time, e the correlation evidence, f the check findings,
-    w to write the call as pcap, SVG, HTML, Mermaid, PlantUML or JSON. ? lists the keys.
+@click.option(
+    "--media",
+    "with_media",
+    is_flag=True,
+    help="Measure the RTP: media columns in the list, a bar per stream in the ladder.",
+)
+@click.option(
+    "--interface",
+    "-i",
+    "interfaces",
+    multiple=True,
+    metavar="IFACE",
+    help="Capture live on IFACE through libpcap (dumpcap, else tcpdump; repeatable).",
+)
+@click.option(
+    "--filter",
+    "bpf",
+    metavar="BPF",
+    help="The capture filter of --interface (default: the SIP ports, and UDP/TCP whose payload "
+    "starts like SIP).",
+)
+@click.option(
+    "--hep-listen",
+    metavar="ADDR:PORT",
+    help="Act as a HEP collector: read HEP v1-v3 sent to this UDP address (e.g. 0.0.0.0:9060).",
+)
+@click.option(
+    "--write",
+    "write",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Keep what --interface or --hep-listen captured in FILE (pcapng from dumpcap, else pcap).",
+)
+@_grouped("inputs", _inputs, [click.argument("files", nargs=-1, metavar="[FILE]..."), *_INPUT_OPTIONS])
+def browse(
+    layout: LayoutOptions,
+    with_media: bool,
+    interfaces: tuple[str, ...],
+    bpf: str | None,
+    hep_listen: str | None,
+    write: Path | None,
+    inputs: InputOptions,
+) -> None:
+    """Browse calls in the terminal: of capture FILEs (- for a pcap on standard input, as
+    `tcpdump -i eth0 -U -w - | sipflow browse -`), of live traffic (--interface), or sent as
+    HEP (--hep-listen). The list fills as packets are read; type / to filter (a number, a
+    name, a Call-ID, a state, any header text), s or 1-9 to sort, Enter to open a call: its
+    ladder across every leg, each message in full, r retransmissions, t relative time, e the
+    correlation evidence, f the check findings, w to write the call as pcap, SVG, HTML,
+    Mermaid, PlantUML or JSON. ? lists the keys.
 
     \b
     Example:
-      sipflow browse samples/b2bua-call.pcap
-      sipflow browse a.pcap b.pcap --alias 10.0.0.5=proxy
+      sipflow browse samples/b2bua-3pcc.pcap
+      sipflow browse -i lo --write trace.pcapng
+      sipflow browse --hep-listen 127.0.0.1:9060
     """
     from sipflow.browse.app import BrowseApp  # noqa: PLC0415
+    from sipflow.capture.live import HepListener, LiveCapture  # noqa: PLC0415
 
+    files = list(inputs.files)
+    if not files and not interfaces and hep_listen is None:
+        raise click.UsageError("name a FILE, - for standard input, --interface or --hep-listen")
+    if write is not None and not interfaces and hep_listen is None:
+        raise click.BadParameter(
+            "it keeps live traffic: name --interface or --hep-listen", param_hint="--write"
+        )
+    if write is not None and interfaces and hep_listen is not None:
+        raise click.BadParameter("it keeps one source: --interface or --hep-listen", param_hint="--write")
+    if files.count("-") > 1:
+        _error("standard input (-) can be read only once")
+    if "-" in files and not sys.stdin.isatty():
+        # The keys come from the terminal; the capture from the pipe, under another descriptor.
+        try:
+            tty = os.open("/dev/tty", os.O_RDONLY)
+        except OSError:
+            _error("browse - needs a terminal to read keys from (/dev/tty), besides the pipe")
+        piped = os.dup(0)
+        os.dup2(tty, 0)
+        os.close(tty)
+        files[files.index("-")] = f"/dev/fd/{piped}"
     if not sys.stdout.isatty() or not sys.stdin.isatty():
         _error("browse needs a terminal (for a pipe, use calls, ladder or export)")
-    options = replace(inputs.analysis_options(), media=with_media)
-    BrowseApp(inputs.files, options, ladder_options=layout).run()
+    live: list[LiveCapture | HepListener] = []
+    labels: dict[str, str] = {}
+    try:
+        if interfaces:
+            capture = LiveCapture(interfaces, bpf, write=str(write) if write else None)
+            live.append(capture)
+            files.append(capture.path)
+            labels[capture.path] = "live " + ",".join(interfaces)
+        if hep_listen is not None:
+            host, _, port = hep_listen.rpartition(":")
+            if not host or not port.isdigit() or int(port) > 65535:
+                raise click.BadParameter(f"not ADDR:PORT: {hep_listen!r}", param_hint="--hep-listen")
+            listener = HepListener(host.strip("[]"), int(port), write=str(write) if write else None)
+            live.append(listener)
+            files.append(listener.path)
+            labels[listener.path] = f"HEP {hep_listen}"
+        options = replace(inputs.analysis_options(), media=with_media)
+        BrowseApp(files, options, ladder_options=layout, labels=labels, live=live).run()
+    finally:
+        for source in live:
+            source.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,8 @@ import heapq
 import itertools
 import math
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -120,6 +122,56 @@ def _merged(
     # On the microsecond: the same message in two files, its skew taken out, ties with itself
     # and comes first from the earlier file (heapq.merge is stable), float noise aside.
     return heapq.merge(*streams, key=lambda pair: round(pair[0].timestamp, 6))
+
+
+_QUIET: Final = 0.25
+"""Seconds without a packet from a live input after which ``analyze`` looks up (``_arrivals``)."""
+
+
+def _arrivals(
+    sources: Sequence[tuple[str, _Pairs]], points: _Points, skews: Mapping[str, float], stack: ExitStack
+) -> Iterator[tuple[SipPayload, Parsed] | None]:
+    """Every source's pairs in the order they arrive, each source read by a thread of its own;
+    None whenever ``_QUIET`` seconds pass without one. The threads end with their inputs (a
+    live capture's, when its writer stops)."""
+    arrived: queue.Queue[tuple[SipPayload, Parsed] | BaseException | None] = queue.Queue(maxsize=1 << 14)
+    closing = threading.Event()
+
+    def read(pairs: Iterator[tuple[SipPayload, Parsed]]) -> None:
+        try:
+            for pair in pairs:
+                while not closing.is_set():
+                    try:
+                        arrived.put(pair, timeout=_QUIET)
+                        break
+                    except queue.Full:
+                        continue
+                if closing.is_set():
+                    return
+            arrived.put(None)
+        except BaseException as exc:  # handed to the reading thread, raised there
+            arrived.put(exc)
+
+    stack.callback(closing.set)
+    threads = [
+        threading.Thread(target=read, args=(_shifted(name, pairs, points, skews),), daemon=True)
+        for name, pairs in sources
+    ]
+    for thread in threads:
+        thread.start()
+    running = len(threads)
+    while running:
+        try:
+            got = arrived.get(timeout=_QUIET)
+        except queue.Empty:
+            yield None
+            continue
+        if got is None:
+            running -= 1
+        elif isinstance(got, BaseException):
+            raise got
+        else:
+            yield got
 
 
 def _shifted(
@@ -336,6 +388,7 @@ def analyze(
     media: bool | _Unset = _UNSET,
     partial: Callable[[Analysis], None] | None = None,
     partial_every: float = 1.0,
+    stop: threading.Event | None = None,
 ) -> Analysis:
     """Read every capture in ``paths`` (one path or several, merged by time; ``-`` is standard
     input, read once as it streams) and build calls from their SIP.
@@ -362,6 +415,13 @@ def analyze(
     ``partial``) every ``partial_every`` seconds or more while the files are read: what a
     browser shows as its list fills. Each costs about what the whole analysis of those
     messages costs, so they come no more often than every four times the last one took.
+
+    A stream (a pipe from ``tcpdump -w -``, a live capture) is read as its packets come: with
+    ``partial``, a partial analysis follows new packets within about ``partial_every`` seconds
+    even when nothing more arrives. With a stream among several inputs, the packets are taken
+    in the order they arrive rather than merged by time. ``stop``, once set, ends the reading
+    early (checked as packets come and every quarter second): the result then holds what was
+    read.
 
     Raises ``CaptureError`` for a file that cannot be opened or is not a capture. Damage
     inside a file (a truncated last record, a bad packet) is reported in ``warnings`` and
@@ -408,19 +468,39 @@ def analyze(
                 sources.append((reader.name, read_parsed(reader, collectors.get(reader.name))))
         run = _Run(names, readers, points, skews, dedupe, tracker, gate, correlation)
         due = _Due(partial_every) if partial is not None else None
-        for count, (packet, item) in enumerate(_merged(sources, points, skews), start=1):
+        live = any(r.live for r in readers)
+        pairs: Iterable[tuple[SipPayload, Parsed] | None] = (
+            _arrivals(sources, points, skews, stack) if live else _merged(sources, points, skews)
+        )
+        changed = False
+        count = 0
+        for pair in pairs:
+            if stop is not None and stop.is_set():
+                break
+            if pair is None:  # a live input was quiet for a while: show what came
+                if changed and partial is not None and due is not None and due.now():
+                    _feed(tracker, dedupe.flush(), gate)
+                    with due.timing():
+                        now = tracker.finish()
+                        partial(run.analysis(now, run.calls(now), media=media, partial=True))
+                    changed = False
+                continue
+            packet, item = pair
+            count += 1
+            changed = True
             if not keyed:
                 key: Hashable | None = packet.payload
             else:
                 key = None if isinstance(item, ParseFailure) else duplicate_key(packet, item)
             _feed(tracker, dedupe.push(packet, item, key), gate)
-            if not count % _PROGRESS_EVERY:
-                if progress is not None:
+            if live or not count % _PROGRESS_EVERY:
+                if progress is not None and not count % _PROGRESS_EVERY:
                     progress(sum(r.position for r in readers), total)
                 if partial is not None and due is not None and due.now():
                     with due.timing():
                         now = tracker.finish()
                         partial(run.analysis(now, run.calls(now), media=media, partial=True))
+                    changed = False
         _feed(tracker, dedupe.flush(), gate)
         if progress is not None:
             progress(total, total)

@@ -74,6 +74,10 @@ def read_parsed(
         for packet in packets:
             yield packet, parse_and_describe(packet, media)
         return
+    if reader.live:  # a live capture: each packet as it comes, not once 512 have
+        for packet in packets:
+            yield packet, parse_or_failure(packet)
+        return
     while batch := list(itertools.islice(packets, BATCH)):
         yield from zip(batch, list(map(parse_or_failure, batch)), strict=True)
 

@@ -5,6 +5,7 @@ its messages, view one, write it), with snapshots of its screens at 80x24 and 16
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from textual.widgets import DataTable, Static
 from sipflow.browse.app import BrowseApp, CallScreen, ExportScreen, TextScreen
 from sipflow.browse.ladder_view import LadderView, without_retransmissions
 from sipflow.browse.listing import ListView, matches, visible
+from sipflow.capture.live import HepListener, LiveCapture
 from sipflow.capture.reader import CaptureReader
 from sipflow.model.call import CallKind
 from sipflow.pipeline import analyze
@@ -249,3 +251,77 @@ def test_snapshot_call_flow(snap_compare: Any, size: tuple[int, int]) -> None:
 
     app = BrowseApp([str(SAMPLES / "b2bua-3pcc.pcap")])
     assert snap_compare(app, terminal_size=size, run_before=open_call)
+
+
+# --- live sources -----------------------------------------------------------------------------
+
+
+def test_hep_collector_fills_the_list() -> None:
+    from .test_capture_live import _hep_datagrams
+
+    datagrams = _hep_datagrams(SAMPLES / "hep-udp.pcap")
+    expected = [c.call_ids for c in analyze(SAMPLES / "hep-udp.pcap").calls if c.kind is CallKind.CALL]
+    with HepListener("127.0.0.1", 0) as listener:
+        app = BrowseApp([listener.path], labels={listener.path: "HEP test"}, live=[listener])
+
+        async def main() -> None:
+            async with app.run_test(size=(120, 36)) as pilot:
+                await pilot.pause(0.3)
+                assert "HEP test" in _plain(app.calls_screen.query_one("#status", Static))
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    for d in datagrams:
+                        s.sendto(d, listener.address)
+                for _ in range(60):
+                    await pilot.pause(0.1)
+                    if len(app.calls_screen.shown) == len(expected):
+                        break
+                assert [c.call_ids for c in app.calls_screen.shown] == expected
+                assert app.loading  # a live source goes on until the app ends
+                await pilot.press("q")
+
+        asyncio.run(main())
+    assert app.stop.is_set()
+
+
+def test_live_call_on_loopback_appears_while_it_rings(tmp_path: Path) -> None:
+    from .test_capture_live import _require_live, ringing_call
+
+    _require_live()
+    with LiveCapture(["lo"], "udp port 5060 or udp port 5072") as capture:
+        app = BrowseApp([capture.path], labels={capture.path: "live lo"}, live=[capture])
+        states: list[list[str]] = []
+
+        async def main() -> None:
+            async with app.run_test(size=(120, 36)) as pilot:
+                await pilot.pause(1.0)  # the capture program opens lo
+                calls = ringing_call(tmp_path)
+                next(calls)
+                try:
+                    for _ in range(80):
+                        await pilot.pause(0.1)
+                        states.append([c.state.value for c in app.calls_screen.shown])
+                        if ["ringing"] in states:
+                            break
+                    assert ["ringing"] in states, states
+                    await pilot.press("enter")
+                    await pilot.pause()
+                    assert isinstance(app.screen, CallScreen)
+                    assert app.screen.call.legs[0].messages[0].sip.first_line.startswith("INVITE")
+                finally:
+                    calls.close()
+
+        asyncio.run(main())
+
+
+def test_browse_command_line() -> None:
+    from click.testing import CliRunner
+
+    from sipflow.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["browse"])
+    assert result.exit_code == 2 and "--interface or --hep-listen" in result.output
+    result = runner.invoke(main, ["browse", str(SAMPLES / "basic-call.pcap"), "--write", "x.pcap"])
+    assert result.exit_code == 2 and "--write" in result.output
+    result = runner.invoke(main, ["browse", str(SAMPLES / "basic-call.pcap")])
+    assert result.exit_code == 2 and "needs a terminal" in result.output

@@ -8,10 +8,11 @@ cleaned of control characters by the renderers it comes from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from rich.console import JustifyMethod
 from rich.text import Text
@@ -37,6 +38,13 @@ from sipflow.render.call_table import BY_KEY, STATE_STYLES
 from sipflow.render.export import EXPORT_FORMATS
 from sipflow.render.options import LayoutOptions
 from sipflow.render.text import clean
+
+
+class LiveSource(Protocol):
+    """A live capture or HEP listener (``sipflow.capture.live``) as the app sees it."""
+
+    def failure(self) -> str | None: ...
+
 
 LIST_KEYS: tuple[tuple[str, str], ...] = (
     ("Up/Down", "move in the list"),
@@ -267,8 +275,8 @@ class CallListScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
-        if not self.browser.loading:
-            self.query_one("#progress").add_class("done")
+        if not self.browser.loading or self.browser.live:
+            self.query_one("#progress").add_class("done")  # a live source has no size to fill
         self.refill()
 
     def on_resize(self) -> None:
@@ -318,7 +326,7 @@ class CallListScreen(Screen[None]):
         if app.error is not None:
             parts.append(f"error: {app.error}")
         elif analysis is None:
-            parts.append("reading " + ", ".join(clean(p, 60) for p in app.paths) + " ...")
+            parts.append("reading " + ", ".join(clean(p, 60) for p in app.source_names()) + " ...")
         else:
             total = sum(1 for c in analysis.calls if c.kind in self.view.kinds)
             kinds = ", ".join(sorted(k.value for k in self.view.kinds))
@@ -327,7 +335,11 @@ class CallListScreen(Screen[None]):
             if self.view.text:
                 parts.append(f"filter: {clean(self.view.text, 40)!r}")
             if app.loading:
-                parts.append("reading...")
+                parts.append(
+                    "capturing: " + ", ".join(clean(n, 40) for n in app.source_names())
+                    if app.live
+                    else "reading..."
+                )
         self.query_one("#status", Static).update(Text("  |  ".join(parts)))
 
     @property
@@ -438,10 +450,18 @@ class BrowseApp(App[None]):
         *,
         ladder_options: LayoutOptions | None = None,
         analysis: Analysis | None = None,
+        labels: Mapping[str, str] | None = None,
+        live: Sequence[LiveSource] = (),
     ) -> None:
-        """``analysis``: show this one instead of reading ``paths`` (tests, embedding)."""
+        """``analysis``: show this one instead of reading ``paths`` (tests, embedding).
+        ``labels``: what to call a path on the screen (``live eth0`` for a capture's pipe);
+        ``live``: the live sources among ``paths``, asked why they stopped when one fails."""
         super().__init__()
         self.paths = tuple(paths)
+        self.labels = dict(labels or {})
+        self.live = tuple(live)
+        self.stop = threading.Event()
+        """Set when the app ends: the reading stops (a live capture has no end of its own)."""
         self.options = options or AnalysisOptions()
         self.ladder_options = ladder_options or LayoutOptions()
         self.analysis: Analysis | None = analysis
@@ -469,11 +489,31 @@ class BrowseApp(App[None]):
             self.call_from_thread(self._show, analysis)
 
         try:
-            analysis = analyze(self.paths, self.options, progress=progress, partial=partial)
+            analysis = analyze(
+                self.paths, self.options, progress=progress, partial=partial,
+                partial_every=0.5 if self.live else 1.0, stop=self.stop,
+            )  # fmt: skip
         except SipflowError as exc:
-            self.call_from_thread(self._failed, str(exc))
+            message = str(exc)
+            for path, label in self.labels.items():
+                message = message.replace(path, label)
+            said = [f for f in (source.failure() for source in self.live) if f]
+            if not self.stop.is_set():
+                self.call_from_thread(self._failed, "; ".join([message, *said]))
             return
-        self.call_from_thread(self._loaded, analysis)
+        if not self.stop.is_set():
+            self.call_from_thread(self._loaded, analysis)
+
+    def on_unmount(self) -> None:
+        self.stop.set()
+
+    def action_quit(self) -> None:  # type: ignore[override]
+        self.stop.set()
+        self.exit()
+
+    def source_names(self) -> list[str]:
+        """The sources as the screen names them."""
+        return [self.labels.get(p, p) for p in self.paths]
 
     def _failed(self, message: str) -> None:
         self.loading = False

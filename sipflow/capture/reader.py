@@ -22,6 +22,7 @@ import io
 import lzma
 import os
 import stat
+import struct
 import sys
 import zlib
 from collections.abc import Callable, Container, Generator, Iterator, Sequence
@@ -111,12 +112,36 @@ _UNSUPPORTED_COMPRESSION: Final[tuple[tuple[bytes, str], ...]] = (
 
 _READ_ERRORS: Final = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError)
 
+_HEAD_MIN: Final = 28
+"""Octets a walker needs to open a file: a pcap file header, or a pcapng Section Header Block
+without options."""
+
+
+def _whole_head_blocks(inp: _Input, head: bytes) -> bytes:
+    """A pcapng stream's head read on until it holds the Section Header Block and the block
+    after it whole (the first Interface Description Block, that names the first capture
+    point), or the stream ends."""
+    order = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+    end = 0
+    for _ in range(2):
+        while len(head) < end + 8 and (more := inp.read(CHUNK)):
+            head += more
+        if len(head) < end + 8:
+            break
+        (length,) = struct.unpack_from(order + "I", head, end + 4)
+        if length < 12 or length > 1 << 20:
+            break
+        end += length
+        while len(head) < end and (more := inp.read(CHUNK)):
+            head += more
+    return head
+
 
 class _Input:
     """An opened capture file and its decompressor: the :class:`~sipflow.capture.records.Source`
     its walker reads from."""
 
-    __slots__ = ("closed", "compression", "failure", "position", "raw", "size", "stream")
+    __slots__ = ("closed", "compression", "failure", "partial", "position", "raw", "size", "stream")
 
     def __init__(self) -> None:
         self.raw: io.RawIOBase | None = None
@@ -128,6 +153,10 @@ class _Input:
         self.position = 0
         """Octets of the file on disk read so far (or as the reader last set it)."""
         self.closed = False
+        self.partial = False
+        """A stream: a read returns what has come (at least one octet until the end) rather
+        than waiting for all it asked for, so that a live capture's packets are seen as they
+        arrive."""
 
     @property
     def error(self) -> str | None:
@@ -175,6 +204,8 @@ class _Input:
                     break
                 parts.append(data)
                 got += len(data)
+                if self.partial:
+                    break
         except _READ_ERRORS as exc:
             if not self.closed:
                 self.failure = str(exc) or type(exc).__name__
@@ -246,6 +277,12 @@ class CaptureReader:
             raise
 
     @property
+    def live(self) -> bool:
+        """The input is a stream (a pipe, standard input, a socket): its packets are handed up
+        as they arrive, a read returning what has come rather than a whole chunk."""
+        return self._input.partial
+
+    @property
     def position(self) -> int:
         """Octets of the file on disk consumed so far (advances by read chunks)."""
         return self._input.position
@@ -298,7 +335,10 @@ class CaptureReader:
         try:
             raw.seek(0)
         except (OSError, ValueError):  # a pipe, a terminal, a socket: what was read is put back
-            stream = cast(BinaryIO, io.BufferedReader(_Rewound(raw, head), CHUNK))
+            # Unbuffered: a read gives what has come, and closing it from another thread (a
+            # live capture stopped) does not wait for the read blocked in it.
+            stream = cast(BinaryIO, _Rewound(raw, head))
+            inp.partial = True
         inp.stream = stream
         for magic, kind in _COMPRESSED:
             if head.startswith(magic):
@@ -311,6 +351,10 @@ class CaptureReader:
                     inp.stream = lzma.LZMAFile(stream, mode="rb")  # noqa: SIM115  # closed by close()
                 break
         head = inp.read(CHUNK)
+        while inp.partial and 0 < len(head) < _HEAD_MIN and (more := inp.read(CHUNK)):
+            head += more  # a stream's first read may hold less than the file header
+        if inp.partial and capture_format(head) == "pcapng":
+            head = _whole_head_blocks(inp, head)
         if inp.failure is not None and len(head) < 4:
             raise self._error(f"not a valid {self.compression} file ({inp.failure})", 0)
         if not head:

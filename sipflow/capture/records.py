@@ -385,7 +385,15 @@ class RecordWalker:
         Returns the new buffer and the file offset of its first octet.
         """
         tail = buf[pos:]
-        more = self._source.read(max(self.chunk, need - len(tail)))
+        want = need - len(tail)
+        more = self._source.read(max(self.chunk, want))
+        while 0 < len(more) < want:
+            # A stream (a pipe from a live capture) gives what it has: read on until the
+            # record is whole; only an empty read is the end.
+            extra = self._source.read(max(self.chunk, want - len(more)))
+            if not extra:
+                break
+            more += extra
         return (tail + more if tail else more), base + pos
 
     def _stop(self, message: str, frame: int, offset: int) -> None:
