@@ -325,3 +325,51 @@ def test_browse_command_line() -> None:
     assert result.exit_code == 2 and "--write" in result.output
     result = runner.invoke(main, ["browse", str(SAMPLES / "basic-call.pcap")])
     assert result.exit_code == 2 and "needs a terminal" in result.output
+
+
+def test_marked_calls_are_written_together(tmp_path: Path) -> None:
+    app = BrowseApp([str(SAMPLES / "three-calls.pcap")])
+    pcap, svg = tmp_path / "two.pcap", tmp_path / "two.svg"
+
+    async def write(pilot: Pilot[None], out: Path) -> None:
+        await pilot.press("w")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportScreen)
+        app.screen.query_one("#path").value = str(out)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await pilot.press("space", "down", "space")  # marks the first and the third
+        await pilot.pause()
+        assert app.calls_screen.marked == {1, 3}
+        labels = [row.label.plain for row in app.calls_screen.query_one(DataTable).rows.values()]
+        assert labels == ["*", " ", "*"]
+        await write(pilot, pcap)
+        await write(pilot, svg)
+
+    _run(app, steps)
+    calls = analyze(SAMPLES / "three-calls.pcap").calls
+    with CaptureReader(pcap) as reader:
+        assert len(list(reader)) == len(calls[0].messages) + len(calls[2].messages)
+    assert not svg.exists()  # a diagram holds one call: said, nothing written
+
+
+def test_aliases_toggle() -> None:
+    from sipflow.render.options import LayoutOptions as Layout
+
+    app = BrowseApp(
+        [str(SAMPLES / "proxy-call.pcap")], ladder_options=Layout(aliases=(("127.0.0.10", "alice"),))
+    )
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CallScreen)
+        titles = [c.title for c in app.screen.full_ladder.columns]
+        await pilot.press("a")
+        await pilot.pause()
+        plain = [c.title for c in app.screen.full_ladder.columns]
+        assert "alice" in titles and "alice" not in plain
+
+    _run(app, steps)

@@ -35,7 +35,7 @@ from sipflow.model.analysis import Analysis
 from sipflow.model.call import Call, CallKind
 from sipflow.pipeline import AnalysisOptions, analyze
 from sipflow.render.call_table import BY_KEY, STATE_STYLES
-from sipflow.render.export import EXPORT_FORMATS
+from sipflow.render.export import DIAGRAM_FORMATS, EXPORT_FORMATS
 from sipflow.render.options import LayoutOptions
 from sipflow.render.text import clean
 
@@ -56,6 +56,7 @@ LIST_KEYS: tuple[tuple[str, str], ...] = (
     ("R", "registrations on/off"),
     ("O", "OPTIONS on/off"),
     ("X", "subscriptions, MESSAGE and other items on/off"),
+    ("Space", "mark the call (w then writes the marked calls: pcap or JSON)"),
     ("w", "write the selected call: pcap, SVG, HTML, Mermaid, PlantUML, JSON..."),
     ("?", "this list"),
     ("q", "quit"),
@@ -67,6 +68,7 @@ CALL_KEYS: tuple[tuple[str, str], ...] = (
     ("m", "the message pane on/off"),
     ("r", "retransmissions shown/hidden"),
     ("t", "time of day / seconds since the call began"),
+    ("a", "the --alias names / the addresses in the column heads"),
     ("e", "the correlation evidence of the call's legs"),
     ("f", "the call's check findings"),
     ("w", "write the call: pcap, SVG, HTML, Mermaid, PlantUML, JSON..."),
@@ -151,6 +153,7 @@ class CallScreen(Screen[None]):
         Binding("m", "toggle_pane", "Message"),
         Binding("r", "toggle_retransmissions", "Retrans."),
         Binding("t", "toggle_time", "Time"),
+        Binding("a", "toggle_aliases", "Aliases"),
         Binding("e", "evidence", "Evidence"),
         Binding("f", "findings", "Findings"),
         Binding("w", "write", "Write"),
@@ -165,6 +168,7 @@ class CallScreen(Screen[None]):
         self.full_ladder = ladder_options.ladder(call, streams)
         self.retransmissions = True
         self.relative = False
+        self.aliased = True
 
     def compose(self) -> ComposeResult:
         with Vertical(id="body"):
@@ -210,6 +214,15 @@ class CallScreen(Screen[None]):
         self.relative = not self.relative
         self._redraw()
 
+    def action_toggle_aliases(self) -> None:
+        if not self.ladder_options.aliases:
+            self.notify("no aliases were given (sipflow browse --alias ADDR=NAME)", timeout=3)
+            return
+        self.aliased = not self.aliased
+        options = self.ladder_options if self.aliased else replace(self.ladder_options, aliases=())
+        self.full_ladder = options.ladder(self.call, self.streams)
+        self._redraw()
+
     def action_evidence(self) -> None:
         self.app.push_screen(TextScreen("Correlation evidence", evidence_text(self.call)))
 
@@ -249,6 +262,7 @@ class CallListScreen(Screen[None]):
         Binding("R", "toggle_kind('registration')", "REGISTER"),
         Binding("O", "toggle_kind('options')", "OPTIONS"),
         Binding("X", "toggle_kind('other')", "Other"),
+        Binding("space", "mark", "Mark"),
         Binding("w", "write", "Write"),
         Binding("question_mark", "keys", "Keys"),
         *(Binding(str(n), f"sort_column({n})", show=False) for n in range(1, 10)),
@@ -258,6 +272,8 @@ class CallListScreen(Screen[None]):
         super().__init__()
         self.view = ListView(media=media)
         self.shown: list[Call] = []
+        self.marked: set[int] = set()
+        """The calls marked for writing (space), by index."""
         self._filter_timer: Timer | None = None
 
     @property
@@ -312,7 +328,7 @@ class CallListScreen(Screen[None]):
             row = cells(call, list(keys), app.streams.get(call.index, ()))
             texts = [_cell(v, BY_KEY[k].right, STATE_STYLES[call.state] if k == "state" else "", keys[k])
                      for k, v in zip(keys, row, strict=True)]  # fmt: skip
-            table.add_row(*texts, key=str(call.index))
+            table.add_row(*texts, key=str(call.index), label=Text("*" if call.index in self.marked else " "))
         if keep is not None:
             index = next((i for i, c in enumerate(self.shown) if c.index == keep.index), None)
             if index is not None:
@@ -431,9 +447,24 @@ class CallListScreen(Screen[None]):
     def action_keys(self) -> None:
         self.app.push_screen(TextScreen("Keys: the call list", keys_text(LIST_KEYS)))
 
-    def action_write(self) -> None:
+    def action_mark(self) -> None:
         call = self.selected_call
-        if call is not None:
+        if call is None:
+            return
+        self.marked ^= {call.index}
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        self.refill()
+        table.move_cursor(row=min(row + 1, len(self.shown) - 1), animate=False)
+
+    def action_write(self) -> None:
+        """Write the marked calls (in the list's order), else the selected one."""
+        analysis = self.browser.analysis
+        marked = [c for c in analysis.calls if c.index in self.marked] if analysis is not None else []
+        call = self.selected_call
+        if marked:
+            self.browser.write_calls(marked)
+        elif call is not None:
             self.browser.write_calls([call])
 
 
@@ -571,6 +602,11 @@ class BrowseApp(App[None]):
         analysis = self.analysis
         fmt = path.suffix.lstrip(".").lower()
         if analysis is None:
+            return
+        if len(calls) > 1 and fmt in DIAGRAM_FORMATS:
+            self.notify(
+                f"a .{fmt} diagram holds one call: write {len(calls)} as .pcap or .json", severity="error"
+            )
             return
         if fmt not in EXPORT_FORMATS:
             name = clean(str(path))
