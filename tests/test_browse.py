@@ -25,7 +25,7 @@ from sipflow.pipeline import analyze
 from sipflow.render.options import LayoutOptions
 
 from .capture_util import pcap_bytes, records, sip_request, sip_response, udp_frame
-from .conftest import SAMPLES
+from .conftest import SAMPLES, sample_captures, shared_captures
 
 SIZES = [(80, 24), (160, 48)]
 
@@ -373,3 +373,31 @@ def test_aliases_toggle() -> None:
         assert "alice" in titles and "alice" not in plain
 
     _run(app, steps)
+
+
+@pytest.mark.parametrize("path", sample_captures() + shared_captures(), ids=lambda p: p.name)
+def test_every_capture_opens(path: Path) -> None:
+    """Every sample and shared capture: the list, the first item's flow, each of its messages
+    in the pane, the evidence and findings screens, without an error."""
+    app = BrowseApp([str(path)])
+
+    async def steps(pilot: Pilot[None]) -> None:
+        assert app.error is None, app.error
+        screen = app.calls_screen
+        if not screen.shown:
+            await pilot.press("R", "O", "X")  # registrations, OPTIONS, the rest
+            await pilot.pause()
+        if not screen.shown:
+            return
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CallScreen)
+        view = app.screen.query_one(LadderView)
+        await pilot.press("down", "end", "r", "e")
+        assert view.selected == len(view.ladder.arrows) - 1
+        await pilot.pause()
+        await pilot.press("escape", "f")
+        await pilot.pause()
+        assert isinstance(app.screen, TextScreen)
+
+    _run(app, steps, size=(100, 30))
