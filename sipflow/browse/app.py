@@ -46,6 +46,9 @@ class LiveSource(Protocol):
     def failure(self) -> str | None: ...
 
 
+MARK = "_mark"
+"""The key of the call list's first column, the mark (space) of the calls to write."""
+
 LIST_KEYS: tuple[tuple[str, str], ...] = (
     ("Up/Down", "move in the list"),
     ("Enter", "open the call: its ladder and messages"),
@@ -317,6 +320,9 @@ class CallListScreen(Screen[None]):
         keys = fit_columns(self.view.shown_columns(), self.shown, app.streams, self.size.width or 80,
                            chosen=bool(self.view.columns))  # fmt: skip
         table.clear(columns=True)
+        # The mark is a column of its own with a fixed width: a row label's width is measured
+        # when the table is next idle, so the columns would shift after the list is drawn.
+        table.add_column(Text(" "), key=MARK, width=1)
         for key, width in keys.items():
             column = BY_KEY[key]
             marker = ""
@@ -328,7 +334,8 @@ class CallListScreen(Screen[None]):
             row = cells(call, list(keys), app.streams.get(call.index, ()))
             texts = [_cell(v, BY_KEY[k].right, STATE_STYLES[call.state] if k == "state" else "", keys[k])
                      for k, v in zip(keys, row, strict=True)]  # fmt: skip
-            table.add_row(*texts, key=str(call.index), label=Text("*" if call.index in self.marked else " "))
+            mark = Text("*" if call.index in self.marked else " ")
+            table.add_row(mark, *texts, key=str(call.index))
         if keep is not None:
             index = next((i for i, c in enumerate(self.shown) if c.index == keep.index), None)
             if index is not None:
@@ -374,6 +381,8 @@ class CallListScreen(Screen[None]):
 
     @on(DataTable.HeaderSelected)
     def _header(self, event: DataTable.HeaderSelected) -> None:
+        if event.column_key.value == MARK:
+            return
         self._sort_by(str(event.column_key.value))
 
     # --- filter ---------------------------------------------------------------------------

@@ -50,9 +50,10 @@ def fit_columns(
     *,
     chosen: bool = False,
 ) -> dict[str, int]:
-    """The columns of ``keys`` that fit ``width`` (a table's cell padding and scroll bar taken
-    off), with their widths, as ``sipflow calls`` fits its table to a terminal."""
-    return fit_widths(calls, keys, max(width - 4, 20), chosen=chosen, media=media)
+    """The columns of ``keys`` that fit ``width`` (a table's cell padding, the mark column
+    and the scroll bar taken off), with their widths, as ``sipflow calls`` fits its table to a
+    terminal."""
+    return fit_widths(calls, keys, max(width - 7, 20), chosen=chosen, media=media)
 
 
 def cells(call: Call, keys: Sequence[str], streams: Sequence[RtpStream] = ()) -> list[str]:
