@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from sipflow.capture.reader import STDIN, CaptureReader
-from sipflow.capture.types import CaptureStats, CaptureWarning, SipPayload
+from sipflow.capture.types import CaptureSource, CaptureStats, CaptureWarning, SipPayload
 from sipflow.correlate import CorrelationOptions, correlate, related_calls
 from sipflow.errors import ParseError, UsageError
 from sipflow.media.collector import RtpStream, StreamCollector
@@ -60,13 +60,13 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-class _Points:
+class CapturePoints:
     """The capture points of the files being read, and their names.
 
     A file is one capture point named as the file, unless its pcapng head describes several
     interfaces: then each interface is one, named ``FILE#N`` (N its interface id)."""
 
-    def __init__(self, readers: Sequence[CaptureReader]) -> None:
+    def __init__(self, readers: Sequence[CaptureSource]) -> None:
         self.multi = {r.name: len(r.interfaces) > 1 for r in readers}
         self.reopenable = {r.name for r in readers if r.reopenable}
         """The files that can be read again (not standard input or another pipe)."""
@@ -114,7 +114,7 @@ _Pairs = Iterable[tuple[SipPayload, Parsed]]
 
 
 def _merged(
-    sources: Sequence[tuple[str, _Pairs]], points: _Points, skews: Mapping[str, float]
+    sources: Sequence[tuple[str, _Pairs]], points: CapturePoints, skews: Mapping[str, float]
 ) -> Iterator[tuple[SipPayload, Parsed]]:
     streams = [_shifted(name, pairs, points, skews) for name, pairs in sources]
     if len(streams) == 1:
@@ -129,7 +129,7 @@ _QUIET: Final = 0.25
 
 
 def _arrivals(
-    sources: Sequence[tuple[str, _Pairs]], points: _Points, skews: Mapping[str, float], stack: ExitStack
+    sources: Sequence[tuple[str, _Pairs]], points: CapturePoints, skews: Mapping[str, float], stack: ExitStack
 ) -> Iterator[tuple[SipPayload, Parsed] | None]:
     """Every source's pairs in the order they arrive, each source read by a thread of its own;
     None whenever ``_QUIET`` seconds pass without one. The threads end with their inputs (a
@@ -175,7 +175,7 @@ def _arrivals(
 
 
 def _shifted(
-    file: str, pairs: _Pairs, points: _Points, skews: Mapping[str, float]
+    file: str, pairs: _Pairs, points: CapturePoints, skews: Mapping[str, float]
 ) -> Iterator[tuple[SipPayload, Parsed]]:
     """A file's pairs with each capture point's skew taken out, in time order again."""
     own = {n: skews[n] for n in points.by_file.get(file, ()) if n in skews}
@@ -207,7 +207,7 @@ def _shifted(
         yield heapq.heappop(held)[2]
 
 
-def _given_skews(points: _Points, skew: Mapping[str, float] | None) -> dict[str, float]:
+def _given_skews(points: CapturePoints, skew: Mapping[str, float] | None) -> dict[str, float]:
     """The user's skews by capture point: keyed ``FILE`` (every interface of the file) or
     ``FILE#N`` (interface N), FILE as given or by its basename."""
     out: dict[str, float] = {}
@@ -242,7 +242,7 @@ def _given_skews(points: _Points, skew: Mapping[str, float] | None) -> dict[str,
     return out
 
 
-def _prescan(points: _Points) -> Iterator[tuple[str, DuplicateKey, float]]:
+def _prescan(points: CapturePoints) -> Iterator[tuple[str, DuplicateKey, float]]:
     """(capture point, key, time) of the first SIP packets of each file, for ``estimate_skew``."""
     for file in points.by_file:
         if file not in points.reopenable:
@@ -258,7 +258,7 @@ def _prescan(points: _Points) -> Iterator[tuple[str, DuplicateKey, float]]:
                     yield points.name(file, packet.interface), key, packet.timestamp
 
 
-def _skews(points: _Points, given: Mapping[str, float]) -> dict[str, float]:
+def _skews(points: CapturePoints, given: Mapping[str, float]) -> dict[str, float]:
     """Each capture point's clock skew (given, else estimated from messages it shares with
     the others), nonzero only."""
     names = points.names
@@ -441,14 +441,71 @@ def analyze(
         raise UsageError("standard input (-) can be read only once")
     if max_call_ids is not None and max_call_ids < 0:
         raise UsageError(f"max_call_ids must be 0 (no limit) or more, not {max_call_ids}")
+
+    def open_files(stack: ExitStack, collectors: Mapping[str, StreamCollector]) -> list[CaptureSource]:
+        return [stack.enter_context(CaptureReader(name, sink=collectors.get(name))) for name in names]
+
+    return _analyze(
+        names, open_files, correlation=correlation, skew=skew, max_call_ids=max_call_ids, jobs=jobs,
+        media=media, progress=progress, partial=partial, partial_every=partial_every, stop=stop,
+    )  # fmt: skip
+
+
+def analyze_sources(
+    sources: Sequence[CaptureSource],
+    options: AnalysisOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    capture_end: float | None = None,
+) -> Analysis:
+    """``analyze`` over captures already open: each of ``sources`` (``CaptureSource``: the
+    packets of a file kept in an archive, say) is read once, in this process, in the order
+    given, and merged by time with the others as ``analyze`` merges files. ``options.media``
+    and ``options.jobs`` are not used (the sources hold SIP only).
+
+    ``capture_end``: when the captures ended, which drives the protocol timers (a request
+    unanswered for 32 s has timed out); default the last packet's time. Sources holding some
+    of a capture's Call-IDs give those Call-IDs' calls exactly as the whole capture would,
+    given the whole capture's end."""
+    options = options or AnalysisOptions()
+    names = tuple(source.name for source in sources)
+    if len(set(names)) != len(names):
+        raise UsageError("every source must have a name of its own")
+
+    def given(stack: ExitStack, collectors: Mapping[str, StreamCollector]) -> list[CaptureSource]:
+        return list(sources)
+
+    return _analyze(
+        names, given, correlation=options.correlation, skew=options.skew, max_call_ids=options.max_call_ids,
+        jobs=1, media=False, progress=progress, capture_end=capture_end,
+    )  # fmt: skip
+
+
+def _analyze(
+    names: tuple[str, ...],
+    open_sources: Callable[[ExitStack, Mapping[str, StreamCollector]], list[CaptureSource]],
+    *,
+    correlation: CorrelationOptions | None,
+    skew: Mapping[str, float],
+    max_call_ids: int | None,
+    jobs: int | None,
+    media: bool,
+    progress: Progress | None,
+    partial: Callable[[Analysis], None] | None = None,
+    partial_every: float = 1.0,
+    stop: threading.Event | None = None,
+    capture_end: float | None = None,
+) -> Analysis:
+    """``analyze``, the files named ``names`` opened by ``open_sources`` (with their RTP
+    collectors, when ``media``)."""
     tracker = Tracker()
     gate = _CallIdLimit(tracker, max_call_ids or None)
     with ExitStack() as stack:
         stack.enter_context(gc_paused())
         # With media, each file read here hands its RTP to a collector (a worker has its own).
         collectors = {name: StreamCollector() for name in names} if media else {}
-        readers = [stack.enter_context(CaptureReader(name, sink=collectors.get(name))) for name in names]
-        points = _Points(readers)
+        readers = open_sources(stack, collectors)
+        points = CapturePoints(readers)
         skews = _skews(points, _given_skews(points, skew))
         dedupe: Deduplicator[Parsed] = Deduplicator(points=points.pairs)
         # One capture point: copies can only be the same bytes again, so the payload is key.
@@ -459,7 +516,7 @@ def analyze(
         sources: list[tuple[str, _Pairs]] = []
         worker_sources: dict[str, WorkerSource] = {}
         for reader in readers:
-            if workers and reader.reopenable:
+            if workers and isinstance(reader, CaptureReader) and reader.reopenable:
                 workers -= 1
                 source = worker_sources[reader.name] = WorkerSource(reader, media=media)
                 stack.callback(source.close)
@@ -504,7 +561,7 @@ def analyze(
         _feed(tracker, dedupe.flush(), gate)
         if progress is not None:
             progress(total, total)
-        model = tracker.finish(release=True)
+        model = tracker.finish(capture_end, release=True)
         calls = run.calls(model)
     streams = [
         stream
@@ -544,8 +601,8 @@ class _Run:
     """The state of one ``analyze``, from which its result (or a partial one) is made."""
 
     names: tuple[str, ...]
-    readers: list[CaptureReader]
-    points: _Points
+    readers: list[CaptureSource]
+    points: CapturePoints
     skews: dict[str, float]
     dedupe: Deduplicator[Parsed]
     tracker: Tracker
@@ -574,8 +631,8 @@ class _Run:
 
 def _analysis(
     names: tuple[str, ...],
-    readers: list[CaptureReader],
-    points: _Points,
+    readers: list[CaptureSource],
+    points: CapturePoints,
     skews: dict[str, float],
     dedupe: Deduplicator[Parsed],
     gate: _CallIdLimit,

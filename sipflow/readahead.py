@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from typing import Final
 
 from sipflow.capture.reader import CaptureReader
-from sipflow.capture.types import CaptureStats, CaptureWarning, SipPayload, restore_sip_payload
+from sipflow.capture.types import CaptureSource, CaptureStats, CaptureWarning, SipPayload, restore_sip_payload
 from sipflow.errors import CaptureError, ParseError
 from sipflow.media.collector import RtpStream, StreamCollector
 from sipflow.sip.message import SipRequest, SipResponse, restore_message
@@ -62,7 +62,7 @@ def parse_or_failure(packet: SipPayload) -> Parsed:
 
 
 def read_parsed(
-    reader: CaptureReader, media: StreamCollector | None = None
+    reader: CaptureSource, media: StreamCollector | None = None
 ) -> Iterator[tuple[SipPayload, Parsed]]:
     """The reader's packets with their parsed SIP, a batch at a time, in this process.
 

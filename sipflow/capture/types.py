@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, Protocol
 
 SIP_METHODS: Final = (
     "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH",
@@ -191,3 +191,34 @@ class CaptureStats:
                 out.count_unsupported(reason, n)
             out.truncated = out.truncated or s.truncated
         return out
+
+
+class CaptureSource(Protocol):
+    """What ``sipflow.pipeline`` reads one capture through: a ``CaptureReader`` over a file or
+    a stream, or the packets of a file kept elsewhere (an archive's, ``sipflow.archive``).
+    Iterating it yields the file's SIP-bearing payloads in capture order, filling in
+    ``stats``, ``warnings`` and ``seen_interfaces`` as it goes."""
+
+    name: str
+    """The file's label in packets, warnings and errors."""
+    size: int
+    """Octets in all (for progress; 0 where unknown)."""
+    reopenable: bool
+    """A regular file, which a worker process or a second pass can open and read again."""
+    interfaces: tuple[str, ...]
+    """The names of the interfaces the file describes before its first packet."""
+    stats: CaptureStats
+    warnings: list[CaptureWarning]
+    seen_interfaces: set[int]
+
+    @property
+    def live(self) -> bool:
+        """A stream: packets are handed up as they arrive."""
+        ...
+
+    @property
+    def position(self) -> int:
+        """Octets consumed so far."""
+        ...
+
+    def __iter__(self) -> Iterator[SipPayload]: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sipflow.capture.types import CaptureWarning
@@ -101,10 +101,19 @@ class Analysis:
         to: str | None = None,
         state: Iterable[str] | None = None,
         index: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        status: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
     ) -> list[Call]:
         """Filter the items: calls only unless ``all_kinds``; substring matches on From/To
-        (URI or user, case-insensitive); exact Call-ID (any leg); state names."""
+        (URI or user, case-insensitive); exact Call-ID (any leg); state names; started at
+        ``since`` or later and before ``until`` (epoch seconds); final ``status`` (``486``, or
+        a class: ``4xx``); ``headers``: (name, text) pairs, each a header of that name in a
+        message of the call containing the text (case-insensitive)."""
         states = {CallState(s) for s in state} if state else None
+        statuses = status_matcher(status) if status is not None else None
+        wanted = [(name, text.lower()) for name, text in headers]
         out = []
         for call in self.calls:
             if index is not None:
@@ -120,8 +129,39 @@ class Analysis:
                 continue
             if states is not None and call.state not in states:
                 continue
+            if since is not None and call.start < since:
+                continue
+            if until is not None and call.start >= until:
+                continue
+            if statuses is not None and not statuses(call.final_status):
+                continue
+            if wanted and not all(_has_header(call, name, text) for name, text in wanted):
+                continue
             out.append(call)
         return out
+
+
+def status_matcher(status: str) -> Callable[[int | None], bool]:
+    """What ``select(status=...)`` keeps: a status code (``486``) or a class (``4xx``, ``4``).
+    Raises ValueError for anything else."""
+    text = status.strip().lower()
+    if len(text) == 3 and text[0] in "123456" and text[1:] == "xx":
+        text = text[0]
+    if len(text) == 1 and text in "123456":
+        klass = int(text)
+        return lambda code: code is not None and code // 100 == klass
+    if len(text) == 3 and text.isdigit() and 100 <= int(text) <= 699:
+        code_wanted = int(text)
+        return lambda code: code == code_wanted
+    raise ValueError(f"status {status!r}: expected a code such as 486 or a class such as 4xx")
+
+
+def _has_header(call: Call, name: str, text: str) -> bool:
+    for message in call.messages:
+        for value in message.sip.headers.get_all(name):
+            if text in value.lower():
+                return True
+    return False
 
 
 def _addr_matches(call: Call, needle: str, which: str) -> bool:

@@ -35,6 +35,15 @@ class Selection:
     """Items in one of these states (``CallState`` values); none: any state."""
     index: int | None = None
     """The item numbered so (``--call N``)."""
+    since: float | None = None
+    """Items that started at this time (epoch seconds) or later (``--since``)."""
+    until: float | None = None
+    """Items that started before this time (``--until``)."""
+    status: str | None = None
+    """Final status code, or class (``4xx``): ``--status``."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """(header name, text): a message of the item has the header, its value containing the
+    text, case-insensitive (``--header NAME=TEXT``, all must hold)."""
 
     @property
     def names_one(self) -> bool:
@@ -48,8 +57,14 @@ class Selection:
         """What to say when ``apply`` selects nothing: which other items ``--all`` would show."""
         others = []
         if not self.all_kinds and not self.names_one:
-            others = analysis.select(all_kinds=True, from_=self.from_, to=self.to, state=self.state)
-        filtered = self.from_ is not None or self.to is not None or bool(self.state)
+            others = analysis.select(
+                all_kinds=True, from_=self.from_, to=self.to, state=self.state, since=self.since,
+                until=self.until, status=self.status, headers=self.headers,
+            )  # fmt: skip
+        filtered = (
+            self.from_ is not None or self.to is not None or bool(self.state) or self.since is not None
+            or self.until is not None or self.status is not None or bool(self.headers)
+        )  # fmt: skip
         return no_call_line(analysis, others, filtered=filtered)
 
 

@@ -1,0 +1,196 @@
+"""The archive's tables (DuckDB), schema version 1: documented in README.md ("Archives").
+
+``packets`` is the archive's source of truth: every SIP-bearing payload of every file indexed,
+its bytes compressed. Everything else is derived from it by the analysis and can be derived
+again: ``messages`` (the packets that are messages, once further captures of the same message
+are folded in), ``transactions``, ``dialogs``, ``legs``, ``calls``, ``correlation`` and
+``findings``. Times are integer nanoseconds since the Unix epoch (``*_ns``) beside the float
+seconds the analysis uses (``timestamp``), so that what is read back is bit for bit what was
+analysed.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEMA_VERSION: Final = 1
+
+TABLES: Final = {
+    "schema_version": """
+        version INTEGER NOT NULL,
+        created_by VARCHAR NOT NULL""",
+    "files": """
+        file_id INTEGER PRIMARY KEY,
+        path VARCHAR NOT NULL,
+        abspath VARCHAR NOT NULL UNIQUE,
+        size BIGINT NOT NULL,
+        mtime_ns BIGINT NOT NULL,
+        head_hash VARCHAR NOT NULL,
+        format VARCHAR,
+        interfaces VARCHAR[] NOT NULL,
+        seen_interfaces INTEGER[] NOT NULL,
+        frames BIGINT NOT NULL,
+        sip_packets BIGINT NOT NULL,
+        non_sip JSON NOT NULL,
+        unsupported JSON NOT NULL,
+        truncated BOOLEAN NOT NULL,
+        warnings JSON NOT NULL,
+        skews JSON NOT NULL,
+        first_ns BIGINT,
+        last_ns BIGINT,
+        indexed_at TIMESTAMP NOT NULL,
+        read_seconds DOUBLE NOT NULL,
+        reduced BOOLEAN NOT NULL""",
+    "pending": """
+        call_id VARCHAR NOT NULL""",
+    "packets": """
+        file_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        frame BIGINT NOT NULL,
+        frames BIGINT[] NOT NULL,
+        time_ns BIGINT NOT NULL,
+        timestamp DOUBLE NOT NULL,
+        interface INTEGER NOT NULL,
+        src_host VARCHAR NOT NULL,
+        src_port INTEGER NOT NULL,
+        dst_host VARCHAR NOT NULL,
+        dst_port INTEGER NOT NULL,
+        transport VARCHAR NOT NULL,
+        ip_id INTEGER,
+        truncated BOOLEAN NOT NULL,
+        call_id VARCHAR,
+        parse_error VARCHAR,
+        length INTEGER NOT NULL,
+        raw BLOB NOT NULL""",
+    "messages": """
+        file_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        position BIGINT NOT NULL,
+        call_key BIGINT NOT NULL,
+        leg INTEGER NOT NULL,
+        file VARCHAR NOT NULL,
+        frame BIGINT NOT NULL,
+        time_ns BIGINT NOT NULL,
+        timestamp DOUBLE NOT NULL,
+        capture_point VARCHAR NOT NULL,
+        src VARCHAR NOT NULL,
+        dst VARCHAR NOT NULL,
+        transport VARCHAR NOT NULL,
+        is_request BOOLEAN NOT NULL,
+        method VARCHAR,
+        status INTEGER,
+        reason VARCHAR,
+        call_id VARCHAR NOT NULL,
+        cseq BIGINT,
+        cseq_method VARCHAR,
+        branch VARCHAR,
+        from_tag VARCHAR,
+        to_tag VARCHAR,
+        from_user VARCHAR,
+        to_user VARCHAR,
+        request_uri VARCHAR,
+        retransmission BOOLEAN NOT NULL,
+        matched_by VARCHAR NOT NULL,
+        copies STRUCT(file VARCHAR, frame BIGINT)[] NOT NULL,
+        doubled INTEGER NOT NULL""",
+    "transactions": """
+        call_key BIGINT NOT NULL,
+        leg INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        method VARCHAR NOT NULL,
+        branch VARCHAR,
+        cseq BIGINT,
+        client VARCHAR NOT NULL,
+        server VARCHAR NOT NULL,
+        final_status INTEGER,
+        messages INTEGER NOT NULL,
+        retransmissions INTEGER NOT NULL,
+        first_ns BIGINT NOT NULL""",
+    "dialogs": """
+        call_key BIGINT NOT NULL,
+        leg INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        call_id VARCHAR NOT NULL,
+        from_tag VARCHAR NOT NULL,
+        to_tag VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        created_by VARCHAR NOT NULL""",
+    "legs": """
+        call_key BIGINT NOT NULL,
+        leg INTEGER NOT NULL,
+        call_id VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        final_status INTEGER,
+        from_uri VARCHAR,
+        to_uri VARCHAR,
+        from_user VARCHAR,
+        to_user VARCHAR,
+        from_display VARCHAR,
+        to_display VARCHAR,
+        messages INTEGER NOT NULL,
+        first_ns BIGINT NOT NULL,
+        last_ns BIGINT NOT NULL""",
+    "calls": """
+        call_key BIGINT NOT NULL,
+        call_index INTEGER NOT NULL,
+        id VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        final_status INTEGER,
+        final_reason VARCHAR,
+        start_ns BIGINT NOT NULL,
+        end_ns BIGINT NOT NULL,
+        pdd_ms DOUBLE,
+        setup_ms DOUBLE,
+        duration_s DOUBLE,
+        messages INTEGER NOT NULL,
+        retransmissions INTEGER NOT NULL,
+        legs INTEGER NOT NULL,
+        from_uri VARCHAR,
+        to_uri VARCHAR,
+        from_user VARCHAR,
+        to_user VARCHAR,
+        call_ids VARCHAR[] NOT NULL,
+        related VARCHAR[] NOT NULL,
+        expires_s INTEGER,
+        order_start DOUBLE NOT NULL,
+        order_file INTEGER NOT NULL,
+        order_seq INTEGER NOT NULL""",
+    "correlation": """
+        call_key BIGINT NOT NULL,
+        leg_a INTEGER NOT NULL,
+        leg_b INTEGER NOT NULL,
+        method VARCHAR NOT NULL,
+        confidence DOUBLE NOT NULL,
+        evidence VARCHAR[] NOT NULL""",
+    "findings": """
+        call_key BIGINT,
+        rule VARCHAR NOT NULL,
+        severity VARCHAR NOT NULL,
+        message VARCHAR NOT NULL,
+        call_id VARCHAR,
+        frames STRUCT(file VARCHAR, frame BIGINT)[] NOT NULL,
+        cause VARCHAR""",
+}
+"""Each table's columns, in order."""
+
+DERIVED: Final = ("messages", "transactions", "dialogs", "legs", "calls", "correlation", "findings")
+"""The tables of what the analysis made of the packets: replaced, call by call, as files come."""
+
+VIEWS: Final = {
+    "malformed": """
+        SELECT f.path AS file, p.frame, p.time_ns, p.src_host, p.src_port, p.dst_host, p.dst_port,
+               p.transport, p.parse_error AS reason
+        FROM packets p JOIN files f USING (file_id) WHERE p.parse_error IS NOT NULL""",
+}
+
+
+def ddl() -> list[str]:
+    """The statements that create an empty archive of this version."""
+    out = [f"CREATE TABLE IF NOT EXISTS {name} ({columns}\n)" for name, columns in TABLES.items()]
+    out += [
+        "CREATE INDEX IF NOT EXISTS packets_call_id ON packets (call_id)",
+        "CREATE INDEX IF NOT EXISTS messages_call ON messages (call_key)",
+    ]
+    out += [f"CREATE OR REPLACE VIEW {name} AS {query}" for name, query in VIEWS.items()]
+    return out
