@@ -30,7 +30,7 @@ import click
 from sipflow import __version__
 from sipflow.capture.reader import is_stream
 from sipflow.correlate import CorrelationOptions, HeaderRule
-from sipflow.errors import CaptureError, ParseError, SipflowError, UsageError
+from sipflow.errors import EXIT_PARTIAL, CaptureError, ParseError, SipflowError, UsageError
 from sipflow.exporting import write_export
 from sipflow.model.call import CallState
 from sipflow.pipeline import DEFAULT_MAX_CALL_IDS, AnalysisOptions, Progress, analyze, gc_paused
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 
 EXIT_NO_MATCH = 1  # ladder, export: no call matches the selection (check: a check failed)
 EXIT_BAD_INPUT = 2  # bad usage, or a file that is missing, unreadable or not a capture
-EXIT_PARTIAL = 3
-"""A file was damaged (truncated or corrupt): everything before the damage was analysed and shown."""
 EXIT_CODES: dict[type[SipflowError], int] = {
     CaptureError: EXIT_BAD_INPUT,
     ParseError: EXIT_BAD_INPUT,
@@ -125,6 +123,8 @@ class InputOptions:
     """``--jobs``; None: one process (``pipeline._worker_count``)."""
     correlation: CorrelationOptions = field(default_factory=CorrelationOptions)
     """``--no-correlate``, ``--correlate-header``, ``--correlate-window``."""
+    db: str | None = None
+    """``--db ARCHIVE``: read the calls from this archive (``sipflow index``), not from files."""
 
     def analysis_options(self) -> AnalysisOptions:
         """How to analyse ``files``, as the library takes it (``analyze(files, this)``)."""
@@ -134,7 +134,7 @@ class InputOptions:
 
     def analyze_kwargs(self) -> dict[str, Any]:
         """``analyze(**these)``: the fields, ``files`` as ``paths`` and ``skew`` a dict."""
-        kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
+        kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "db"}
         kwargs["paths"] = kwargs.pop("files")
         return kwargs | {"skew": dict(self.skew)}
 
@@ -165,12 +165,17 @@ def _inputs(
     max_call_ids: int,
     jobs: int | None,
     skew: tuple[str, ...],
+    db: str | None,
 ) -> InputOptions:
+    if db is None and not files:
+        raise click.UsageError("give capture files (FILE...), or an archive (--db ARCHIVE)")
+    if db is not None and files:
+        raise click.UsageError("give capture files or --db ARCHIVE, not both")
     headers = CorrelationOptions().headers + correlate_headers
     correlation = CorrelationOptions(enabled=not no_correlate, headers=headers, window=correlate_window)
     skews = tuple(_skew(value) for value in skew)
     return InputOptions(
-        files=files, skew=skews, max_call_ids=max_call_ids, jobs=jobs, correlation=correlation
+        files=files, skew=skews, max_call_ids=max_call_ids, jobs=jobs, correlation=correlation, db=db
     )
 
 
@@ -197,8 +202,11 @@ _INPUT_OPTIONS: list[Decorator] = [
                  "probes.pcapng#1=+0.35; FILE as given or its basename (repeatable). Default: estimated "
                  "from the messages the capture points share."),
 ]  # fmt: skip
+_DB = click.option("--db", metavar="ARCHIVE",
+                   help="Read the calls from this archive (made by `sipflow index`) instead of capture "
+                   "files: the same output, without reading the captures again.")  # fmt: skip
 input_options = _grouped(
-    "inputs", _inputs, [click.argument("files", nargs=-1, required=True, metavar="FILE..."), *_INPUT_OPTIONS]
+    "inputs", _inputs, [click.argument("files", nargs=-1, metavar="FILE..."), *_INPUT_OPTIONS, _DB]
 )
 """Files, correlation, ``--max-call-ids``, ``--jobs``, ``--skew``: the command gets ``inputs``."""
 
@@ -211,7 +219,52 @@ _FILTERS: list[Decorator] = [
                  help="Only calls (with --all, items of any kind) in this state (repeatable)."),
     click.option("--all", "all_kinds", is_flag=True,
                  help="Include registrations, subscriptions, OPTIONS, MESSAGE and other Call-IDs."),
+    click.option("--since", metavar="TIME", callback=lambda c, p, v: _time_option(v, "--since"),
+                 help="Only items that started at TIME or later: ISO 8601 (UTC unless it names a zone, "
+                 "e.g. 2026-12-05T10:00), epoch seconds, or ago: 90s, 30m, 2h, 1d."),
+    click.option("--until", metavar="TIME", callback=lambda c, p, v: _time_option(v, "--until"),
+                 help="Only items that started before TIME (as --since)."),
+    click.option("--status", metavar="CODE", callback=lambda c, p, v: _status_option(v),
+                 help="Only items whose final status is CODE (486) or of its class (4xx)."),
+    click.option("--header", "headers", multiple=True, metavar="NAME=TEXT",
+                 callback=lambda c, p, v: _header_option(v),
+                 help="Only items with a message whose header NAME contains TEXT, case-insensitive "
+                 "(repeatable: all must hold), e.g. User-Agent=Yealink."),
 ]  # fmt: skip
+
+
+def _time_option(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    from sipflow.render.text import parse_time  # noqa: PLC0415
+
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
+
+
+def _status_option(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from sipflow.model.analysis import status_matcher  # noqa: PLC0415
+
+    try:
+        status_matcher(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--status") from None
+    return value
+
+
+def _header_option(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{clean(value)!r}: expected NAME=TEXT, e.g. User-Agent=Yealink",
+                                     param_hint="--header")  # fmt: skip
+        out.append((name.strip(), text))
+    return tuple(out)
 
 
 def _one_call(ctx: click.Context, param: click.Parameter, value: tuple[int, ...]) -> int | None:
@@ -294,13 +347,38 @@ def _progress() -> Iterator[Progress | None]:
         yield update
 
 
-def _load(inputs: InputOptions, *, media: bool = False) -> Analysis:
-    """The analysis, its warnings said on stderr; a partial one is remembered (exit 3)."""
+def _load(
+    inputs: InputOptions,
+    *,
+    media: bool = False,
+    selection: Selection | None = None,
+    media_optional: bool = False,
+) -> Analysis:
+    """The analysis, its warnings said on stderr; a partial one is remembered (exit 3).
+
+    From an archive (``--db``), only the items ``selection`` may select are read (None: all);
+    an archive holds no RTP, so ``media`` is an error there unless ``media_optional``."""
+    if inputs.db is not None:
+        return _load_archive(inputs.db, media=media and not media_optional, selection=selection)
     with _progress() as progress:
         options = inputs.analysis_options()
         if media:
             options = replace(options, media=True)
         analysis = analyze(inputs.files, options, progress=progress)
+    for line in warning_lines(analysis):
+        click.echo(f"sipflow: warning: {line}", err=True)
+    if analysis.summary.partial:
+        click.get_current_context().meta[_PARTIAL] = True
+    return analysis
+
+
+def _load_archive(db: str, *, media: bool, selection: Selection | None) -> Analysis:
+    from sipflow.archive import Query, load  # noqa: PLC0415
+
+    if media:
+        raise UsageError(f"{db}: an archive keeps the SIP, not the RTP: measure media from the capture files")
+    query = Query(**{f.name: getattr(selection, f.name) for f in fields(Selection)}) if selection else None
+    analysis = load(db, query)
     for line in warning_lines(analysis):
         click.echo(f"sipflow: warning: {line}", err=True)
     if analysis.summary.partial:
@@ -396,7 +474,7 @@ def calls(
             sort = call_table.parse_sort(sort_text, media=with_media)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--sort") from None
-    analysis = _load(inputs, media=with_media)
+    analysis = _load(inputs, media=with_media, selection=selection)
     selected = selection.apply(analysis)
     media = None
     if with_media:
@@ -483,7 +561,7 @@ def ladder(
     from sipflow.render.plain import plain_ladder  # noqa: PLC0415
     from sipflow.render.terminal import LadderView  # noqa: PLC0415
 
-    analysis = _load(inputs, media=with_media)
+    analysis = _load(inputs, media=with_media, selection=selection)
     selected = _nonempty(selection, analysis)
     streams = _streams_by_call(analysis)
     if plain:
@@ -598,7 +676,7 @@ def export(
             f"cannot write a {fmt} from standard input or another pipe ({pipes[0]}): its frames are "
             "copied from the capture, which a pipe gives only once; save it to a file first"
         )
-    analysis = _load(inputs, media=with_media)
+    analysis = _load(inputs, media=with_media, selection=selection)
     selected = _nonempty(selection, analysis)
     with _writing(out):
         if each:
@@ -741,7 +819,9 @@ def check(
     expectations = load_expectations(expect_path) if expect_path is not None else None
     # The media rules read the RTP, which costs a few µs per RTP packet: not when all are off.
     needs_media = expectations is not None and expectations.needs_media
-    analysis = _load(inputs, media=needs_media or not config.disabled >= MEDIA_RULES)
+    analysis = _load(
+        inputs, media=needs_media or not config.disabled >= MEDIA_RULES, media_optional=not needs_media
+    )
     report = CheckReport(
         files=analysis.files,
         rules=tuple(rule for rule in RULES if rule.id not in config.disabled),
@@ -877,6 +957,13 @@ def browse(
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+from sipflow.cli_archive import index as _index_command  # noqa: E402  # after main: it adds to main
+from sipflow.cli_archive import sql as _sql_command  # noqa: E402
+
+main.add_command(_index_command, "index")
+main.add_command(_sql_command, "sql")
 
 
 def run() -> None:

@@ -58,3 +58,8 @@ class ParseError(SipflowError):
 
 class UsageError(SipflowError):
     """The library was asked for something that makes no sense (e.g. an unknown call id)."""
+
+
+EXIT_PARTIAL = 3
+"""The command line's exit code when a command completed on partial input: a file was damaged
+(truncated or corrupt) or could not be read, and everything else was analysed and shown."""

@@ -104,6 +104,20 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "sipflow.model",
         "sipflow.errors",
     ),
+    # Archives: the pipeline's analysis of stored packets, written into and read from DuckDB.
+    "sipflow.archive": (
+        "sipflow.archive",
+        "sipflow.pipeline",
+        "sipflow.readahead",
+        "sipflow.merge",
+        "sipflow.correlate",
+        "sipflow.checks",
+        "sipflow.capture",
+        "sipflow.model",
+        "sipflow.sip",
+        "sipflow.errors",
+        "sipflow",
+    ),
     # The interactive front end: like the CLI, on top of everything but the CLI.
     "sipflow.browse": (
         "sipflow.browse",
@@ -121,9 +135,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 
 _BROWSE_UI = ("sipflow.browse.app", "sipflow.browse.ladder_view", "sipflow.browse.text")
 THIRD_PARTY_ONLY_IN = {
-    "rich": ("sipflow.render.terminal", "sipflow.render.call_table", "sipflow.cli", *_BROWSE_UI),
+    "rich": ("sipflow.render.terminal", "sipflow.render.call_table", "sipflow.cli", "sipflow.cli_archive",
+             *_BROWSE_UI),
     "textual": _BROWSE_UI,
     "graphviz": ("sipflow.render.graphviz",),
+    "duckdb": ("sipflow.archive.store", "sipflow.archive.indexing", "sipflow.archive.query"),
+    "pyarrow": ("sipflow.archive.files", "sipflow.archive.derived", "sipflow.archive.indexing"),
+    "distributed": ("sipflow.archive.scale",),
+    "dask": ("sipflow.archive.scale",),
 }
 
 

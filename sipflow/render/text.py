@@ -49,3 +49,32 @@ def ms(value: float | None) -> str:
 
 def seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f} s"
+
+
+_AGO = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_time(text: str, now: float | None = None) -> float:
+    """Epoch seconds of a time a user typed: ISO 8601 (``2026-12-05T10:00``, ``2026-12-05
+    10:00:00.5``, a date; UTC unless it names a zone, as sipflow prints times), epoch seconds
+    (``1796299186.4``), or a span ago (``90s``, ``30m``, ``2h``, ``1d``, ``1w``; ``now``:
+    this moment). Raises ValueError for anything else."""
+    import time  # noqa: PLC0415
+
+    value = text.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", value.lower())
+    if match is not None:
+        return (time.time() if now is None else now) - float(match[1]) * _AGO[match[2]]
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise ValueError(
+            f"{clean(text)!r}: expected ISO 8601 (2026-12-05T10:00), epoch seconds, or an age (30m, 2h, 1d)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
