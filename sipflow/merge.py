@@ -96,15 +96,20 @@ def estimate_skew(
     ``files[0]`` is the reference (skew 0) unless ``fixed`` gives it one; ``fixed`` skews are
     taken as they are. A point sharing nothing with the reference is placed through another
     point it shares messages with (the link with the most pairs first); a point linked to
-    none is left out.
+    none is left out. Two points are linked only where they watched the same time
+    (``_simultaneous``): consecutive files of one rotated capture share the retransmissions
+    across each cut, which are no copies.
 
     Returns the skew of every point it could place, ``fixed`` and the reference included.
     """
     first: dict[str, dict[DuplicateKey, float]] = {f: {} for f in files}
+    spans: dict[str, list[float]] = {}
     for file, key, ts in observations:
         seen = first.get(file)
         if seen is not None and key not in seen:
             seen[key] = ts
+            span = spans.setdefault(file, [ts, ts])
+            span[0], span[1] = min(span[0], ts), max(span[1], ts)
     placed: dict[str, float] = dict(fixed or {})
     if files and files[0] not in placed:
         placed[files[0]] = 0.0
@@ -116,7 +121,9 @@ def estimate_skew(
             seen_b = first[b]
             diffs = [seen_b[k] - t for k, t in seen_a.items() if k in seen_b]
             if diffs:
-                links[a, b] = (len(diffs), statistics.median(diffs))
+                median = statistics.median(diffs)
+                if _simultaneous(spans[a], spans[b], median):
+                    links[a, b] = (len(diffs), median)
     while True:
         best: tuple[int, str, float] | None = None
         for (a, b), (count, median) in links.items():
@@ -129,6 +136,16 @@ def estimate_skew(
             return {f: placed[f] for f in files if f in placed}
         _, new, skew = best
         placed[new] = round(skew, SKEW_DIGITS)
+
+
+def _simultaneous(a: Sequence[float], b: Sequence[float], skew: float) -> bool:
+    """Whether two capture points whose clocks are ``skew`` apart watched the same time: their
+    spans, ``b``'s skew taken out, overlap for at least half the shorter one. Files that follow
+    one another (a capture rotated every few minutes: ``tcpdump -G``, ``dumpcap -b``) share
+    only the retransmissions across each cut, a few hundred milliseconds apart: no skew."""
+    overlap = min(a[1], b[1] - skew) - max(a[0], b[0] - skew)
+    shorter = min(a[1] - a[0], b[1] - b[0])
+    return overlap >= 0 and overlap >= 0.5 * shorter
 
 
 # --- deduplication ------------------------------------------------------------------------

@@ -203,6 +203,20 @@ def test_skew_needs_shared_messages() -> None:
     assert estimate_skew([], []) == {}
 
 
+def test_no_skew_between_files_that_follow_one_another() -> None:
+    # A capture rotated every minute: the INVITEs retransmitted across the cut (0.5 s later)
+    # are in both files, and are no copies taken at another point.
+    keys = _keys(120)
+    obs = [("part1", k, T0 + i) for i, k in enumerate(keys[:60])]
+    obs += [("part2", k, T0 + 60 + i) for i, k in enumerate(keys[60:])]
+    obs += [("part2", k, T0 + 59 + i * 0.1 + 0.5) for i, k in enumerate(keys[55:60])]
+    assert estimate_skew(obs, ["part1", "part2"]) == {"part1": 0.0}
+    # Two probes watching the same minute are linked, whichever started first.
+    obs = [("a", k, T0 + i) for i, k in enumerate(keys[:60])]
+    obs += [("b", k, T0 + i + 0.35) for i, k in enumerate(keys[30:60], start=30)]
+    assert estimate_skew(obs, ["a", "b"]) == {"a": 0.0, "b": pytest.approx(0.35, abs=1e-9)}
+
+
 def test_skew_through_another_file() -> None:
     k1, k2 = _keys(2)
     obs = [("a", k1, T0), ("b", k1, T0 + 1.0), ("b", k2, T0 + 2.0), ("c", k2, T0 + 2.5)]
