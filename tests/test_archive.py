@@ -90,6 +90,22 @@ def test_many_files_at_once_read_back_as_analysed_together(tmp_path: Path) -> No
     _same(db, files)
 
 
+def test_two_probes_with_skewed_clocks_each_missing_some_messages(tmp_path: Path) -> None:
+    # Probe b's clock runs 0.35 s ahead; each probe missed messages the other caught.
+    editcap = shutil.which("editcap")
+    if editcap is None:
+        pytest.skip("editcap not installed (apt-get install wireshark-common)")
+    source = str(SAMPLES / "b2bua-3pcc.pcap")
+    a, shifted, b = tmp_path / "a.pcap", tmp_path / "shifted.pcap", tmp_path / "b.pcap"
+    subprocess.run([editcap, source, str(a), "3", "9", "17"], check=True)
+    subprocess.run([editcap, "-t", "0.35", source, str(shifted)], check=True)
+    subprocess.run([editcap, str(shifted), str(b), "1", "5", "12", "20-22"], check=True)
+    db = tmp_path / "a.duckdb"
+    index([str(a), str(b)], str(db), jobs=1)
+    _same(db, [a, b])
+    assert load(str(db)).summary.skew == {str(b): pytest.approx(0.35, abs=1e-6)}
+
+
 def test_rotated_files_indexed_one_by_one_equal_the_whole(tmp_path: Path) -> None:
     parts = _split(SAMPLES / "b2bua-load.pcap", tmp_path / "parts", 400)
     assert len(parts) >= 8

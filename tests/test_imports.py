@@ -135,8 +135,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 
 _BROWSE_UI = ("sipflow.browse.app", "sipflow.browse.ladder_view", "sipflow.browse.text")
 THIRD_PARTY_ONLY_IN = {
-    "rich": ("sipflow.render.terminal", "sipflow.render.call_table", "sipflow.cli", "sipflow.cli_archive",
-             *_BROWSE_UI),
+    "rich": (
+        "sipflow.render.terminal",
+        "sipflow.render.call_table",
+        "sipflow.cli",
+        "sipflow.cli_archive",
+        *_BROWSE_UI,
+    ),
     "textual": _BROWSE_UI,
     "graphviz": ("sipflow.render.graphviz",),
     "duckdb": ("sipflow.archive.store", "sipflow.archive.indexing", "sipflow.archive.query"),

@@ -333,7 +333,7 @@ def _reduce(con: duckdb.DuckDBPyConnection, correlation: CorrelationOptions | No
 
     def locate(message: Message) -> PacketRef:
         source = by_name[message.file]
-        seq, interface = source.seq_of(message.frame, message.timestamp, message.sip.raw)
+        seq, interface = source.seq_of(message.frame, message.sip.raw)
         return PacketRef(source.file.file_id, seq, interface)
 
     def interface_of(file: str, frame: int) -> int:

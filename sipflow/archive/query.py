@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from sipflow.archive.store import StoredCapture, connect, stored_files
+from sipflow.archive.store import StoredCapture, StoredFile, connect, stored_files
 from sipflow.capture.types import CaptureWarning, restore_sip_payload
 from sipflow.model.analysis import Analysis, Summary, status_matcher
 from sipflow.model.call import Call, CallKind, CallState, Link, build_call
@@ -123,7 +123,7 @@ def _load(con: duckdb.DuckDBPyConnection, query: Query) -> Analysis:
     paths = {f.file_id: f.path for f in files}
     if keys:
         result = con.execute(
-            """SELECT m.file_id, p.frame, p.frames, p.timestamp, p.src_host, p.src_port, p.dst_host,
+            """SELECT m.file_id, p.frame, p.frames, m.timestamp, p.src_host, p.src_port, p.dst_host,
                       p.dst_port, p.transport, p.raw, p.truncated, p.interface, p.ip_id, m.copies
                FROM messages m JOIN packets p USING (file_id, seq) JOIN calls c USING (call_key)
                WHERE m.call_key IN (SELECT unnest(?::BIGINT[]))
@@ -194,7 +194,7 @@ def _load(con: duckdb.DuckDBPyConnection, query: Query) -> Analysis:
         summary=_summary(con, files),
         calls=tuple(calls),
         messages=model.messages,
-        malformed=_malformed(con, paths),
+        malformed=_malformed(con, files),
         transactions=model.transactions,
         dialogs=model.dialogs,
         warnings=_warnings(con),
@@ -211,30 +211,36 @@ def _only(analysis: Analysis, calls: Sequence[Call]) -> Analysis:
     return replace(analysis, calls=tuple(calls))
 
 
-def _malformed(con: duckdb.DuckDBPyConnection, paths: dict[int, str]) -> tuple[Malformed, ...]:
+def _malformed(con: duckdb.DuckDBPyConnection, files: Sequence[StoredFile]) -> tuple[Malformed, ...]:
+    """The packets that held no SIP message, at their times as analysed (clock skew out)."""
     from sipflow.capture.types import Endpoint, Transport  # noqa: PLC0415
 
+    by_id = {f.file_id: f for f in files}
     rows = con.execute(
         """SELECT p.file_id, p.frame, p.frames, p.timestamp, p.src_host, p.src_port, p.dst_host, p.dst_port,
-                  p.transport, p.raw, p.truncated, p.parse_error
+                  p.transport, p.raw, p.truncated, p.parse_error, p.interface
            FROM packets p JOIN files f USING (file_id) WHERE p.parse_error IS NOT NULL
            ORDER BY round(p.timestamp, 6), f.path, p.file_id, p.seq"""
     ).fetchall()
-    return tuple(
-        Malformed(
-            reason=reason,
-            timestamp=ts,
-            src=Endpoint(sh, sp),
-            dst=Endpoint(dh, dp),
-            transport=Transport(transport),
-            frame=frame,
-            frames=tuple(frames),
-            file=paths[file_id],
-            raw=zlib.decompress(raw),
-            truncated=truncated,
+    out = []
+    for file_id, frame, frames, ts, sh, sp, dh, dp, transport, raw, truncated, reason, iface in rows:
+        f = by_id[file_id]
+        point = f"{f.path}#{iface}" if iface or len(f.interfaces) > 1 else f.path
+        out.append(
+            Malformed(
+                reason=reason,
+                timestamp=ts - f.skews.get(point, 0.0),
+                src=Endpoint(sh, sp),
+                dst=Endpoint(dh, dp),
+                transport=Transport(transport),
+                frame=frame,
+                frames=tuple(frames),
+                file=f.path,
+                raw=zlib.decompress(raw),
+                truncated=truncated,
+            )
         )
-        for file_id, frame, frames, ts, sh, sp, dh, dp, transport, raw, truncated, reason in rows
-    )
+    return tuple(out)
 
 
 def _warnings(con: duckdb.DuckDBPyConnection) -> tuple[CaptureWarning, ...]:

@@ -118,9 +118,10 @@ class StoredCapture:
         self.warnings: list[CaptureWarning] = []
         self.seen_interfaces = set(file.seen_interfaces)
         self.scoped = scoped
-        self.seqs: dict[tuple[int, float], list[tuple[int, bytes, int]]] = {}
-        """(frame, timestamp) → (seq, payload) of the packets read: what ties a message of the
-        analysis back to its row (``seq_of``)."""
+        self.seqs: dict[int, list[tuple[int, bytes, int]]] = {}
+        """frame → (seq, payload, interface) of the packets read (several where one TCP
+        segment completed several messages): what ties a message of the analysis back to its
+        row (``seq_of``), whatever clock skew was taken out of its time."""
 
     def __iter__(self) -> Iterator[SipPayload]:
         # The packets come whole (compressed, in Arrow buffers) before the first is handed up:
@@ -142,7 +143,7 @@ class StoredCapture:
                 *columns, strict=True
             ):
                 payload = decompress(raw)
-                seqs.setdefault((frame, ts), []).append((seq, payload, iface))
+                seqs.setdefault(frame, []).append((seq, payload, iface))
                 yield restore_sip_payload(
                     frame,
                     tuple(frames),
@@ -159,9 +160,9 @@ class StoredCapture:
                     ip_id,
                 )
 
-    def seq_of(self, frame: int, timestamp: float, raw: bytes) -> tuple[int, int]:
-        """(seq, interface) of the packet read with this frame, time and payload."""
-        found = self.seqs[(frame, timestamp)]
+    def seq_of(self, frame: int, raw: bytes) -> tuple[int, int]:
+        """(seq, interface) of the packet read with this frame and payload."""
+        found = self.seqs[frame]
         if len(found) > 1:
             for i, (seq, payload, interface) in enumerate(found):
                 if payload == raw:
@@ -171,7 +172,7 @@ class StoredCapture:
 
     def frame_interfaces(self) -> dict[int, int]:
         """The interface of each frame read."""
-        return {frame: found[0][2] for (frame, _), found in self.seqs.items()}
+        return {frame: found[0][2] for frame, found in self.seqs.items()}
 
 
 def json_text(value: Any) -> str:
