@@ -171,6 +171,22 @@ def _inputs(
         raise click.UsageError("give capture files (FILE...), or an archive (--db ARCHIVE)")
     if db is not None and files:
         raise click.UsageError("give capture files or --db ARCHIVE, not both")
+    return _live_inputs(
+        files, no_correlate, correlate_headers, correlate_window, max_call_ids, jobs, skew, db
+    )
+
+
+def _live_inputs(
+    files: tuple[str, ...],
+    no_correlate: bool,
+    correlate_headers: tuple[HeaderRule, ...],
+    correlate_window: float,
+    max_call_ids: int,
+    jobs: int | None,
+    skew: tuple[str, ...],
+    db: str | None = None,
+) -> InputOptions:
+    """The input options of ``browse``: files may be none (live sources), no archive."""
     headers = CorrelationOptions().headers + correlate_headers
     correlation = CorrelationOptions(enabled=not no_correlate, headers=headers, window=correlate_window)
     skews = tuple(_skew(value) for value in skew)
@@ -882,7 +898,7 @@ def check(
     metavar="FILE",
     help="Keep what --interface or --hep-listen captured in FILE (pcapng from dumpcap, else pcap).",
 )
-@_grouped("inputs", _inputs, [click.argument("files", nargs=-1, metavar="[FILE]..."), *_INPUT_OPTIONS])
+@_grouped("inputs", _live_inputs, [click.argument("files", nargs=-1, metavar="[FILE]..."), *_INPUT_OPTIONS])
 def browse(
     layout: LayoutOptions,
     with_media: bool,
