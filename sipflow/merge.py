@@ -24,6 +24,7 @@ clock skew taken out) and their parsed messages, and timestamps as plain floats.
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections import deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -96,20 +97,18 @@ def estimate_skew(
     ``files[0]`` is the reference (skew 0) unless ``fixed`` gives it one; ``fixed`` skews are
     taken as they are. A point sharing nothing with the reference is placed through another
     point it shares messages with (the link with the most pairs first); a point linked to
-    none is left out. Two points are linked only where they watched the same time
-    (``_simultaneous``): consecutive files of one rotated capture share the retransmissions
-    across each cut, which are no copies.
+    none is left out. Two points are linked only where what they share looks like copies of
+    one traffic (``_copies``): consecutive files of one rotated capture share the
+    retransmissions across each cut, which are none.
 
     Returns the skew of every point it could place, ``fixed`` and the reference included.
     """
     first: dict[str, dict[DuplicateKey, float]] = {f: {} for f in files}
-    spans: dict[str, list[float]] = {}
     for file, key, ts in observations:
         seen = first.get(file)
         if seen is not None and key not in seen:
             seen[key] = ts
-            span = spans.setdefault(file, [ts, ts])
-            span[0], span[1] = min(span[0], ts), max(span[1], ts)
+    times = {f: sorted(seen.values()) for f, seen in first.items()}
     placed: dict[str, float] = dict(fixed or {})
     if files and files[0] not in placed:
         placed[files[0]] = 0.0
@@ -122,7 +121,7 @@ def estimate_skew(
             diffs = [seen_b[k] - t for k, t in seen_a.items() if k in seen_b]
             if diffs:
                 median = statistics.median(diffs)
-                if _simultaneous(spans[a], spans[b], median):
+                if _copies(times[a], times[b], diffs, median):
                     links[a, b] = (len(diffs), median)
     while True:
         best: tuple[int, str, float] | None = None
@@ -138,14 +137,23 @@ def estimate_skew(
         placed[new] = round(skew, SKEW_DIGITS)
 
 
-def _simultaneous(a: Sequence[float], b: Sequence[float], skew: float) -> bool:
-    """Whether two capture points whose clocks are ``skew`` apart watched the same time: their
-    spans, ``b``'s skew taken out, overlap for at least half the shorter one. Files that follow
-    one another (a capture rotated every few minutes: ``tcpdump -G``, ``dumpcap -b``) share
-    only the retransmissions across each cut, a few hundred milliseconds apart: no skew."""
-    overlap = min(a[1], b[1] - skew) - max(a[0], b[0] - skew)
-    shorter = min(a[1] - a[0], b[1] - b[0])
-    return overlap >= 0 and overlap >= 0.5 * shorter
+def _copies(times_a: Sequence[float], times_b: Sequence[float], diffs: Sequence[float], skew: float) -> bool:
+    """Whether the messages two capture points share are copies of one traffic taken with
+    clocks ``skew`` apart: most pairs lie within ``DEDUPE_WINDOW`` of the skew, and they are
+    at least half of what the point that saw less saw while both watched (a probe that sees
+    a subset of the other's traffic is still one). Files that follow one another (a capture
+    rotated every few minutes: ``tcpdump -G``, ``dumpcap -b``) share only the
+    retransmissions across each cut: T1 apart and more, and few against the messages around
+    the cut. ``times_a`` and ``times_b`` are sorted first times of each point's keys."""
+    close = sum(abs(d - skew) <= DEDUPE_WINDOW for d in diffs)
+    if 2 * close < len(diffs):
+        return False
+    lo, hi = max(times_a[0], times_b[0] - skew), min(times_a[-1], times_b[-1] - skew)
+    if hi < lo:
+        return False
+    seen_a = bisect.bisect_right(times_a, hi) - bisect.bisect_left(times_a, lo)
+    seen_b = bisect.bisect_right(times_b, hi + skew) - bisect.bisect_left(times_b, lo + skew)
+    return 2 * close >= min(seen_a, seen_b)
 
 
 # --- deduplication ------------------------------------------------------------------------

@@ -217,6 +217,22 @@ def test_no_skew_between_files_that_follow_one_another() -> None:
     assert estimate_skew(obs, ["a", "b"]) == {"a": 0.0, "b": pytest.approx(0.35, abs=1e-9)}
 
 
+def test_no_skew_between_short_files_whose_retransmissions_line_up() -> None:
+    # Files of 3 s each: each retransmission first seen after the cut is the second one, 1.5 s
+    # (T1 + 2·T1) after its original, so the pairs agree on 1.5 s and the files, shifted by it,
+    # overlap by half their span; but 3 pairs among the ~50 messages each file holds while
+    # both "watched" are no copies.
+    keys = _keys(200)
+    obs = [("part1", k, T0 + i * 0.03) for i, k in enumerate(keys[:100])]
+    obs += [("part2", k, T0 + 2.98 + i * 0.03) for i, k in enumerate(keys[100:])]
+    obs += [("part2", keys[i], T0 + i * 0.03 + 1.5) for i in (70, 80, 90)]
+    assert estimate_skew(obs, ["part1", "part2"]) == {"part1": 0.0}
+    # A probe that sees a third of the other's traffic, 0.35 s ahead, is linked.
+    obs = [("a", k, T0 + i * 0.03) for i, k in enumerate(keys)]
+    obs += [("b", k, T0 + i * 0.03 + 0.35 + 0.001 * (i % 3)) for i, k in enumerate(keys) if i % 3 == 0]
+    assert estimate_skew(obs, ["a", "b"]) == {"a": 0.0, "b": pytest.approx(0.35, abs=1e-9)}
+
+
 def test_skew_through_another_file() -> None:
     k1, k2 = _keys(2)
     obs = [("a", k1, T0), ("b", k1, T0 + 1.0), ("b", k2, T0 + 2.0), ("c", k2, T0 + 2.5)]
