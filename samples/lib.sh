@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared by make-samples.sh, make-correlation-samples.sh, make-faulty-samples.sh,
-# make-hep-samples.sh and make-wire-samples.sh:
+# make-hep-samples.sh, make-wire-samples.sh and make-rotated-samples.sh:
 # tool checks, Kamailio modules, background processes we start (and only those, by PID),
 # tcpdump and Kamailio on loopback. Source it after setting SCRIPT (the log prefix).
 # Every process is bounded (timeout) and stopped by the EXIT trap.

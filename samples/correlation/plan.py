@@ -19,6 +19,9 @@ the Call-IDs, tags and CSeqs in the captures, are the same every time.
 
 Usage: plan.py topoh NAME OUTDIR
        plan.py b2bua NAME CALLS SEED OUTDIR
+       plan.py proxy NAME CALLS SEED OUTDIR   (samples/make-rotated-samples.sh:
+                                               the b2bua mix through a proxy,
+                                               callers and callees of their own)
 """
 
 import json
@@ -159,6 +162,19 @@ def b2bua_plan(name, calls, seed):
     return out
 
 
+def proxy_plan(name, calls, seed):
+    # the b2bua mix of outcomes and times, without the B2BUA's identifiers; a number
+    # of its own for each caller and callee (a few callers call often)
+    out = b2bua_plan(name, calls, seed)
+    rnd = random.Random(seed + 1)
+    callers = [f"+49301234{k:03d}" for k in rnd.sample(range(1000), 8)]
+    for c in out:
+        del c["b2bua"]
+        c["alice"]["from_user"] = rnd.choice(callers)
+        c["alice"]["to_user"] = f"+4940555{rnd.randrange(10000):04d}"
+    return out
+
+
 def write(outdir, name, kind, calls):
     os.makedirs(outdir, exist_ok=True)
     with open(os.path.join(outdir, "alice.csv"), "w") as f:
@@ -223,6 +239,8 @@ def main(argv):
         write(argv[3], argv[2], "topoh", topoh_plan(argv[2]))
     elif len(argv) == 6 and argv[1] == "b2bua":
         write(argv[5], argv[2], "b2bua", b2bua_plan(argv[2], int(argv[3]), int(argv[4])))
+    elif len(argv) == 6 and argv[1] == "proxy":
+        write(argv[5], argv[2], "proxy", proxy_plan(argv[2], int(argv[3]), int(argv[4])))
     else:
         sys.exit(__doc__)
 
