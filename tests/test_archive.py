@@ -123,11 +123,14 @@ def test_rotated_files_indexed_one_by_one_equal_the_whole(tmp_path: Path) -> Non
     ]
 
 
+PLACES = ("file", "files", "frame", "frames")
+
+
 def _without_places(doc: Any) -> Any:
     """A document without the file names and frame numbers, which differ between a capture
     and the pieces it was cut into."""
     if isinstance(doc, dict):
-        return {k: _without_places(v) for k, v in doc.items() if k not in ("file", "files", "frame", "frames")}
+        return {k: _without_places(v) for k, v in doc.items() if k not in PLACES}
     if isinstance(doc, list):
         return [_without_places(v) for v in doc]
     return doc
