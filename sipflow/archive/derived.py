@@ -59,7 +59,9 @@ def order_start(call: Call) -> float:
     return min(out)
 
 
-def _point(file: str, interface: int, multi: bool) -> str:
+def point_name(file: str, interface: int, multi: bool) -> str:
+    """The capture point a packet of ``file`` on ``interface`` was seen at, named as the
+    pipeline names it (``multi``: the file has several interfaces)."""
     return f"{file}#{interface}" if interface or multi else file
 
 
@@ -218,7 +220,7 @@ def _leg_rows(
             frame=m.frame,
             time_ns=time_ns(m.timestamp),
             timestamp=m.timestamp,
-            capture_point=_point(m.file, ref.interface, multi.get(m.file, False)),
+            capture_point=point_name(m.file, ref.interface, multi.get(m.file, False)),
             src=str(m.src),
             dst=str(m.dst),
             transport=m.transport.value,

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from sipflow.archive.derived import point_name
 from sipflow.archive.store import StoredCapture, StoredFile, connect, stored_files
 from sipflow.capture.types import CaptureWarning, restore_sip_payload
 from sipflow.model.analysis import Analysis, Summary, status_matcher
@@ -225,7 +226,7 @@ def _malformed(con: duckdb.DuckDBPyConnection, files: Sequence[StoredFile]) -> t
     out = []
     for file_id, frame, frames, ts, sh, sp, dh, dp, transport, raw, truncated, reason, iface in rows:
         f = by_id[file_id]
-        point = f"{f.path}#{iface}" if iface or len(f.interfaces) > 1 else f.path
+        point = point_name(f.path, iface, len(f.interfaces) > 1)
         out.append(
             Malformed(
                 reason=reason,
