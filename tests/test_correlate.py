@@ -137,6 +137,79 @@ def test_heuristic_joins_one_b2bua_call_with_its_evidence() -> None:
     assert any("anchored" in e for e in link.evidence)
 
 
+def _strangers(data: bytes) -> bytes:
+    """The same message between two other people: no user in common with Alice's call."""
+    return data.replace(b"bob@example.com", b"carol@example.net").replace(b"alice@", b"dave@")
+
+
+def _anchored_pair(feed: Feeder, *, passes_cancel: bool) -> None:
+    """Alice's call to the B2BUA is cancelled after 2 s; the B2BUA's call to Bob (other users,
+    its own relay address in the offer) either is that call's B leg, cancelled in turn, or
+    another call, refused with 486 60 ms before Alice's CANCEL."""
+    inv_a = request("INVITE", call_id="in-1@10.0.0.1", from_tag="a1", branch="z9hG4bK-a1",
+                    body=_sdp("10.0.0.1", 20000))  # fmt: skip
+    feed(0.0, ALICE, B2BUA, inv_a)
+    inv_b = _strangers(request("INVITE", call_id="out-9@10.0.0.5", from_tag="x9", branch="z9hG4bK-b9",
+                               vias=("10.0.0.5:5060",), body=_sdp("10.0.0.5", 30000)))  # fmt: skip
+    feed(0.09, B2BUA, BOB, inv_b)
+    if passes_cancel:
+        feed(0.3, BOB, B2BUA, response(inv_b, 180, "Ringing", to_tag="y9"))
+    feed(0.301, B2BUA, ALICE, response(inv_a, 180, "Ringing", to_tag="z1"))
+    if not passes_cancel:
+        feed(1.94, BOB, B2BUA, response(inv_b, 486, "Busy Here", to_tag="y9"))
+    cancel_a = request("CANCEL", call_id="in-1@10.0.0.1", from_tag="a1", branch="z9hG4bK-a1")
+    feed(2.0, ALICE, B2BUA, cancel_a)
+    feed(2.001, B2BUA, ALICE, response(cancel_a, 200, "OK"))
+    feed(2.001, B2BUA, ALICE, response(inv_a, 487, "Request Terminated", to_tag="z1"))
+    if passes_cancel:
+        cancel_b = _strangers(request("CANCEL", call_id="out-9@10.0.0.5", from_tag="x9", branch="z9hG4bK-b9",
+                                      vias=("10.0.0.5:5060",)))  # fmt: skip
+        feed(2.003, B2BUA, BOB, cancel_b)
+        feed(2.004, BOB, B2BUA, response(cancel_b, 200, "OK"))
+        feed(2.005, BOB, B2BUA, response(inv_b, 487, "Request Terminated", to_tag="y9"))
+
+
+@pytest.mark.parametrize("passes_cancel", [True, False])
+def test_anchored_media_alone_needs_the_cancel_passed_on(passes_cancel: bool) -> None:
+    """Media anchored at the B2BUA ties every pair of its calls: a final response that meets
+    another call's by chance must not join them when the CANCEL was not passed on (A's 487
+    answers its own CANCEL, not B's 486); the B leg that got the CANCEL is joined."""
+    feed = Feeder()
+    _anchored_pair(feed, passes_cancel=passes_cancel)
+    groups = _groups(feed)
+    if passes_cancel:
+        assert groups == {frozenset({"in-1@10.0.0.1", "out-9@10.0.0.5"})}
+    else:
+        assert groups == {frozenset({"in-1@10.0.0.1"}), frozenset({"out-9@10.0.0.5"})}
+
+
+@pytest.mark.parametrize("bye_lag", [0.002, 50.0])
+def test_anchored_media_alone_needs_the_bye_passed_on(bye_lag: float) -> None:
+    """Two answered calls whose 180 and 200 met by chance, tied only by the B2BUA's relay
+    address, are two calls when their BYEs are 50 s apart (a B2BUA passes a BYE on at once)."""
+    feed = Feeder()
+    inv_a = request("INVITE", call_id="in-1@10.0.0.1", from_tag="a1", branch="z9hG4bK-a1",
+                    body=_sdp("10.0.0.1", 20000))  # fmt: skip
+    feed(0.0, ALICE, B2BUA, inv_a)
+    inv_b = _strangers(request("INVITE", call_id="out-9@10.0.0.5", from_tag="x9", branch="z9hG4bK-b9",
+                               vias=("10.0.0.5:5060",), body=_sdp("10.0.0.5", 30000)))  # fmt: skip
+    feed(0.004, B2BUA, BOB, inv_b)
+    feed(0.3, BOB, B2BUA, response(inv_b, 180, "Ringing", to_tag="y9"))
+    feed(0.301, B2BUA, ALICE, response(inv_a, 180, "Ringing", to_tag="z1"))
+    feed(3.0, BOB, B2BUA, _with_body(response(inv_b, 200, "OK", to_tag="y9"), _sdp("10.0.0.9", 40000)))
+    feed(3.002, B2BUA, ALICE, _with_body(response(inv_a, 200, "OK", to_tag="z1"), _sdp("10.0.0.5", 30002)))
+    bye_a = request("BYE", call_id="in-1@10.0.0.1", from_tag="a1", to_tag="z1", branch="z9hG4bK-a2", cseq=2)
+    feed(30.0, ALICE, B2BUA, bye_a)
+    bye_b = _strangers(request("BYE", call_id="out-9@10.0.0.5", from_tag="x9", to_tag="y9",
+                               branch="z9hG4bK-b2", cseq=2, vias=("10.0.0.5:5060",)))  # fmt: skip
+    feed(30.0 + bye_lag, B2BUA, BOB, bye_b)
+    groups = _groups(feed)
+    if bye_lag < 1:
+        assert groups == {frozenset({"in-1@10.0.0.1", "out-9@10.0.0.5"})}
+    else:
+        assert groups == {frozenset({"in-1@10.0.0.1"}), frozenset({"out-9@10.0.0.5"})}
+
+
 def test_no_correlate_keeps_one_call_per_call_id() -> None:
     feed = Feeder()
     b2bua_call(feed, 1, 0.0, 1.5, 200)

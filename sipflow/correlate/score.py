@@ -51,9 +51,50 @@ def _anchored(a: _LegFacts, b: _LegFacts) -> bool:
     return bool(b.offer_addresses & a.answer_addresses) or (b.exit in b.offer_addresses and a.answer is None)
 
 
+def _mirrored_cancel(a: _LegFacts, b: _LegFacts) -> float | None:
+    """A's CANCEL passed on to B. When A was cancelled while B was still pending and B saw no
+    CANCEL, a B2BUA would have cancelled B: not mirrored (0); unless B's final response came
+    within ``MIRROR_NEAR`` after (it crossed the CANCEL, which a B2BUA then need not pass on),
+    or before (B was over already). A CANCEL on B alone says nothing (a B2BUA cancels an
+    outbound leg on a timer too)."""
+    if a.cancel_at is None:
+        return None
+    if b.cancel_at is not None:
+        return _lag_score(a.cancel_at, b.cancel_at)
+    if b.final_at is None or b.final_at > a.cancel_at + MIRROR_NEAR:
+        return 0.0
+    return None
+
+
+def _mirrored_final(a: _LegFacts, b: _LegFacts) -> float | None:
+    """B's final response passed on to A: by class (a B2BUA may map the codes), in time. When
+    A was cancelled before its final response and B's came about then or later, A's answers
+    its own CANCEL (a 487, or a 200 that crossed it), whatever B did: it says nothing, and
+    ``_mirrored_cancel`` weighs the CANCEL. B's final response well before A's CANCEL is held
+    to A's as usual (a B2BUA would have passed it on: A had no reason to cancel)."""
+    if a.final_at is None or b.final_at is None:
+        return None
+    if (
+        a.cancel_at is not None
+        and a.cancel_at <= a.final_at + SLACK
+        and b.final_at >= a.cancel_at - MIRROR_NEAR
+    ):
+        return None
+    if a.final_class != b.final_class:
+        return 0.0
+    return _lag_score(b.final_at, a.final_at)
+
+
 def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[float, list[str]]:
     """Score B as the outbound leg of A at the B2BUA host; ``start`` is when B's INVITE could
-    first be sent (A's arrival, or the end of A's previous outbound leg when hunting)."""
+    first be sent (A's arrival, or the end of A's previous outbound leg when hunting).
+
+    A pair tied only by anchored media (the relay's address, the same in every call the
+    B2BUA anchors) is identified by nothing of its own: a CANCEL or BYE that one leg had and
+    the B2BUA did not pass on to the other (a B2BUA must, RFC 3261 §9.1, §15.1.2 at each of its
+    user agents) then rules it out. On a busy SBC two unrelated calls' events meet by chance
+    within ``MIRROR_NEAR`` often enough that one coincidence must not outweigh a contradiction.
+    An 18x or final response is not held against it: a B2BUA may ring on its own or hunt."""
     evidence: list[str] = []
     weighted: list[tuple[float, float]] = []
     identified = False
@@ -70,6 +111,7 @@ def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[flo
     if from_ok:
         evidence.append(f"same caller ({a.from_user or '?'} / {b.from_user or '?'})")
     identified = to_ok or from_ok
+    only_anchored = False
     if a.from_tag is not None and a.from_tag == b.from_tag:
         weighted.append((2.0, 1.0))
         evidence.append("same From tag")
@@ -83,6 +125,7 @@ def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[flo
             a.offer.origin is not None and b.offer.origin is not None and a.offer.origin == b.offer.origin
         )
         anchored = _anchored(a, b)
+        only_anchored = anchored and not (identified or relayed or same_origin)
         identified = identified or relayed or same_origin or anchored
         if relayed or same_origin:
             weighted.append((2.0, 1.0))
@@ -96,9 +139,8 @@ def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[flo
 
     mirrors = [
         ("18x", _mirrored_provisional(a, b)),
-        ("final response", _lag_score(b.final_at, a.final_at) if a.final_class == b.final_class else
-         (0.0 if a.final_at is not None and b.final_at is not None else None)),
-        ("CANCEL", _lag_score(a.cancel_at, b.cancel_at)),
+        ("final response", _mirrored_final(a, b)),
+        ("CANCEL", _mirrored_cancel(a, b)),
         ("BYE", _lag_score(min(filter(None, (a.bye_at, b.bye_at)), default=None),
                            max(filter(None, (a.bye_at, b.bye_at)), default=None))
          if a.bye_at is not None and b.bye_at is not None else None),
@@ -111,6 +153,8 @@ def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[flo
             evidence.append(f"{name} mirrored across the legs")
         else:
             evidence.append(f"{name} not mirrored")
+            if only_anchored and name in ("CANCEL", "BYE"):
+                identified = False
     total = sum(w for w, _ in weighted)
     score = sum(w * v for w, v in weighted) / total
     if not identified:
