@@ -282,3 +282,24 @@ def test_scan_needs_no_more_than_its_bytes() -> None:
     )
     for cut in range(len(data) + 1):
         _same(data[:cut])
+
+
+def test_messages_of_a_call_share_their_identifiers() -> None:
+    """The compiled parse keeps one str per Call-ID, tag, branch and sent-by that messages repeat
+    (a call's messages hold references to it, not copies: memory per message, issue 12)."""
+    invite = (
+        b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-share\r\n"
+        b"From: <sip:a@example.com>;tag=from-share\r\nTo: <sip:b@example.com>\r\nCall-ID: share@h\r\n"
+        b"CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    ringing = (
+        b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-share\r\n"
+        b"From: <sip:a@example.com>;tag=from-share\r\nTo: <sip:b@example.com>;tag=to-share\r\n"
+        b"Call-ID: share@h\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+    ok = ringing.replace(b"180 Ringing", b"200 OK")
+    first, second, third = (_PARSE(bytes(data)) for data in (invite, ringing, ok))
+    for name in ("call_id", "from_tag", "branch", "sent_by"):
+        assert getattr(first, name) is getattr(second, name) is getattr(third, name), name
+    assert second.to_tag is third.to_tag and first.to_tag is None
+    assert (first.call_id, first.branch, second.to_tag) == ("share@h", "z9hG4bK-share", "to-share")

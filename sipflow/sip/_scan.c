@@ -510,6 +510,11 @@ static PyObject *empty_tuple, *empty_bytes;
 /* Shared str objects for the few distinct methods, versions and reason phrases. */
 static PyObject *word_cache;
 #define WORD_CACHE_MAX 512
+/* Shared str objects for the identifiers the messages of a call repeat (Call-ID, tags, top
+   Via branch and sent-by): each message keeps a reference, not a copy of its own. Cleared when
+   full; sized for the identifiers of some ten thousand calls in progress at once. */
+static PyObject *ident_cache;
+#define IDENT_CACHE_MAX 65536
 
 static int load_slots(PyTypeObject *type, const char *const *names, PyObject **out, int count)
 {
@@ -554,6 +559,8 @@ static PyObject *configure(PyObject *self, PyObject *args)
         return NULL;
     if (word_cache == NULL && (word_cache = PyDict_New()) == NULL)
         return NULL;
+    if (ident_cache == NULL && (ident_cache = PyDict_New()) == NULL)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -596,6 +603,29 @@ static PyObject *word(const char *s, Py_ssize_t n)
     if (PyDict_GET_SIZE(word_cache) >= WORD_CACHE_MAX)
         PyDict_Clear(word_cache);
     if (PyDict_SetItem(word_cache, text, text) < 0) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* `text` (a new reference, NULL or None passed through), or the equal str seen before. */
+static PyObject *ident(PyObject *text)
+{
+    if (text == NULL || !PyUnicode_CheckExact(text))
+        return text;
+    PyObject *known = PyDict_GetItemWithError(ident_cache, text); /* borrowed */
+    if (known != NULL) {
+        Py_DECREF(text);
+        return Py_NewRef(known);
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    if (PyDict_GET_SIZE(ident_cache) >= IDENT_CACHE_MAX)
+        PyDict_Clear(ident_cache);
+    if (PyDict_SetItem(ident_cache, text, text) < 0) {
         Py_DECREF(text);
         return NULL;
     }
@@ -876,12 +906,12 @@ static PyObject *parse(PyObject *self, PyObject *arg)
         headers,
         raw,
         PyLong_FromSsize_t(body_start),
-        PyUnicode_DecodeUTF8(vs[H_CALL_ID], ve[H_CALL_ID] - vs[H_CALL_ID], "replace"),
+        ident(PyUnicode_DecodeUTF8(vs[H_CALL_ID], ve[H_CALL_ID] - vs[H_CALL_ID], "replace")),
         cseq,
-        from_tag,
-        to_tag,
-        branch,
-        sent_by,
+        ident(from_tag),
+        ident(to_tag),
+        ident(branch),
+        ident(sent_by),
         content_length < 0 ? Py_NewRef(Py_None) : PyLong_FromLongLong(content_length),
         Py_NewRef(empty_tuple),
         trailing,
