@@ -286,7 +286,7 @@ def test_scan_needs_no_more_than_its_bytes() -> None:
 
 def test_messages_of_a_call_share_their_identifiers() -> None:
     """The compiled parse keeps one str per Call-ID, tag, branch and sent-by that messages repeat
-    (a call's messages hold references to it, not copies: memory per message, issue 12)."""
+    (and one CSeq per value: a call's messages hold references, not copies; issue 12)."""
     invite = (
         b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-share\r\n"
         b"From: <sip:a@example.com>;tag=from-share\r\nTo: <sip:b@example.com>\r\nCall-ID: share@h\r\n"
@@ -299,7 +299,7 @@ def test_messages_of_a_call_share_their_identifiers() -> None:
     )
     ok = ringing.replace(b"180 Ringing", b"200 OK")
     first, second, third = (_PARSE(bytes(data)) for data in (invite, ringing, ok))
-    for name in ("call_id", "from_tag", "branch", "sent_by"):
+    for name in ("call_id", "from_tag", "branch", "sent_by", "cseq"):
         assert getattr(first, name) is getattr(second, name) is getattr(third, name), name
     assert second.to_tag is third.to_tag and first.to_tag is None
     assert (first.call_id, first.branch, second.to_tag) == ("share@h", "z9hG4bK-share", "to-share")

@@ -515,6 +515,10 @@ static PyObject *word_cache;
    full; sized for the identifiers of some ten thousand calls in progress at once. */
 static PyObject *ident_cache;
 #define IDENT_CACHE_MAX 65536
+/* Shared CSeq objects, by the text of the header's value: a transaction's request and
+   responses, and a call's in-dialog requests at the usual small numbers, repeat it. */
+static PyObject *cseq_cache;
+#define CSEQ_CACHE_MAX 16384
 
 static int load_slots(PyTypeObject *type, const char *const *names, PyObject **out, int count)
 {
@@ -560,6 +564,8 @@ static PyObject *configure(PyObject *self, PyObject *args)
     if (word_cache == NULL && (word_cache = PyDict_New()) == NULL)
         return NULL;
     if (ident_cache == NULL && (ident_cache = PyDict_New()) == NULL)
+        return NULL;
+    if (cseq_cache == NULL && (cseq_cache = PyDict_New()) == NULL)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -895,12 +901,25 @@ static PyObject *parse(PyObject *self, PyObject *arg)
             headers = make(headers_type, headers_slots, hv, 4);
         }
     }
-    PyObject *cv[2] = {PyLong_FromLongLong(seq), word(cseq_method, ce - cseq_method)};
-    if (cv[0] == NULL || cv[1] == NULL) {
-        Py_XDECREF(cv[0]);
-        Py_XDECREF(cv[1]);
-    } else {
-        cseq = make(cseq_type, cseq_slots, cv, 2);
+    /* the value is ASCII here: digits, blanks and a token */
+    PyObject *cseq_text = PyUnicode_FromStringAndSize(c, ce - c);
+    if (cseq_text != NULL) {
+        cseq = PyDict_GetItemWithError(cseq_cache, cseq_text); /* borrowed */
+        if (cseq != NULL) {
+            Py_INCREF(cseq);
+        } else if (!PyErr_Occurred()) {
+            PyObject *cv[2] = {PyLong_FromLongLong(seq), word(cseq_method, ce - cseq_method)};
+            if (cv[0] == NULL || cv[1] == NULL) {
+                Py_XDECREF(cv[0]);
+                Py_XDECREF(cv[1]);
+            } else if ((cseq = make(cseq_type, cseq_slots, cv, 2)) != NULL) {
+                if (PyDict_GET_SIZE(cseq_cache) >= CSEQ_CACHE_MAX)
+                    PyDict_Clear(cseq_cache);
+                if (PyDict_SetItem(cseq_cache, cseq_text, cseq) < 0)
+                    Py_CLEAR(cseq);
+            }
+        }
+        Py_DECREF(cseq_text);
     }
     PyObject *values[17] = {
         headers,
