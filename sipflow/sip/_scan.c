@@ -591,13 +591,13 @@ static PyObject *make(PyTypeObject *type, PyObject **slots, PyObject **values, i
     return obj;
 }
 
-/* A shared str for a short word (method, version, reason phrase), decoded as UTF-8. */
-static PyObject *word(const char *s, Py_ssize_t n)
+/* `text` (a new reference; NULL passed through), or the equal str `cache` already holds. The
+   cache keeps at most `max` entries and is cleared when full. */
+static PyObject *shared(PyObject *cache, Py_ssize_t max, PyObject *text)
 {
-    PyObject *text = PyUnicode_DecodeUTF8(s, n, "replace");
-    if (text == NULL || n > 64)
-        return text;
-    PyObject *known = PyDict_GetItemWithError(word_cache, text); /* borrowed */
+    if (text == NULL)
+        return NULL;
+    PyObject *known = PyDict_GetItemWithError(cache, text); /* borrowed */
     if (known != NULL) {
         Py_DECREF(text);
         return Py_NewRef(known);
@@ -606,13 +606,20 @@ static PyObject *word(const char *s, Py_ssize_t n)
         Py_DECREF(text);
         return NULL;
     }
-    if (PyDict_GET_SIZE(word_cache) >= WORD_CACHE_MAX)
-        PyDict_Clear(word_cache);
-    if (PyDict_SetItem(word_cache, text, text) < 0) {
+    if (PyDict_GET_SIZE(cache) >= max)
+        PyDict_Clear(cache);
+    if (PyDict_SetItem(cache, text, text) < 0) {
         Py_DECREF(text);
         return NULL;
     }
     return text;
+}
+
+/* A shared str for a short word (method, version, reason phrase), decoded as UTF-8. */
+static PyObject *word(const char *s, Py_ssize_t n)
+{
+    PyObject *text = PyUnicode_DecodeUTF8(s, n, "replace");
+    return n > 64 ? text : shared(word_cache, WORD_CACHE_MAX, text);
 }
 
 /* `text` (a new reference, NULL or None passed through), or the equal str seen before. */
@@ -620,22 +627,7 @@ static PyObject *ident(PyObject *text)
 {
     if (text == NULL || !PyUnicode_CheckExact(text))
         return text;
-    PyObject *known = PyDict_GetItemWithError(ident_cache, text); /* borrowed */
-    if (known != NULL) {
-        Py_DECREF(text);
-        return Py_NewRef(known);
-    }
-    if (PyErr_Occurred()) {
-        Py_DECREF(text);
-        return NULL;
-    }
-    if (PyDict_GET_SIZE(ident_cache) >= IDENT_CACHE_MAX)
-        PyDict_Clear(ident_cache);
-    if (PyDict_SetItem(ident_cache, text, text) < 0) {
-        Py_DECREF(text);
-        return NULL;
-    }
-    return text;
+    return shared(ident_cache, IDENT_CACHE_MAX, text);
 }
 
 static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
