@@ -142,15 +142,22 @@ def _strangers(data: bytes) -> bytes:
     return data.replace(b"bob@example.com", b"carol@example.net").replace(b"alice@", b"dave@")
 
 
+def _anchored_invites() -> tuple[bytes, bytes]:
+    """Alice's INVITE to the B2BUA, and the B2BUA's INVITE to Bob between other users, with its
+    own relay address in the offer: nothing but timing and media ties them."""
+    inv_a = request("INVITE", call_id="in-1@10.0.0.1", from_tag="a1", branch="z9hG4bK-a1",
+                    body=_sdp("10.0.0.1", 20000))  # fmt: skip
+    inv_b = _strangers(request("INVITE", call_id="out-9@10.0.0.5", from_tag="x9", branch="z9hG4bK-b9",
+                               vias=("10.0.0.5:5060",), body=_sdp("10.0.0.5", 30000)))  # fmt: skip
+    return inv_a, inv_b
+
+
 def _anchored_pair(feed: Feeder, *, passes_cancel: bool) -> None:
     """Alice's call to the B2BUA is cancelled after 2 s; the B2BUA's call to Bob (other users,
     its own relay address in the offer) either is that call's B leg, cancelled in turn, or
     another call, refused with 486 60 ms before Alice's CANCEL."""
-    inv_a = request("INVITE", call_id="in-1@10.0.0.1", from_tag="a1", branch="z9hG4bK-a1",
-                    body=_sdp("10.0.0.1", 20000))  # fmt: skip
+    inv_a, inv_b = _anchored_invites()
     feed(0.0, ALICE, B2BUA, inv_a)
-    inv_b = _strangers(request("INVITE", call_id="out-9@10.0.0.5", from_tag="x9", branch="z9hG4bK-b9",
-                               vias=("10.0.0.5:5060",), body=_sdp("10.0.0.5", 30000)))  # fmt: skip
     feed(0.09, B2BUA, BOB, inv_b)
     if passes_cancel:
         feed(0.3, BOB, B2BUA, response(inv_b, 180, "Ringing", to_tag="y9"))
@@ -188,11 +195,8 @@ def test_anchored_media_alone_needs_the_bye_passed_on(bye_lag: float) -> None:
     """Two answered calls whose 180 and 200 met by chance, tied only by the B2BUA's relay
     address, are two calls when their BYEs are 50 s apart (a B2BUA passes a BYE on at once)."""
     feed = Feeder()
-    inv_a = request("INVITE", call_id="in-1@10.0.0.1", from_tag="a1", branch="z9hG4bK-a1",
-                    body=_sdp("10.0.0.1", 20000))  # fmt: skip
+    inv_a, inv_b = _anchored_invites()
     feed(0.0, ALICE, B2BUA, inv_a)
-    inv_b = _strangers(request("INVITE", call_id="out-9@10.0.0.5", from_tag="x9", branch="z9hG4bK-b9",
-                               vias=("10.0.0.5:5060",), body=_sdp("10.0.0.5", 30000)))  # fmt: skip
     feed(0.004, B2BUA, BOB, inv_b)
     feed(0.3, BOB, B2BUA, response(inv_b, 180, "Ringing", to_tag="y9"))
     feed(0.301, B2BUA, ALICE, response(inv_a, 180, "Ringing", to_tag="z1"))
