@@ -591,6 +591,15 @@ static PyObject *make(PyTypeObject *type, PyObject **slots, PyObject **values, i
     return obj;
 }
 
+/* Keep `value` in `cache` under `key`; the cache is cleared first when it holds `max` entries.
+   0, or -1 with an exception set. */
+static int remember(PyObject *cache, Py_ssize_t max, PyObject *key, PyObject *value)
+{
+    if (PyDict_GET_SIZE(cache) >= max)
+        PyDict_Clear(cache);
+    return PyDict_SetItem(cache, key, value);
+}
+
 /* `text` (a new reference; NULL passed through), or the equal str `cache` already holds. The
    cache keeps at most `max` entries and is cleared when full. */
 static PyObject *shared(PyObject *cache, Py_ssize_t max, PyObject *text)
@@ -602,13 +611,7 @@ static PyObject *shared(PyObject *cache, Py_ssize_t max, PyObject *text)
         Py_DECREF(text);
         return Py_NewRef(known);
     }
-    if (PyErr_Occurred()) {
-        Py_DECREF(text);
-        return NULL;
-    }
-    if (PyDict_GET_SIZE(cache) >= max)
-        PyDict_Clear(cache);
-    if (PyDict_SetItem(cache, text, text) < 0) {
+    if (PyErr_Occurred() || remember(cache, max, text, text) < 0) {
         Py_DECREF(text);
         return NULL;
     }
@@ -904,11 +907,9 @@ static PyObject *parse(PyObject *self, PyObject *arg)
             if (cv[0] == NULL || cv[1] == NULL) {
                 Py_XDECREF(cv[0]);
                 Py_XDECREF(cv[1]);
-            } else if ((cseq = make(cseq_type, cseq_slots, cv, 2)) != NULL) {
-                if (PyDict_GET_SIZE(cseq_cache) >= CSEQ_CACHE_MAX)
-                    PyDict_Clear(cseq_cache);
-                if (PyDict_SetItem(cseq_cache, cseq_text, cseq) < 0)
-                    Py_CLEAR(cseq);
+            } else if ((cseq = make(cseq_type, cseq_slots, cv, 2)) != NULL &&
+                       remember(cseq_cache, CSEQ_CACHE_MAX, cseq_text, cseq) < 0) {
+                Py_CLEAR(cseq);
             }
         }
         Py_DECREF(cseq_text);
