@@ -29,7 +29,7 @@ class _RawLink(NamedTuple):
 
 
 def _header_links(facts: Sequence[_LegFacts]) -> list[_RawLink]:
-    by_call_id = {f.leg.call_id: f.index for f in facts}
+    by_call_id = {f.call_id: f.index for f in facts}
     links = []
     for f in facts:
         for name, claimed in f.claims.items():
@@ -37,7 +37,7 @@ def _header_links(facts: Sequence[_LegFacts]) -> list[_RawLink]:
             if other is not None and other != f.index:
                 links.append(
                     _RawLink(other, f.index, f"header:{name}", HEADER_CONFIDENCE,
-                             (f"{name} of {f.leg.call_id} names {claimed}",))
+                             (f"{name} of {f.call_id} names {claimed}",))
                 )  # fmt: skip
     return links
 

@@ -28,9 +28,10 @@ _NULL_UUID = "0" * 32
 @dataclass(slots=True)
 class _LegFacts:
     index: int
-    leg: Leg
-    invite: Message
-    """The first copy of the leg's first initial INVITE."""
+    call_id: str
+    leg: Leg | None
+    """The leg, for its SDP (``_load_sdp``); None once that is loaded: the facts then pickle
+    small, without the messages (``sipflow.shard`` hands them between processes)."""
     entry: str
     """Host the INVITE went to (the caller side of a B2BUA sits there)."""
     exit: str
@@ -145,8 +146,8 @@ def _facts(index: int, leg: Leg, rules: Sequence[HeaderRule]) -> _LegFacts | Non
     sip = invite.sip
     facts = _LegFacts(
         index=index,
+        call_id=leg.call_id,
         leg=leg,
-        invite=invite,
         entry=last_hop.server.host,
         exit=caller.host,
         exit_at=invite.timestamp,
@@ -191,7 +192,7 @@ def _facts(index: int, leg: Leg, rules: Sequence[HeaderRule]) -> _LegFacts | Non
 
 def _load_sdp(f: _LegFacts) -> None:
     """The leg's first SDP offer and answer (RFC 3264), found on first need."""
-    if f.sdp_loaded:
+    if f.sdp_loaded or f.leg is None:
         return
     f.sdp_loaded = True
     for _, role, description in iter_sdp_roles(f.leg.messages, find_sdp_digest):
@@ -204,3 +205,10 @@ def _load_sdp(f: _LegFacts) -> None:
     f.offer_media = f.offer.media if f.offer is not None else frozenset()
     f.offer_addresses = f.offer.addresses if f.offer is not None else frozenset()
     f.answer_addresses = f.answer.addresses if f.answer is not None else frozenset()
+
+
+def _detached(f: _LegFacts) -> _LegFacts:
+    """``f`` with its SDP loaded and its leg let go: what another process needs of the leg."""
+    _load_sdp(f)
+    f.leg = None
+    return f

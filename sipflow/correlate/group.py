@@ -18,7 +18,7 @@ from sipflow.correlate.evidence import (
     _RawLink,
     _shared_value_links,
 )
-from sipflow.correlate.facts import _facts
+from sipflow.correlate.facts import _facts, _LegFacts
 from sipflow.correlate.heuristic import _heuristic_links
 from sipflow.correlate.options import CorrelationOptions, CorrelationStats
 from sipflow.model.call import Leg, Link
@@ -52,11 +52,31 @@ def correlate(
     """Group ``legs`` into calls. Legs without an initial INVITE stay alone. ``stats``, when
     given, counts the work done."""
     options = options or CorrelationOptions()
-    stats = stats if stats is not None else CorrelationStats()
-    stats.legs += len(legs)
     if not options.enabled:
+        if stats is not None:
+            stats.legs += len(legs)
         return [Group((leg,), ()) for leg in legs]
     facts = [f for i, leg in enumerate(legs) if (f := _facts(i, leg, options.headers)) is not None]
+    groups = correlate_facts(facts, [leg.start for leg in legs], options, stats=stats)
+    return [Group(tuple(legs[i] for i in members), links) for members, links in groups]
+
+
+def correlate_facts(
+    facts: Sequence[_LegFacts],
+    starts: Sequence[float],
+    options: CorrelationOptions | None = None,
+    *,
+    stats: CorrelationStats | None = None,
+) -> list[tuple[tuple[int, ...], tuple[Link, ...]]]:
+    """``correlate`` on what it reads of the legs: ``starts`` (each leg's start, by its index)
+    and the ``facts`` of the legs that have them (``_LegFacts.index`` their index). Each call is
+    the indexes of its legs, in the order of ``Group.legs``, and its links."""
+    options = options or CorrelationOptions()
+    stats = stats if stats is not None else CorrelationStats()
+    count = len(starts)
+    stats.legs += count
+    if not options.enabled:
+        return [((i,), ()) for i in range(count)]
     raw: list[_RawLink] = []
     raw += _header_links(facts)
     raw += _shared_value_links(
@@ -73,7 +93,7 @@ def correlate(
     claimed = {link.b for link in raw}
     raw += _heuristic_links(facts, options.window, linked, claimed, stats)
 
-    uf = _UnionFind(len(legs))
+    uf = _UnionFind(count)
     best: dict[frozenset[int], _RawLink] = {}
     for link in raw:
         key = frozenset((link.a, link.b))
@@ -81,12 +101,12 @@ def correlate(
             best[key] = link
         uf.union(link.a, link.b)
     members: dict[int, list[int]] = defaultdict(list)
-    for i in range(len(legs)):
+    for i in range(count):
         members[uf.find(i)].append(i)
     links_of: dict[int, list[_RawLink]] = defaultdict(list)
     for link in best.values():
         links_of[uf.find(link.a)].append(link)
-    start = {i: legs[i].start for i in range(len(legs))}
+    start = dict(enumerate(starts))
     for f in facts:
         start[f.index] = f.exit_at
     groups = []
@@ -102,5 +122,5 @@ def correlate(
             )
             for link in sorted(links_of.get(root, ()), key=lambda k: (position[k.a], position[k.b]))
         )
-        groups.append(Group(tuple(legs[i] for i in order), links))
+        groups.append((tuple(order), links))
     return groups

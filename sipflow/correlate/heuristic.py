@@ -105,7 +105,7 @@ def _hunting_links(
                 break
             score, b, evidence = best
             evidence = [
-                f"hunting: tried after {current.leg.call_id} ended with {current.final_class}xx",
+                f"hunting: tried after {current.call_id} ended with {current.final_class}xx",
                 *evidence,
             ]
             links.append(_RawLink(a.index, b.index, "b2bua-heuristic", score, tuple(evidence)))
