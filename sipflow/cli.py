@@ -120,7 +120,7 @@ class InputOptions:
     max_call_ids: int = DEFAULT_MAX_CALL_IDS
     """``--max-call-ids`` (0: no limit)."""
     jobs: int | None = None
-    """``--jobs``; None: one process (``pipeline._worker_count``)."""
+    """``--jobs``; None: the cores where ``sipflow.shard`` applies, else one process (``pipeline._worker_count``)."""
     correlation: CorrelationOptions = field(default_factory=CorrelationOptions)
     """``--no-correlate``, ``--correlate-header``, ``--correlate-window``."""
     db: str | None = None
@@ -209,9 +209,11 @@ _INPUT_OPTIONS: list[Decorator] = [
                  help="Analyse at most N Call-IDs (0: no limit); messages of later Call-IDs are counted, "
                  "left out, and the result is partial (exit 3)."),
     click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, metavar="N",
-                 help="Processes to use: with 2 or more, files are read and parsed in worker processes while "
-                 "the calls are built (same result; pays where decoding is costly, e.g. TCP reassembly). "
-                 "Default: 1."),
+                 help="Processes to use (same result): `calls --format json` shares a capture's Call-IDs "
+                 "out among N processes and correlates after; elsewhere, with 2 or more, files are read and "
+                 "parsed in worker processes while the calls are built (pays where decoding is costly, e.g. "
+                 "TCP reassembly). Default: the cores for `calls --format json` on 16 MB of input or more, "
+                 "else 1."),
     click.option("--skew", multiple=True, metavar="FILE[#IFACE]=SECONDS",
                  help="FILE's clock (or that of interface IFACE of a pcapng FILE with several) runs SECONDS "
                  "ahead of the first capture point's (subtracted from its times), e.g. b.pcap=+0.35 or "
@@ -388,6 +390,29 @@ def _load(
     return analysis
 
 
+def _sharded_json(inputs: InputOptions, selection: Selection) -> bool:
+    """``calls --format json`` with its Call-IDs shared out among processes (``sipflow.shard``),
+    written; False when one process is the way (then nothing was said)."""
+    from sipflow import shard  # noqa: PLC0415
+
+    with _progress() as progress:
+        chosen = {f.name: getattr(selection, f.name) for f in fields(Selection)}
+        indent = 2 if sys.stdout.isatty() else None
+        run = shard.calls_json(
+            inputs.files, inputs.analysis_options(), selection=chosen, indent=indent, progress=progress
+        )
+        if run is None:
+            return False
+        for line in warning_lines(run.analysis):
+            click.echo(f"sipflow: warning: {line}", err=True)
+        if run.analysis.summary.partial:
+            click.get_current_context().meta[_PARTIAL] = True
+        while batch := list(itertools.islice(run.pieces, _JSON_BATCH)):
+            click.echo("".join(batch), nl=False)
+        click.echo()
+    return True
+
+
 def _load_archive(db: str, *, media: bool, selection: Selection | None) -> Analysis:
     from sipflow.archive import Query, load  # noqa: PLC0415
 
@@ -490,6 +515,14 @@ def calls(
             sort = call_table.parse_sort(sort_text, media=with_media)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--sort") from None
+    if (
+        fmt == "json"
+        and not with_media
+        and sort is None
+        and inputs.db is None
+        and _sharded_json(inputs, selection)
+    ):
+        return
     analysis = _load(inputs, media=with_media, selection=selection)
     selected = selection.apply(analysis)
     media = None

@@ -111,34 +111,11 @@ class Analysis:
         ``since`` or later and before ``until`` (epoch seconds); final ``status`` (``486``, or
         a class: ``4xx``); ``headers``: (name, text) pairs, each a header of that name in a
         message of the call containing the text (case-insensitive)."""
-        states = {CallState(s) for s in state} if state else None
-        statuses = status_matcher(status) if status is not None else None
-        wanted = [(name, text.lower()) for name, text in headers]
-        out = []
-        for call in self.calls:
-            if index is not None:
-                if call.index != index:
-                    continue
-            elif not all_kinds and call_id is None and call.kind is not CallKind.CALL:
-                continue
-            if call_id is not None and call_id not in call.call_ids:
-                continue
-            if from_ is not None and not _addr_matches(call, from_, "from"):
-                continue
-            if to is not None and not _addr_matches(call, to, "to"):
-                continue
-            if states is not None and call.state not in states:
-                continue
-            if since is not None and call.start < since:
-                continue
-            if until is not None and call.start >= until:
-                continue
-            if statuses is not None and not statuses(call.final_status):
-                continue
-            if wanted and not all(_has_header(call, name, text) for name, text in wanted):
-                continue
-            out.append(call)
-        return out
+        matches = call_filter(
+            all_kinds=all_kinds, call_id=call_id, from_=from_, to=to, state=state, index=index, since=since,
+            until=until, status=status, headers=headers,
+        )  # fmt: skip
+        return [call for call in self.calls if matches(call)]
 
 
 def status_matcher(status: str) -> Callable[[int | None], bool]:
@@ -174,3 +151,46 @@ def _addr_matches(call: Call, needle: str, which: str) -> bool:
         if any(needle in t.lower() for t in texts):
             return True
     return False
+
+
+def call_filter(
+    *,
+    all_kinds: bool = False,
+    call_id: str | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    state: Iterable[str] | None = None,
+    index: int | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    status: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+) -> Callable[[Call], bool]:
+    """``Analysis.select``'s test of one call (its arguments): true for a call it selects."""
+    states = {CallState(s) for s in state} if state else None
+    statuses = status_matcher(status) if status is not None else None
+    wanted = [(name, text.lower()) for name, text in headers]
+
+    def matches(call: Call) -> bool:
+        if index is not None:
+            if call.index != index:
+                return False
+        elif not all_kinds and call_id is None and call.kind is not CallKind.CALL:
+            return False
+        if call_id is not None and call_id not in call.call_ids:
+            return False
+        if from_ is not None and not _addr_matches(call, from_, "from"):
+            return False
+        if to is not None and not _addr_matches(call, to, "to"):
+            return False
+        if states is not None and call.state not in states:
+            return False
+        if since is not None and call.start < since:
+            return False
+        if until is not None and call.start >= until:
+            return False
+        if statuses is not None and not statuses(call.final_status):
+            return False
+        return not wanted or all(_has_header(call, name, text) for name, text in wanted)
+
+    return matches

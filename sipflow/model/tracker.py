@@ -65,6 +65,11 @@ class Tracker:
         return self._messages
 
     @property
+    def last_time(self) -> float:
+        """The latest capture time fed (the default ``capture_end`` of ``finish``)."""
+        return self._last_time
+
+    @property
     def leg_count(self) -> int:
         """Distinct Call-IDs fed so far (one leg each)."""
         return len(self._legs)
@@ -74,11 +79,18 @@ class Tracker:
         return (call_id or "") in self._legs
 
     def feed(
-        self, packet: SipPayload, sip: SipRequest | SipResponse, *, copies: tuple[tuple[str, int], ...] = ()
+        self,
+        packet: SipPayload,
+        sip: SipRequest | SipResponse,
+        *,
+        copies: tuple[tuple[str, int], ...] = (),
+        index: int | None = None,
     ) -> Message:
         """Account for one parsed message; returns its record (retransmission flag set).
 
-        ``copies``: (file, frame) of the same message captured in other files."""
+        ``copies``: (file, frame) of the same message captured in other files. ``index``: the
+        message's ``Message.index``, default the count fed before it; given, it must grow from
+        message to message (a shard of a capture numbers its messages as the whole does)."""
         src, dst = self._endpoint(packet.src), self._endpoint(packet.dst)
         call_id = sip.call_id or ""
         leg = self._legs.get(call_id)
@@ -90,7 +102,7 @@ class Tracker:
         else:
             tx, retrans, matched_by = self._table.match_response(sip, src, dst, candidates)
         msg = Message.from_payload(
-            len(self._messages),
+            len(self._messages) if index is None else index,
             packet,
             sip,
             retransmission=retrans,

@@ -239,9 +239,43 @@ def iter_dumps(
 ) -> Iterator[str]:
     """The text of ``dumps``, in pieces: a call's entry is built, encoded and handed out before
     the next one is built, so the document is never whole in memory."""
-    separators = (",", ":") if indent is None else (",", ": ")
     media = _media_by_call(analysis)
     streams = streams_by_call(analysis.calls, analysis.media) if media is not None else None
+    entries = (entry_text(c, indent=indent, with_flow=with_flow, media=media, streams=streams) for c in calls)
+    pieces = iter_document(analysis, entries, indent=indent, media=media)
+    if pieces is None:  # cannot happen; then in one piece, as ``dumps``
+        yield dumps(analysis, calls, indent=indent, with_flow=with_flow)
+        return
+    yield from pieces
+
+
+def entry_text(
+    call: Call,
+    *,
+    indent: int | None = None,
+    with_flow: bool = False,
+    media: Mapping[int, list[dict[str, Any]]] | None = None,
+    streams: Mapping[int, list[RtpStream]] | None = None,
+) -> str:
+    """One call's entry of ``iter_dumps``, encoded (``call_json``'s arguments)."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    entry = call_json(call, with_flow=with_flow, media=media, streams=streams)
+    text = json.dumps(entry, indent=indent, separators=separators, ensure_ascii=True)
+    if indent is not None:
+        text = text.replace("\n", "\n" + " " * (2 * indent))  # JSON strings hold no raw line break
+    return text
+
+
+def iter_document(
+    analysis: Analysis,
+    entries: Iterable[str],
+    *,
+    indent: int | None = None,
+    media: Mapping[int, list[dict[str, Any]]] | None = None,
+) -> Iterator[str] | None:
+    """The document of ``analysis`` with ``entries`` (``entry_text`` of each call, made here
+    or elsewhere: ``sipflow.shard``) as its calls; ``analysis.calls`` is not read."""
+    separators = (",", ":") if indent is None else (",", ": ")
     skeleton = json.dumps(
         _document(analysis, [_CALLS_MARK], media), indent=indent, separators=separators, ensure_ascii=True
     )
@@ -250,17 +284,15 @@ def iter_dumps(
     inner = "" if indent is None else "\n" + " " * (2 * indent)
     marker = f"[{inner}{token}{outer}]"
     head, found, tail = skeleton.partition(marker)
-    if not found or marker in tail:  # cannot happen; then in one piece, as ``dumps``
-        yield dumps(analysis, calls, indent=indent, with_flow=with_flow)
-        return
+    if not found or marker in tail:
+        return None
+    return _pieces(head, entries, inner, outer, tail)
+
+
+def _pieces(head: str, entries: Iterable[str], inner: str, outer: str, tail: str) -> Iterator[str]:
     yield head + "["
     count = 0
-    for call in calls:
-        entry = call_json(call, with_flow=with_flow, media=media, streams=streams)
-        text = json.dumps(entry, indent=indent,
-                          separators=separators, ensure_ascii=True)  # fmt: skip
-        if inner:
-            text = text.replace("\n", inner)  # JSON strings hold no raw line break
+    for text in entries:
         yield ("," if count else "") + inner + text
         count += 1
     yield (outer if count else "") + "]" + tail

@@ -1,0 +1,510 @@
+"""One capture on several cores: its Call-IDs shared out among worker processes, the calls
+correlated after, the JSON of ``sipflow calls`` written from what the workers render.
+
+Every leg is built from the messages of its own Call-ID (``model.tracker``), so a worker that
+keeps only the Call-IDs hashing to its shard builds exactly the legs the whole capture has of
+them. What crosses Call-IDs is small and goes through this process::
+
+    workers: read and parse every file, dedupe and track their shard ──► latest time
+    here:    the capture's end (timers run on it)                      ──► workers
+    workers: legs frozen; each leg's Call-ID, start and correlation facts ──► here
+    here:    correlate_facts, related_from_facts, calls numbered, each call given to the
+             worker holding its first leg                              ──► workers
+    workers: the legs of calls owned elsewhere, pickled ──► here ──► their owners
+    workers: calls built, selected and rendered (``render.json.entry_text``) ──► here, in order
+
+A worker numbers its messages by their place in the merged input (``Tracker.feed(index=)``),
+so legs and calls sort as in one process: the output is the same as ``--jobs 1`` (tested on
+every sample and shared capture). Each worker reads and parses the whole input: that part is
+not divided, the rest (tracking, freezing, facts, building and rendering calls) is.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection, wait
+from typing import Any, Final
+
+from sipflow.capture.reader import STDIN, CaptureReader
+from sipflow.capture.types import CaptureStats
+from sipflow.correlate import CorrelationOptions
+from sipflow.correlate.facts import _detached, _facts, _LegFacts
+from sipflow.correlate.group import correlate_facts
+from sipflow.correlate.transfers import TransferFacts, related_from_facts, transfer_facts
+from sipflow.merge import Deduplicator, duplicate_key
+from sipflow.model.analysis import Analysis, Summary, call_filter
+from sipflow.model.call import Call, CallKind, Leg, Link, build_call
+from sipflow.model.tracker import Tracker
+from sipflow.pipeline import (
+    _PROGRESS_EVERY,
+    AnalysisOptions,
+    CapturePoints,
+    Progress,
+    _file_names,
+    _given_skews,
+    _merged,
+    _skews,
+    gc_paused,
+)
+from sipflow.readahead import Parsed, ParseFailure, read_parsed
+from sipflow.render.json import entry_text, iter_document
+
+MIN_BYTES: Final = 16 << 20
+"""Input below which one process is used: starting the workers and handing the facts over
+costs more than sharing out the work of a small capture saves."""
+
+_BATCH: Final = 256
+"""Rendered calls a worker sends at a time."""
+
+
+@dataclass(frozen=True, slots=True)
+class JsonRun:
+    """What ``calls_json`` gives: the document's text in pieces, and the run's analysis, which
+    holds its summary, warnings and malformed packets; its calls and messages stayed in the
+    workers and are empty here."""
+
+    analysis: Analysis
+    pieces: Iterator[str]
+
+
+def shard_count(jobs: int | None) -> int:
+    """How many workers ``--jobs`` gives: None means one per core this process may use."""
+    if jobs is None:
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
+    return jobs
+
+
+def calls_json(
+    paths: Sequence[str],
+    options: AnalysisOptions,
+    *,
+    selection: dict[str, Any] | None = None,
+    indent: int | None = None,
+    progress: Progress | None = None,
+    min_bytes: int | None = None,
+) -> JsonRun | None:
+    """``sipflow calls --format json`` on ``paths``, over ``shard_count(options.jobs)`` worker
+    processes: the JSON of ``render.json.iter_dumps(analyze(paths), analysis.select(**selection))``.
+    ``min_bytes``: default ``MIN_BYTES``.
+
+    None when one process is the way: one job or core, input smaller than ``min_bytes``, an
+    input that is no regular file (standard input, a pipe), media measured, no ``fork`` here;
+    also when the input holds more Call-IDs than ``options.max_call_ids`` (one process then
+    says which messages it left out) or when the selection selects nothing (one process then
+    says what else there is). Raises what ``analyze`` raises."""
+    names = _file_names(paths)
+    workers = shard_count(options.jobs)
+    if workers < 2 or options.media or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    if any(name == STDIN or not os.path.isfile(name) for name in names):
+        return None
+    if sum(os.path.getsize(name) for name in names) < (MIN_BYTES if min_bytes is None else min_bytes):
+        return None
+    return _Coordinator(names, options, selection or {}, indent, progress, workers).run()
+
+
+class _WorkerError(Exception):
+    """A worker failed in a way that does not pickle: its traceback."""
+
+
+class _Coordinator:
+    """This process's side of a sharded run (see the module's docstring)."""
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        options: AnalysisOptions,
+        selection: dict[str, Any],
+        indent: int | None,
+        progress: Progress | None,
+        workers: int,
+    ) -> None:
+        self.names, self.options, self.selection = names, options, selection
+        self.indent, self.progress, self.workers = indent, progress, workers
+        self.stack = ExitStack()
+        self.conns: list[Connection] = []
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+
+    def run(self) -> JsonRun | None:
+        context = multiprocessing.get_context("fork")
+        try:
+            for shard in range(self.workers):
+                here, there = context.Pipe()
+                process = context.Process(
+                    target=_work, args=(there, self.names, self.options, self.selection, self.indent, shard,
+                                        self.workers), daemon=True,
+                )  # fmt: skip
+                process.start()
+                there.close()
+                self.conns.append(here)
+                self.processes.append(process)
+                self.stack.callback(_stop, process)
+            return self._run()
+        except BaseException:
+            self._kill()
+            raise
+
+    def _kill(self) -> None:
+        """The workers ended now (this side failed, or the reader of the output stopped)."""
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        self.stack.close()
+
+    def _recv(self, conn: Connection) -> Any:
+        try:
+            message = conn.recv()
+        except EOFError:
+            raise _WorkerError("a worker process ended unexpectedly") from None
+        if message[0] == "error":
+            raise message[1]
+        return message
+
+    def _gather(self, tag: str) -> list[Any]:
+        """One message ``tag`` from every worker, progress reports handled on the way."""
+        got: dict[int, Any] = {}
+        waiting = {conn: shard for shard, conn in enumerate(self.conns)}
+        while waiting:
+            for conn in wait(list(waiting)):
+                message = self._recv(conn)  # type: ignore[arg-type]
+                if message[0] == "progress":
+                    if self.progress is not None:
+                        self.progress(message[1], message[2])
+                    continue
+                assert message[0] == tag, message[0]
+                got[waiting.pop(conn)] = message[1]  # type: ignore[call-overload]
+        return [got[shard] for shard in range(len(self.conns))]
+
+    def _broadcast(self, messages: Sequence[Any]) -> None:
+        for conn, message in zip(self.conns, messages, strict=True):
+            conn.send(message)
+
+    def _stop_all(self) -> None:
+        """The workers told to end (those that have not already), and reaped."""
+        for conn in self.conns:
+            with suppress(OSError):
+                conn.send(("stop",))
+        self.stack.close()
+
+    def _run(self) -> JsonRun | None:
+        fed = self._gather("fed")
+        limit = self.options.max_call_ids or None
+        if limit is not None and sum(count for _, count in fed) > limit:
+            self._stop_all()
+            return None
+        ends = [end for end, _ in fed]
+        self._broadcast([("end", max(ends))] * len(self.conns))
+        shards: list[_ShardLegs] = self._gather("legs")
+        plans, owner = self._plan(shards)
+        self._broadcast([("plan", plan) for plan in plans])
+        exports = self._gather("exports")
+        imports: list[list[tuple[int, bytes]]] = [[] for _ in self.conns]
+        for source, blobs in enumerate(exports):
+            for destination, blob in blobs.items():
+                imports[destination].append((source, blob))
+        self._broadcast([("imports", blobs) for blobs in imports])
+        built: list[tuple[int, int, tuple[int, ...]]] = self._gather("built")
+        selected = {index for _, _, indexes in built for index in indexes}
+        if not selected:
+            self._stop_all()
+            return None
+        summary = replace(
+            shards[0].summary,
+            sip_messages=sum(s.summary.sip_messages for s in shards),
+            retransmissions=sum(s.summary.retransmissions for s in shards),
+            duplicates=sum(s.summary.duplicates for s in shards),
+            doubled=sum(s.summary.doubled for s in shards),
+            first_time=min((s.summary.first_time for s in shards if s.summary.first_time is not None),
+                           default=None),
+            last_time=max((s.summary.last_time for s in shards if s.summary.last_time is not None),
+                          default=None),
+            calls=sum(calls for calls, _, _ in built),
+            items=sum(items for _, items, _ in built),
+        )  # fmt: skip
+        analysis = Analysis(
+            files=self.names,
+            summary=summary,
+            calls=(),
+            messages=(),
+            malformed=shards[0].malformed,
+            transactions=(),
+            dialogs=(),
+            warnings=shards[0].warnings,
+        )
+        order = [owner[index] for index in sorted(selected)]
+        pieces = iter_document(analysis, self._entries(order), indent=self.indent)
+        assert pieces is not None  # the skeleton holds the marker once
+        return JsonRun(analysis, self._closing(pieces))
+
+    def _closing(self, pieces: Iterator[str]) -> Iterator[str]:
+        finished = False
+        try:
+            yield from pieces
+            finished = True
+        finally:
+            if finished:
+                self.stack.close()
+            else:
+                self._kill()
+
+    def _entries(self, order: Sequence[int]) -> Iterator[str]:
+        """The rendered calls, taken from each owner in the order of ``order`` (the owner of
+        each selected call, by call index)."""
+        buffers: list[list[str]] = [[] for _ in self.conns]
+        for shard in order:
+            buffer = buffers[shard]
+            if not buffer:
+                message = self._recv(self.conns[shard])
+                assert message[0] == "entries", message[0]
+                buffer.extend(reversed(message[1]))
+            yield buffer.pop()
+
+    def _plan(self, shards: Sequence[_ShardLegs]) -> tuple[list[_Plan], dict[int, int]]:
+        """The calls, correlated from every shard's facts: which worker builds each, and the
+        legs each worker hands to another."""
+        order = sorted(
+            ((first, shard, local) for shard, s in enumerate(shards) for local, first in enumerate(s.firsts)),
+        )
+        where = [(shard, local) for _, shard, local in order]
+        position = {key: index for index, key in enumerate(where)}
+        starts = [shards[shard].starts[local] for shard, local in where]
+        call_ids = [shards[shard].call_ids[local] for shard, local in where]
+        facts: list[_LegFacts] = []
+        for shard, s in enumerate(shards):
+            for f in s.facts:
+                f.index = position[(shard, f.index)]
+                facts.append(f)
+        facts.sort(key=lambda f: f.index)
+        correlation = self.options.correlation or CorrelationOptions()
+        groups = correlate_facts(facts, starts, correlation)
+        related: dict[str, set[str]] = {}
+        if correlation.enabled:
+            related = related_from_facts(
+                [t for s in shards for t in s.transfers], set(call_ids),
+                lambda: ((f.exit_at, f.to_user, f.call_id) for f in facts),
+            )  # fmt: skip
+        plans = [_Plan([], defaultdict(list)) for _ in shards]
+        owner: dict[int, int] = {}
+        for index, (members, links) in enumerate(groups, start=1):
+            ids = {call_ids[m] for m in members}
+            others = tuple(sorted({r for m in members for r in related.get(call_ids[m], ())} - ids))
+            home = where[members[0]][0]
+            owner[index] = home
+            plans[home].calls.append((index, [where[m] for m in members], links, others))
+            for m in members:
+                shard, local = where[m]
+                if shard != home:
+                    plans[shard].exports[home].append(local)
+        return plans, owner
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one worker is to do: the calls it builds (index, its legs as (shard, leg number),
+    links, related Call-IDs) and, by worker, the numbers of its legs that worker needs."""
+
+    calls: list[tuple[int, list[tuple[int, int]], tuple[Link, ...], tuple[str, ...]]]
+    exports: dict[int, list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class _ShardLegs:
+    """One worker's legs as correlation reads them, and its part of the summary."""
+
+    firsts: list[int]
+    """Each leg's first message's index (its place in the merged input), in leg order."""
+    starts: list[float]
+    call_ids: list[str]
+    facts: list[_LegFacts]
+    """Of the legs with an initial INVITE, ``index`` the leg's number here."""
+    transfers: list[TransferFacts]
+    """Of the legs that say something about a transfer."""
+    summary: Summary
+    """Counted over this shard (``calls`` and ``items`` not yet)."""
+    malformed: tuple[Any, ...]
+    warnings: tuple[Any, ...]
+
+
+def _stop(process: multiprocessing.process.BaseProcess) -> None:
+    process.join(timeout=5)
+    if process.is_alive():
+        process.terminate()
+        process.join()
+
+
+def _work(
+    conn: Connection,
+    names: tuple[str, ...],
+    options: AnalysisOptions,
+    selection: dict[str, Any],
+    indent: int | None,
+    shard: int,
+    shards: int,
+) -> None:
+    """A worker's life (see the module's docstring); any failure is sent, then the end."""
+    try:
+        with gc_paused():
+            _Worker(conn, names, options, shard, shards).run(selection, indent)
+    except BaseException as exc:  # handed to the coordinator, raised there
+        try:
+            pickle.dumps(exc)
+            conn.send(("error", exc))
+        except Exception:
+            conn.send(("error", _WorkerError(traceback.format_exc())))
+    finally:
+        conn.close()
+
+
+class _Worker:
+    def __init__(
+        self, conn: Connection, names: tuple[str, ...], options: AnalysisOptions, shard: int, shards: int
+    ) -> None:
+        self.conn, self.names, self.options = conn, names, options
+        self.shard, self.shards = shard, shards
+
+    def _expect(self, tag: str) -> Any:
+        message = self.conn.recv()
+        if message[0] == "stop":
+            raise SystemExit(0)
+        assert message[0] == tag, message[0]
+        return message[1]
+
+    def run(self, selection: dict[str, Any], indent: int | None) -> None:
+        conn = self.conn
+        with ExitStack() as stack:
+            readers = [stack.enter_context(CaptureReader(name)) for name in self.names]
+            tracker, dedupe, points, skews = self._read(readers)
+            conn.send(("fed", (tracker.last_time, tracker.leg_count)))
+            end = self._expect("end")
+            model = tracker.finish(end, release=True)
+            del tracker
+            legs = sorted(model.legs, key=lambda leg: leg.messages[0].index)
+            stats = CaptureStats.total(r.stats for r in readers)
+            times = [m.timestamp for m in model.messages]
+            summary = Summary(
+                files=self.names,
+                packets=stats.frames,
+                sip_messages=len(model.messages),
+                malformed=len(model.malformed),
+                non_sip_packets=stats.non_sip_packets,
+                non_sip=stats.non_sip,
+                unsupported=stats.unsupported,
+                retransmissions=sum(1 for m in model.messages if m.retransmission),
+                calls=0,
+                items=0,
+                partial=stats.truncated,
+                incomplete_files=tuple(r.name for r in readers if r.stats.truncated),
+                untracked=0,
+                first_time=min(times) if times else None,
+                last_time=max(times) if times else None,
+                duplicates=dedupe.duplicates,
+                doubled=dedupe.doubled,
+                skew=skews,
+                capture_points=points.list(skews, ((r.name, i) for r in readers for i in r.seen_interfaces)),
+            )
+            warnings = tuple(w for r in readers for w in r.warnings)
+            malformed = model.malformed
+            del model, times
+        correlation = self.options.correlation or CorrelationOptions()
+        facts = []
+        transfers = []
+        if correlation.enabled:
+            for local, leg in enumerate(legs):
+                f = _facts(local, leg, correlation.headers)
+                if f is not None:
+                    facts.append(_detached(f))
+                t = transfer_facts(leg)
+                if t.replaces or t.refers:
+                    transfers.append(t)
+        conn.send(("legs", _ShardLegs(
+            firsts=[leg.messages[0].index for leg in legs], starts=[leg.start for leg in legs],
+            call_ids=[leg.call_id for leg in legs], facts=facts, transfers=transfers, summary=summary,
+            malformed=malformed, warnings=warnings,
+        )))  # fmt: skip
+        del facts, transfers
+        plan: _Plan = self._expect("plan")
+        exports = {
+            destination: pickle.dumps([(local, legs[local]) for local in locals_], pickle.HIGHEST_PROTOCOL)
+            for destination, locals_ in plan.exports.items()
+        }
+        conn.send(("exports", exports))
+        del exports
+        imported: dict[tuple[int, int], Leg] = {}
+        for source, blob in self._expect("imports"):
+            imported.update(((source, local), leg) for local, leg in pickle.loads(blob))
+
+        def leg_of(key: tuple[int, int]) -> Leg:
+            shard, local = key
+            return legs[local] if shard == self.shard else imported[key]
+
+        matches = call_filter(**selection)
+        calls: list[Call] = []
+        counted = items = 0
+        for index, members, links, others in plan.calls:
+            call = build_call(index, tuple(leg_of(m) for m in members), links, others)
+            items += 1
+            counted += call.kind is CallKind.CALL
+            if matches(call):
+                calls.append(call)
+        conn.send(("built", (counted, items, tuple(call.index for call in calls))))
+        for start in range(0, len(calls), _BATCH):
+            batch = calls[start : start + _BATCH]
+            conn.send(("entries", [entry_text(call, indent=indent) for call in batch]))
+            for i in range(start, start + len(batch)):
+                calls[i] = None  # type: ignore[call-overload]  # rendered: let it go
+
+    def _read(
+        self, readers: list[CaptureReader]
+    ) -> tuple[Tracker, Deduplicator[tuple[int, Parsed]], CapturePoints, dict[str, float]]:
+        """Every message of the input read and parsed; this shard's deduped and tracked."""
+        points = CapturePoints(readers)
+        skews = _skews(points, _given_skews(points, self.options.skew))
+        dedupe: Deduplicator[tuple[int, Parsed]] = Deduplicator(points=points.pairs)
+        keyed = len(points.names) > 1
+        tracker = Tracker()
+        shard, shards = self.shard, self.shards
+        total = sum(r.size for r in readers)
+        report = self.conn.send if shard == 0 else None
+        sources = [(r.name, read_parsed(r)) for r in readers]
+        feed = tracker.feed
+        key: Hashable | None
+        for seq, (packet, item) in enumerate(_merged(sources, points, skews)):
+            if isinstance(item, ParseFailure):
+                if shard:
+                    continue
+                key = None if keyed else packet.payload
+            else:
+                # str hashes agree between the workers: forked, they share the hash seed.
+                if hash(item.call_id or "") % shards != shard:
+                    continue
+                key = duplicate_key(packet, item) if keyed else packet.payload
+            for merged in dedupe.push(packet, (seq, item), key):
+                _track(feed, tracker, merged.packet, merged.item, merged.copies)
+            if report is not None and not seq % (_PROGRESS_EVERY * 8):
+                report(("progress", sum(r.position for r in readers), total))
+        for merged in dedupe.flush():
+            _track(feed, tracker, merged.packet, merged.item, merged.copies)
+        return tracker, dedupe, points, skews
+
+
+def _track(
+    feed: Callable[..., Any], tracker: Tracker, packet: Any, item: tuple[int, Parsed], copies: Any
+) -> None:
+    seq, parsed = item
+    if isinstance(parsed, ParseFailure):
+        tracker.feed_malformed(packet, parsed.reason)
+    else:
+        feed(packet, parsed, copies=copies, index=seq)
+
+
+__all__ = ["MIN_BYTES", "JsonRun", "calls_json", "shard_count"]
