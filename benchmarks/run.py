@@ -10,10 +10,13 @@ again only when missing or when their generator's code or seed changed):
 * ``b2bua-dense``  ``dense.py b2bua-dense``: 50,000 calls through a B2BUA, two Call-IDs each, ~2,300 at
                    once; the generator's ground truth gives the precision and recall of sipflow's leg pairs
 
-Tools (each run a separate child process; its wall time, and its own peak RSS from ``os.wait4``):
+Tools (each run a separate child process; its wall time, and its peak RSS from ``os.wait4``, or
+for a run in several processes the peak of their summed PSS, ``run_child``):
 
 * ``tshark``   ``tshark -q -z sip,stat -r FILE``
-* ``cli``      ``python -m sipflow calls FILE --format json > /dev/null``
+* ``cli``      ``python -m sipflow calls FILE --format json > /dev/null`` (a large capture's Call-IDs
+               shared out among one process per core, ``sipflow.shard``)
+* ``cli-1``    the same with ``--jobs 1``: one process
 * ``lib``      ``sipflow.analyze([FILE])`` timed inside a child interpreter (import excluded)
 * ``reader``   ``sipflow.capture.reader.CaptureReader`` alone: every packet read, nothing parsed
 * ``tshark-rtp`` ``tshark -q -o rtp.heuristic_rtp:TRUE -z rtp,streams -r FILE``: every RTP stream measured
@@ -61,10 +64,11 @@ from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-TOOLS = ("tshark", "cli", "lib", "reader", "tshark-rtp", "cli-media")
+TOOLS = ("tshark", "cli", "cli-1", "lib", "reader", "tshark-rtp", "cli-media")
 TOOL_NAMES = {
     "tshark": "tshark -z sip,stat",
     "cli": "sipflow calls --format json",
+    "cli-1": "sipflow calls --format json --jobs 1",
     "tshark-rtp": "tshark -z rtp,streams",
     "cli-media": "sipflow calls --media --format json",
     "lib": "sipflow.analyze()",
@@ -134,12 +138,27 @@ def run_child(
     """Run ``argv``; return (exit code, wall seconds, child peak RSS in KiB, stderr text).
 
     ``os.wait4`` reaps the child and returns its own resource usage, so the RSS is that process's
-    alone (``RUSAGE_CHILDREN`` would be the maximum over every child so far). A timer kills the
-    child (by its PID) after ``timeout`` seconds; the exit code is then -9 and stderr says so.
+    alone (``RUSAGE_CHILDREN`` would be the maximum over every child so far). A child that works
+    in several processes (``sipflow calls`` sharding a capture) is measured as a whole: while it
+    has processes of its own, their proportional set sizes (PSS: a page shared by two counts
+    half in each) are summed every ``_TREE_EVERY`` seconds, and the peak of that sum is taken
+    when it exceeds the child's own peak. A timer kills the child (by its PID) after
+    ``timeout`` seconds; the exit code is then -9 and stderr says so.
     """
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=stdout, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=REPO)
+        done = threading.Event()
+        tree_peak = [0]
+
+        def watch() -> None:
+            while not done.wait(_TREE_EVERY):
+                pids = _descendants(proc.pid)
+                if pids:
+                    tree_peak[0] = max(tree_peak[0], sum(_pss_kb(pid) for pid in [proc.pid, *pids]))
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         killed = threading.Event()
 
         def kill() -> None:
@@ -152,13 +171,47 @@ def run_child(
             _pid, status, usage = os.wait4(proc.pid, 0)
         finally:
             killer.cancel()
+            done.set()
+            watcher.join()
         elapsed = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         text = err.read().decode(errors="replace")
     if killed.is_set():
         text += f"\nkilled after {timeout:.0f} s (--timeout)"
-    return proc.returncode, elapsed, int(usage.ru_maxrss), text
+    return proc.returncode, elapsed, max(int(usage.ru_maxrss), tree_peak[0]), text
+
+
+_TREE_EVERY = 0.2
+"""Seconds between two looks at a child's processes (``run_child``)."""
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (Linux ``/proc``; none elsewhere)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            text = Path(f"/proc/{parent}/task/{parent}/children").read_text()
+        except OSError:
+            continue
+        children = [int(c) for c in text.split()]
+        out += children
+        todo += children
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    """A process's proportional set size in KiB (0 once it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
 
 
 def sipflow_env() -> dict[str, str]:
@@ -479,8 +532,9 @@ def time_file(
         elif tool == "cli-media":
             argv = [sys.executable, "-m", "sipflow", "calls", spath, "--media", "--format", "json"]
             measure(res, argv, args.repeat, args.timeout, env=sipflow_env())
-        elif tool == "cli":
+        elif tool in ("cli", "cli-1"):
             argv = [sys.executable, "-m", "sipflow", "calls", spath, "--format", "json"]
+            argv += ["--jobs", "1"] if tool == "cli-1" else []
             truth = truth_file(path)
             keep = path.with_name(path.stem + ".sipflow.json") if truth.exists() else None
             measure(res, argv, args.repeat, args.timeout, env=sipflow_env(), keep_output=keep)
@@ -540,7 +594,8 @@ def _load(r: Result) -> str:
 
 def print_main(results: list[Result], repeat: int) -> None:
     """The side-by-side table."""
-    print(f"median of {repeat} run(s); peak RSS: the largest of the runs; load: the highest 1-minute load "
+    print(f"median of {repeat} run(s); peak RSS: the largest of the runs (of a run in several processes, "
+          "their summed PSS); load: the highest 1-minute load "
           f"average as a run started; python {sys.version.split()[0]}; {os.cpu_count()} CPUs\n")  # fmt: skip
     rows: list[tuple[str, ...]] = [
         ("workload", "scale", "SIP msgs", "tool", "median wall s", "peak RSS MB", "x tshark", "load", "note")
@@ -629,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes, one run: well under a minute")
     p.add_argument("--scaling", action="store_true", help="sip-dense and b2bua-dense at 1x, 2x and 4x")
     p.add_argument("--repeat", type=int, default=None, help="runs per tool; the median is shown (default 3)")
-    p.add_argument("--only", default="tshark,cli", help=f"comma-separated subset of {','.join(TOOLS)}")
+    p.add_argument("--only", default="tshark,cli,cli-1", help=f"comma-separated subset of {','.join(TOOLS)}")
     p.add_argument("--peers", action="store_true", help=f"also time peers found on PATH ({', '.join(PEERS)})")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before one run is killed")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
