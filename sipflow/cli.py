@@ -120,7 +120,8 @@ class InputOptions:
     max_call_ids: int = DEFAULT_MAX_CALL_IDS
     """``--max-call-ids`` (0: no limit)."""
     jobs: int | None = None
-    """``--jobs``; None: the cores where ``sipflow.shard`` applies, else one process (``pipeline._worker_count``)."""
+    """``--jobs``; None: the cores where ``sipflow.shard`` applies, else one process
+    (``pipeline._worker_count``)."""
     correlation: CorrelationOptions = field(default_factory=CorrelationOptions)
     """``--no-correlate``, ``--correlate-header``, ``--correlate-window``."""
     db: str | None = None

@@ -35,7 +35,7 @@ from typing import Any, Final
 from sipflow.capture.reader import STDIN, CaptureReader
 from sipflow.capture.types import CaptureStats
 from sipflow.correlate import CorrelationOptions
-from sipflow.correlate.facts import _detached, _facts, _LegFacts
+from sipflow.correlate.facts import _detached_row, _FactRow, _facts, _from_row, _LegFacts
 from sipflow.correlate.group import correlate_facts
 from sipflow.correlate.transfers import TransferFacts, related_from_facts, transfer_facts
 from sipflow.merge import Deduplicator, duplicate_key
@@ -281,7 +281,8 @@ class _Coordinator:
         call_ids = [shards[shard].call_ids[local] for shard, local in where]
         facts: list[_LegFacts] = []
         for shard, s in enumerate(shards):
-            for f in s.facts:
+            for row in s.facts:
+                f = _from_row(row)
                 f.index = position[(shard, f.index)]
                 facts.append(f)
         facts.sort(key=lambda f: f.index)
@@ -325,8 +326,8 @@ class _ShardLegs:
     """Each leg's first message's index (its place in the merged input), in leg order."""
     starts: list[float]
     call_ids: list[str]
-    facts: list[_LegFacts]
-    """Of the legs with an initial INVITE, ``index`` the leg's number here."""
+    facts: list[_FactRow]
+    """Of the legs with an initial INVITE (``_LegFacts`` as rows), ``index`` the leg's number here."""
     transfers: list[TransferFacts]
     """Of the legs that say something about a transfer."""
     summary: Summary
@@ -422,7 +423,7 @@ class _Worker:
             for local, leg in enumerate(legs):
                 f = _facts(local, leg, correlation.headers)
                 if f is not None:
-                    facts.append(_detached(f))
+                    facts.append(_detached_row(f))
                 t = transfer_facts(leg)
                 if t.replaces or t.refers:
                     transfers.append(t)
