@@ -396,21 +396,22 @@ def _sharded_json(inputs: InputOptions, selection: Selection) -> bool:
     written; False when one process is the way (then nothing was said)."""
     from sipflow import shard  # noqa: PLC0415
 
-    with _progress() as progress:
-        chosen = {f.name: getattr(selection, f.name) for f in fields(Selection)}
-        indent = 2 if sys.stdout.isatty() else None
-        run = shard.calls_json(
-            inputs.files, inputs.analysis_options(), selection=chosen, indent=indent, progress=progress
-        )
-        if run is None:
-            return False
-        for line in warning_lines(run.analysis):
-            click.echo(f"sipflow: warning: {line}", err=True)
-        if run.analysis.summary.partial:
-            click.get_current_context().meta[_PARTIAL] = True
-        while batch := list(itertools.islice(run.pieces, _JSON_BATCH)):
-            click.echo("".join(batch), nl=False)
-        click.echo()
+    chosen = {f.name: getattr(selection, f.name) for f in fields(Selection)}
+    indent = 2 if sys.stdout.isatty() else None
+    started = shard.start(inputs.files, inputs.analysis_options(), selection=chosen, indent=indent)
+    if started is None:
+        return False
+    with _progress() as progress:  # once the workers are forked: the bar runs a thread
+        run = started.run(progress)
+    if run is None:
+        return False
+    for line in warning_lines(run.analysis):
+        click.echo(f"sipflow: warning: {line}", err=True)
+    if run.analysis.summary.partial:
+        click.get_current_context().meta[_PARTIAL] = True
+    while batch := list(itertools.islice(run.pieces, _JSON_BATCH)):
+        click.echo("".join(batch), nl=False)
+    click.echo()
     return True
 
 

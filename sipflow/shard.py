@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Final
 
 from sipflow.capture.reader import STDIN, CaptureReader
-from sipflow.capture.types import CaptureStats
+from sipflow.capture.types import CaptureStats, CaptureWarning
 from sipflow.correlate import CorrelationOptions
 from sipflow.correlate.facts import _detached_row, _FactRow, _facts, _from_row, _LegFacts
 from sipflow.correlate.group import correlate_facts
@@ -41,6 +41,7 @@ from sipflow.correlate.transfers import TransferFacts, related_from_facts, trans
 from sipflow.merge import Deduplicator, duplicate_key
 from sipflow.model.analysis import Analysis, Summary, call_filter
 from sipflow.model.call import Call, CallKind, Leg, Link, build_call
+from sipflow.model.message import Malformed
 from sipflow.model.tracker import Tracker
 from sipflow.pipeline import (
     _PROGRESS_EVERY,
@@ -95,13 +96,27 @@ def calls_json(
 ) -> JsonRun | None:
     """``sipflow calls --format json`` on ``paths``, over ``shard_count(options.jobs)`` worker
     processes: the JSON of ``render.json.iter_dumps(analyze(paths), analysis.select(**selection))``.
-    ``min_bytes``: default ``MIN_BYTES``.
 
-    None when one process is the way: one job or core, input smaller than ``min_bytes``, an
-    input that is no regular file (standard input, a pipe), media measured, no ``fork`` here;
-    also when the input holds more Call-IDs than ``options.max_call_ids`` (one process then
-    says which messages it left out) or when the selection selects nothing (one process then
-    says what else there is). Raises what ``analyze`` raises."""
+    None when one process is the way: one job or core, input smaller than ``min_bytes``
+    (default ``MIN_BYTES``), an input that is no regular file (standard input, a pipe), media
+    measured, no ``fork`` here; also when the input holds more Call-IDs than
+    ``options.max_call_ids`` (one process then says which messages it left out). Raises what
+    ``analyze`` raises."""
+    started = start(paths, options, selection=selection, indent=indent, min_bytes=min_bytes)
+    return started.run(progress) if started is not None else None
+
+
+def start(
+    paths: Sequence[str],
+    options: AnalysisOptions,
+    *,
+    selection: dict[str, Any] | None = None,
+    indent: int | None = None,
+    min_bytes: int | None = None,
+) -> Sharded | None:
+    """``calls_json`` in two steps: the workers started here (None where one process is the
+    way), then ``Sharded.run``. Forking before anything starts a thread (a progress bar's) keeps
+    the workers clear of locks such a thread might hold."""
     names = _file_names(paths)
     workers = shard_count(options.jobs)
     if workers < 2 or options.media or "fork" not in multiprocessing.get_all_start_methods():
@@ -110,15 +125,18 @@ def calls_json(
         return None
     if sum(os.path.getsize(name) for name in names) < (MIN_BYTES if min_bytes is None else min_bytes):
         return None
-    return _Coordinator(names, options, selection or {}, indent, progress, workers).run()
+    sharded = Sharded(names, options, selection or {}, indent, workers)
+    sharded.start()
+    return sharded
 
 
 class _WorkerError(Exception):
     """A worker failed in a way that does not pickle: its traceback."""
 
 
-class _Coordinator:
-    """This process's side of a sharded run (see the module's docstring)."""
+class Sharded:
+    """A sharded run, its workers started (``start``): this process's side of it (see the
+    module's docstring)."""
 
     def __init__(
         self,
@@ -126,16 +144,16 @@ class _Coordinator:
         options: AnalysisOptions,
         selection: dict[str, Any],
         indent: int | None,
-        progress: Progress | None,
         workers: int,
     ) -> None:
         self.names, self.options, self.selection = names, options, selection
-        self.indent, self.progress, self.workers = indent, progress, workers
+        self.indent, self.workers = indent, workers
+        self.progress: Progress | None = None
         self.stack = ExitStack()
         self.conns: list[Connection] = []
         self.processes: list[multiprocessing.process.BaseProcess] = []
 
-    def run(self) -> JsonRun | None:
+    def start(self) -> None:
         context = multiprocessing.get_context("fork")
         try:
             for shard in range(self.workers):
@@ -149,6 +167,14 @@ class _Coordinator:
                 self.conns.append(here)
                 self.processes.append(process)
                 self.stack.callback(_stop, process)
+        except BaseException:
+            self._kill()
+            raise
+
+    def run(self, progress: Progress | None = None) -> JsonRun | None:
+        """The document (``calls_json``); ``progress`` as ``analyze`` takes it. Once only."""
+        self.progress = progress
+        try:
             return self._run()
         except BaseException:
             self._kill()
@@ -215,9 +241,6 @@ class _Coordinator:
         self._broadcast([("imports", blobs) for blobs in imports])
         built: list[tuple[int, int, tuple[int, ...]]] = self._gather("built")
         selected = {index for _, _, indexes in built for index in indexes}
-        if not selected:
-            self._stop_all()
-            return None
         summary = replace(
             shards[0].summary,
             sip_messages=sum(s.summary.sip_messages for s in shards),
@@ -332,8 +355,8 @@ class _ShardLegs:
     """Of the legs that say something about a transfer."""
     summary: Summary
     """Counted over this shard (``calls`` and ``items`` not yet)."""
-    malformed: tuple[Any, ...]
-    warnings: tuple[Any, ...]
+    malformed: tuple[Malformed, ...]
+    warnings: tuple[CaptureWarning, ...]
 
 
 def _stop(process: multiprocessing.process.BaseProcess) -> None:
@@ -508,4 +531,4 @@ def _track(
         feed(packet, parsed, copies=copies, index=seq)
 
 
-__all__ = ["MIN_BYTES", "JsonRun", "calls_json", "shard_count"]
+__all__ = ["MIN_BYTES", "JsonRun", "Sharded", "calls_json", "shard_count", "start"]

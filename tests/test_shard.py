@@ -37,11 +37,7 @@ def test_same_json_as_one_process(path: Path) -> None:
     # Every item (--all), so that registrations and the like are compared too.
     options = AnalysisOptions(jobs=1)
     expected = _one_process([str(path)], options, all_kinds=True)
-    sharded = _sharded([str(path)], AnalysisOptions(jobs=3), all_kinds=True)
-    if sharded is None:  # nothing to select: the one-process run says so
-        assert not json.loads(expected)["calls"]
-        return
-    assert sharded == expected
+    assert _sharded([str(path)], AnalysisOptions(jobs=3), all_kinds=True) == expected
 
 
 def test_several_files_merged_and_deduped_as_one_process() -> None:
@@ -67,12 +63,11 @@ def test_b2bua_legs_on_different_workers_make_one_call() -> None:
 
 def test_selection_applied_in_the_workers() -> None:
     path = str(SAMPLES / "b2bua-load.pcap")
-    for selection in ({"state": ("answered",)}, {"status": "4xx"}, {"from_": "1"}):
+    selections = ({"state": ("completed",)}, {"status": "4xx"}, {"from_": "1"}, {"call_id": "none-such"})
+    for selection in selections:
         expected = _one_process([path], AnalysisOptions(jobs=1), **selection)
-        if json.loads(expected)["calls"]:
-            assert _sharded([path], AnalysisOptions(jobs=2), **selection) == expected
-        else:
-            assert _sharded([path], AnalysisOptions(jobs=2), **selection) is None
+        assert _sharded([path], AnalysisOptions(jobs=2), **selection) == expected
+    assert not json.loads(expected)["calls"]  # none selected: the document all the same
 
 
 def test_one_process_where_sharding_does_not_apply(tmp_path: Path) -> None:
@@ -102,14 +97,14 @@ def test_a_bad_file_is_the_error_one_process_gives(tmp_path: Path) -> None:
 def test_cli_jobs_gives_the_same_output(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shard, "MIN_BYTES", 0)
     used = []
-    real = shard.calls_json
+    real = shard.start
 
-    def spy(*args: object, **kwargs: object) -> shard.JsonRun | None:
-        run = real(*args, **kwargs)  # type: ignore[arg-type]
-        used.append(run is not None)
-        return run
+    def spy(*args: object, **kwargs: object) -> shard.Sharded | None:
+        started = real(*args, **kwargs)  # type: ignore[arg-type]
+        used.append(started is not None)
+        return started
 
-    monkeypatch.setattr(shard, "calls_json", spy)
+    monkeypatch.setattr(shard, "start", spy)
     runner = CliRunner()
     path = str(SAMPLES / "b2bua-load.pcap")
     one = runner.invoke(main, ["calls", path, "--format", "json", "--jobs", "1"])
