@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Any, Final
 
 from sipflow.capture.reader import STDIN, CaptureReader
 from sipflow.capture.types import CaptureSource, CaptureStats, CaptureWarning, SipPayload
@@ -644,28 +644,8 @@ def _analysis(
 ) -> Analysis:
     limited = gate.warning()
     warnings = tuple(w for r in readers for w in r.warnings) + ((limited,) if limited is not None else ())
-    stats = CaptureStats.total(r.stats for r in readers)
-    times = [m.timestamp for m in model.messages]
-    summary = Summary(
-        files=names,
-        packets=stats.frames,
-        sip_messages=len(model.messages),
-        malformed=len(model.malformed),
-        non_sip_packets=stats.non_sip_packets,
-        non_sip=stats.non_sip,
-        unsupported=stats.unsupported,
-        retransmissions=sum(1 for m in model.messages if m.retransmission),
-        calls=sum(1 for c in calls if c.kind is CallKind.CALL),
-        items=len(calls),
-        partial=partial or stats.truncated or gate.untracked > 0,
-        incomplete_files=tuple(r.name for r in readers if r.stats.truncated),
-        untracked=gate.untracked,
-        first_time=min(times) if times else None,
-        last_time=max(times) if times else None,
-        duplicates=dedupe.duplicates,
-        doubled=dedupe.doubled,
-        skew=skews,
-        capture_points=points.list(skews, ((r.name, i) for r in readers for i in r.seen_interfaces)),
+    summary = summarize(
+        names, readers, points, skews, dedupe, model, calls=calls, partial=partial, untracked=gate.untracked
     )
     return Analysis(
         files=names,
@@ -678,4 +658,43 @@ def _analysis(
         warnings=warnings,
         media=tuple(streams),
         media_measured=media,
+    )
+
+
+def summarize(
+    names: tuple[str, ...],
+    readers: Sequence[CaptureSource],
+    points: CapturePoints,
+    skews: dict[str, float],
+    dedupe: Deduplicator[Any],
+    model: ModelResult,
+    *,
+    calls: Sequence[Call],
+    partial: bool = False,
+    untracked: int = 0,
+) -> Summary:
+    """The ``Summary`` of a run: its readers' counts and ``model``'s (of every Call-ID, or of
+    one shard's: ``sipflow.shard`` sums those), with ``calls`` counted."""
+    stats = CaptureStats.total(r.stats for r in readers)
+    times = [m.timestamp for m in model.messages]
+    return Summary(
+        files=names,
+        packets=stats.frames,
+        sip_messages=len(model.messages),
+        malformed=len(model.malformed),
+        non_sip_packets=stats.non_sip_packets,
+        non_sip=stats.non_sip,
+        unsupported=stats.unsupported,
+        retransmissions=sum(1 for m in model.messages if m.retransmission),
+        calls=sum(1 for c in calls if c.kind is CallKind.CALL),
+        items=len(calls),
+        partial=partial or stats.truncated or untracked > 0,
+        incomplete_files=tuple(r.name for r in readers if r.stats.truncated),
+        untracked=untracked,
+        first_time=min(times) if times else None,
+        last_time=max(times) if times else None,
+        duplicates=dedupe.duplicates,
+        doubled=dedupe.doubled,
+        skew=skews,
+        capture_points=points.list(skews, ((r.name, i) for r in readers for i in r.seen_interfaces)),
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import threading
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -33,7 +34,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Final
 
 from sipflow.capture.reader import STDIN, CaptureReader
-from sipflow.capture.types import CaptureStats, CaptureWarning
+from sipflow.capture.types import CaptureWarning
 from sipflow.correlate import CorrelationOptions
 from sipflow.correlate.facts import _detached_row, _FactRow, _facts, _from_row, _LegFacts
 from sipflow.correlate.group import correlate_facts
@@ -53,6 +54,7 @@ from sipflow.pipeline import (
     _merged,
     _skews,
     gc_paused,
+    summarize,
 )
 from sipflow.readahead import Parsed, ParseFailure, read_parsed
 from sipflow.render.json import entry_text, iter_document
@@ -99,7 +101,8 @@ def calls_json(
 
     None when one process is the way: one job or core, input smaller than ``min_bytes``
     (default ``MIN_BYTES``), an input that is no regular file (standard input, a pipe), media
-    measured, no ``fork`` here; also when the input holds more Call-IDs than
+    measured, no ``fork`` here or other threads running in this process (a fork could leave
+    the workers waiting on a lock one of them held); also when the input holds more Call-IDs than
     ``options.max_call_ids`` (one process then says which messages it left out). Raises what
     ``analyze`` raises."""
     started = start(paths, options, selection=selection, indent=indent, min_bytes=min_bytes)
@@ -121,6 +124,8 @@ def start(
     workers = shard_count(options.jobs)
     if workers < 2 or options.media or "fork" not in multiprocessing.get_all_start_methods():
         return None
+    if threading.active_count() > 1:
+        return None  # forking a process that runs other threads can deadlock the child
     if any(name == STDIN or not os.path.isfile(name) for name in names):
         return None
     if sum(os.path.getsize(name) for name in names) < (MIN_BYTES if min_bytes is None else min_bytes):
@@ -413,32 +418,10 @@ class _Worker:
             model = tracker.finish(end, release=True)
             del tracker
             legs = sorted(model.legs, key=lambda leg: leg.messages[0].index)
-            stats = CaptureStats.total(r.stats for r in readers)
-            times = [m.timestamp for m in model.messages]
-            summary = Summary(
-                files=self.names,
-                packets=stats.frames,
-                sip_messages=len(model.messages),
-                malformed=len(model.malformed),
-                non_sip_packets=stats.non_sip_packets,
-                non_sip=stats.non_sip,
-                unsupported=stats.unsupported,
-                retransmissions=sum(1 for m in model.messages if m.retransmission),
-                calls=0,
-                items=0,
-                partial=stats.truncated,
-                incomplete_files=tuple(r.name for r in readers if r.stats.truncated),
-                untracked=0,
-                first_time=min(times) if times else None,
-                last_time=max(times) if times else None,
-                duplicates=dedupe.duplicates,
-                doubled=dedupe.doubled,
-                skew=skews,
-                capture_points=points.list(skews, ((r.name, i) for r in readers for i in r.seen_interfaces)),
-            )
+            summary = summarize(self.names, readers, points, skews, dedupe, model, calls=())
             warnings = tuple(w for r in readers for w in r.warnings)
             malformed = model.malformed
-            del model, times
+            del model
         correlation = self.options.correlation or CorrelationOptions()
         facts = []
         transfers = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,14 @@ from sipflow.render.json import iter_dumps
 from tests.conftest import SAMPLES, sample_captures, shared_captures
 
 ROTATED = sorted((SAMPLES / "rotated").glob("part-*.pcap"))
+
+
+@pytest.fixture(autouse=True)
+def _threads_of_other_tests_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other tests in this process leave idle pool threads behind (Dask's offload thread), which
+    would make ``shard.start`` decline to fork; here only the threads a test starts count."""
+    before = set(threading.enumerate()) - {threading.main_thread()}
+    monkeypatch.setattr(threading, "active_count", lambda: len(set(threading.enumerate()) - before))
 
 
 def _one_process(paths: list[str], options: AnalysisOptions, **selection: object) -> str:
@@ -82,6 +91,19 @@ def test_one_process_where_sharding_does_not_apply(tmp_path: Path) -> None:
     assert shard.calls_json([three], AnalysisOptions(jobs=2, max_call_ids=3), min_bytes=0) is not None
     assert shard.shard_count(None) >= 1
     assert shard.shard_count(4) == 4
+
+
+def test_one_process_while_other_threads_run() -> None:
+    # A fork copies only the thread that forks: a lock another thread held stays held.
+    path = str(SAMPLES / "basic-call.pcap")
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait, daemon=True)
+    thread.start()
+    try:
+        assert shard.calls_json([path], AnalysisOptions(jobs=2), min_bytes=0) is None
+    finally:
+        release.set()
+        thread.join()
 
 
 def test_a_bad_file_is_the_error_one_process_gives(tmp_path: Path) -> None:
