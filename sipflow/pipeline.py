@@ -304,6 +304,14 @@ class _CallIdLimit:
         )
 
 
+def dedupe_key(packet: SipPayload, item: Parsed, keyed: bool) -> Hashable | None:
+    """What ``Deduplicator.push`` keys ``packet`` on: with one capture point (not ``keyed``) the
+    payload itself, else its ``DuplicateKey`` (None for a payload that is no SIP message)."""
+    if not keyed:
+        return packet.payload
+    return None if isinstance(item, ParseFailure) else duplicate_key(packet, item)
+
+
 def _feed(tracker: Tracker, released: Iterable[Merged[Parsed]], gate: _CallIdLimit) -> None:
     for merged in released:
         if isinstance(merged.item, ParseFailure):
@@ -545,11 +553,7 @@ def _analyze(
             packet, item = pair
             count += 1
             changed = True
-            if not keyed:
-                key: Hashable | None = packet.payload
-            else:
-                key = None if isinstance(item, ParseFailure) else duplicate_key(packet, item)
-            _feed(tracker, dedupe.push(packet, item, key), gate)
+            _feed(tracker, dedupe.push(packet, item, dedupe_key(packet, item, keyed)), gate)
             if live or not count % _PROGRESS_EVERY:
                 if progress is not None and not count % _PROGRESS_EVERY:
                     progress(sum(r.position for r in readers), total)

@@ -27,19 +27,19 @@ import pickle
 import threading
 import traceback
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any, Final
 
 from sipflow.capture.reader import STDIN, CaptureReader
-from sipflow.capture.types import CaptureWarning
+from sipflow.capture.types import CaptureWarning, SipPayload
 from sipflow.correlate import CorrelationOptions
 from sipflow.correlate.facts import _detached_row, _FactRow, _facts, _from_row, _LegFacts
 from sipflow.correlate.group import correlate_facts
 from sipflow.correlate.transfers import TransferFacts, related_from_facts, transfer_facts
-from sipflow.merge import Deduplicator, duplicate_key
+from sipflow.merge import Deduplicator
 from sipflow.model.analysis import Analysis, Summary, call_filter
 from sipflow.model.call import Call, CallKind, Leg, Link, build_call
 from sipflow.model.message import Malformed
@@ -53,6 +53,7 @@ from sipflow.pipeline import (
     _given_skews,
     _merged,
     _skews,
+    dedupe_key,
     gc_paused,
     summarize,
 )
@@ -483,35 +484,32 @@ class _Worker:
         total = sum(r.size for r in readers)
         report = self.conn.send if shard == 0 else None
         sources = [(r.name, read_parsed(r)) for r in readers]
-        feed = tracker.feed
-        key: Hashable | None
         for seq, (packet, item) in enumerate(_merged(sources, points, skews)):
+            # Malformed payloads to the first worker; str hashes agree between the workers:
+            # forked, they share the hash seed.
             if isinstance(item, ParseFailure):
                 if shard:
                     continue
-                key = None if keyed else packet.payload
-            else:
-                # str hashes agree between the workers: forked, they share the hash seed.
-                if hash(item.call_id or "") % shards != shard:
-                    continue
-                key = duplicate_key(packet, item) if keyed else packet.payload
-            for merged in dedupe.push(packet, (seq, item), key):
-                _track(feed, tracker, merged.packet, merged.item, merged.copies)
+            elif hash(item.call_id or "") % shards != shard:
+                continue
+            for merged in dedupe.push(packet, (seq, item), dedupe_key(packet, item, keyed)):
+                _track(tracker, merged.packet, merged.item, merged.copies)
             if report is not None and not seq % (_PROGRESS_EVERY * 8):
                 report(("progress", sum(r.position for r in readers), total))
         for merged in dedupe.flush():
-            _track(feed, tracker, merged.packet, merged.item, merged.copies)
+            _track(tracker, merged.packet, merged.item, merged.copies)
         return tracker, dedupe, points, skews
 
 
 def _track(
-    feed: Callable[..., Any], tracker: Tracker, packet: Any, item: tuple[int, Parsed], copies: Any
+    tracker: Tracker, packet: SipPayload, item: tuple[int, Parsed], copies: tuple[tuple[str, int], ...]
 ) -> None:
+    """``pipeline._feed`` for one message of a shard, numbered by its place in the input."""
     seq, parsed = item
     if isinstance(parsed, ParseFailure):
         tracker.feed_malformed(packet, parsed.reason)
     else:
-        feed(packet, parsed, copies=copies, index=seq)
+        tracker.feed(packet, parsed, copies=copies, index=seq)
 
 
 __all__ = ["MIN_BYTES", "JsonRun", "Sharded", "calls_json", "shard_count", "start"]
