@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sipflow.capture.reader import STDIN, CaptureReader
 from sipflow.capture.types import CaptureSource, CaptureStats, CaptureWarning, SipPayload
@@ -109,13 +109,15 @@ class CapturePoints:
         return tuple(out)
 
 
-_Pairs = Iterable[tuple[SipPayload, Parsed]]
+_T = TypeVar("_T")
+_Pairs = Iterable[tuple[SipPayload, _T]]
+"""A file's packets in order, each with what was made of it (its ``Parsed`` SIP)."""
 """A file's packets with their parsed SIP (``sipflow.readahead``)."""
 
 
 def _merged(
-    sources: Sequence[tuple[str, _Pairs]], points: CapturePoints, skews: Mapping[str, float]
-) -> Iterator[tuple[SipPayload, Parsed]]:
+    sources: Sequence[tuple[str, _Pairs[_T]]], points: CapturePoints, skews: Mapping[str, float]
+) -> Iterator[tuple[SipPayload, _T]]:
     streams = [_shifted(name, pairs, points, skews) for name, pairs in sources]
     if len(streams) == 1:
         return streams[0]
@@ -129,7 +131,10 @@ _QUIET: Final = 0.25
 
 
 def _arrivals(
-    sources: Sequence[tuple[str, _Pairs]], points: CapturePoints, skews: Mapping[str, float], stack: ExitStack
+    sources: Sequence[tuple[str, _Pairs[Parsed]]],
+    points: CapturePoints,
+    skews: Mapping[str, float],
+    stack: ExitStack,
 ) -> Iterator[tuple[SipPayload, Parsed] | None]:
     """Every source's pairs in the order they arrive, each source read by a thread of its own;
     None whenever ``_QUIET`` seconds pass without one. The threads end with their inputs (a
@@ -175,8 +180,8 @@ def _arrivals(
 
 
 def _shifted(
-    file: str, pairs: _Pairs, points: CapturePoints, skews: Mapping[str, float]
-) -> Iterator[tuple[SipPayload, Parsed]]:
+    file: str, pairs: _Pairs[_T], points: CapturePoints, skews: Mapping[str, float]
+) -> Iterator[tuple[SipPayload, _T]]:
     """A file's pairs with each capture point's skew taken out, in time order again."""
     own = {n: skews[n] for n in points.by_file.get(file, ()) if n in skews}
     if not own:
@@ -193,7 +198,7 @@ def _shifted(
     # Interfaces with different clocks in one file: a packet read at raw time R has a later
     # one at no less than R - lead once shifted, so what is older than that can go.
     lead = max(0.0, *own.values())
-    held: list[tuple[float, int, tuple[SipPayload, Parsed]]] = []
+    held: list[tuple[float, int, tuple[SipPayload, _T]]] = []
     name = points.name
     for seq, (packet, item) in enumerate(pairs):
         raw = packet.timestamp
@@ -521,7 +526,7 @@ def _analyze(
         # A worker opens its file again: standard input and other pipes are read here.
         total = sum(r.size for r in readers)
         workers = _worker_count(jobs, sum(r.reopenable for r in readers))
-        sources: list[tuple[str, _Pairs]] = []
+        sources: list[tuple[str, _Pairs[Parsed]]] = []
         worker_sources: dict[str, WorkerSource] = {}
         for reader in readers:
             if workers and isinstance(reader, CaptureReader) and reader.reopenable:

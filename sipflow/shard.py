@@ -5,7 +5,7 @@ Every leg is built from the messages of its own Call-ID (``model.tracker``), so 
 keeps only the Call-IDs hashing to its shard builds exactly the legs the whole capture has of
 them. What crosses Call-IDs is small and goes through this process::
 
-    workers: read and parse every file, dedupe and track their shard ──► latest time
+    workers: read every file, parse, dedupe and track their shard       ──► latest time
     here:    the capture's end (timers run on it)                      ──► workers
     workers: legs frozen; each leg's Call-ID, start and correlation facts ──► here
     here:    correlate_facts, related_from_facts, calls numbered, each call given to the
@@ -14,13 +14,18 @@ them. What crosses Call-IDs is small and goes through this process::
     workers: calls built, selected and rendered (``render.json.entry_text``) ──► here, in order
 
 A worker numbers its messages by their place in the merged input (``Tracker.feed(index=)``),
-so legs and calls sort as in one process: the output is the same as ``--jobs 1`` (tested on
-every sample and shared capture). Each worker reads and parses the whole input: that part is
-not divided, the rest (tracking, freezing, facts, building and rendering calls) is.
+so legs, calls and malformed packets sort as in one process: the output is the same as
+``--jobs 1`` (tested on every sample and shared capture). Each worker reads the whole input,
+but parses only its own messages: the Call-ID of the usual message is read alone first
+(``sip.parse.call_id_hint``, the Call-ID parsing gives), and only a message whose Call-ID that
+does not tell is parsed by every worker. A message that no parse makes sense of goes to the
+worker of the Call-ID read alone, else to the first.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import multiprocessing
 import os
 import pickle
@@ -31,6 +36,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
+from operator import itemgetter
 from typing import Any, Final
 
 from sipflow.capture.reader import STDIN, CaptureReader
@@ -57,8 +63,9 @@ from sipflow.pipeline import (
     gc_paused,
     summarize,
 )
-from sipflow.readahead import Parsed, ParseFailure, read_parsed
+from sipflow.readahead import BATCH, Parsed, ParseFailure, parse_or_failure
 from sipflow.render.json import entry_text, iter_document
+from sipflow.sip.parse import call_id_hint
 
 MIN_BYTES: Final = 16 << 20
 """Input below which one process is used: starting the workers and handing the facts over
@@ -247,9 +254,11 @@ class Sharded:
         self._broadcast([("imports", blobs) for blobs in imports])
         built: list[tuple[int, int, tuple[int, ...]]] = self._gather("built")
         selected = {index for _, _, indexes in built for index in indexes}
+        malformed = tuple(m for _, m in heapq.merge(*(s.malformed for s in shards), key=itemgetter(0)))
         summary = replace(
             shards[0].summary,
             sip_messages=sum(s.summary.sip_messages for s in shards),
+            malformed=len(malformed),
             retransmissions=sum(s.summary.retransmissions for s in shards),
             duplicates=sum(s.summary.duplicates for s in shards),
             doubled=sum(s.summary.doubled for s in shards),
@@ -265,7 +274,7 @@ class Sharded:
             summary=summary,
             calls=(),
             messages=(),
-            malformed=shards[0].malformed,
+            malformed=malformed,
             transactions=(),
             dialogs=(),
             warnings=shards[0].warnings,
@@ -361,7 +370,8 @@ class _ShardLegs:
     """Of the legs that say something about a transfer."""
     summary: Summary
     """Counted over this shard (``calls`` and ``items`` not yet)."""
-    malformed: tuple[Malformed, ...]
+    malformed: list[tuple[int, Malformed]]
+    """This shard's malformed packets, each with its place in the merged input."""
     warnings: tuple[CaptureWarning, ...]
 
 
@@ -401,6 +411,8 @@ class _Worker:
     ) -> None:
         self.conn, self.names, self.options = conn, names, options
         self.shard, self.shards = shard, shards
+        self.malformed_seqs: list[int] = []
+        """The place in the merged input of each malformed packet tracked, in order."""
 
     def _expect(self, tag: str) -> Any:
         message = self.conn.recv()
@@ -421,7 +433,7 @@ class _Worker:
             legs = sorted(model.legs, key=lambda leg: leg.messages[0].index)
             summary = summarize(self.names, readers, points, skews, dedupe, model, calls=())
             warnings = tuple(w for r in readers for w in r.warnings)
-            malformed = model.malformed
+            malformed = list(zip(self.malformed_seqs, model.malformed, strict=True))
             del model
         correlation = self.options.correlation or CorrelationOptions()
         facts = []
@@ -483,33 +495,69 @@ class _Worker:
         shard, shards = self.shard, self.shards
         total = sum(r.size for r in readers)
         report = self.conn.send if shard == 0 else None
-        sources = [(r.name, read_parsed(r)) for r in readers]
+        sources = [(r.name, _owned(r, shard, shards)) for r in readers]
         for seq, (packet, item) in enumerate(_merged(sources, points, skews)):
-            # Malformed payloads to the first worker; str hashes agree between the workers:
-            # forked, they share the hash seed.
-            if isinstance(item, ParseFailure):
-                if shard:
-                    continue
-            elif hash(item.call_id or "") % shards != shard:
-                continue
-            for merged in dedupe.push(packet, (seq, item), dedupe_key(packet, item, keyed)):
-                _track(tracker, merged.packet, merged.item, merged.copies)
+            if item is not None:
+                for merged in dedupe.push(packet, (seq, item), dedupe_key(packet, item, keyed)):
+                    self._track(tracker, merged.packet, merged.item, merged.copies)
             if report is not None and not seq % (_PROGRESS_EVERY * 8):
                 report(("progress", sum(r.position for r in readers), total))
         for merged in dedupe.flush():
-            _track(tracker, merged.packet, merged.item, merged.copies)
+            self._track(tracker, merged.packet, merged.item, merged.copies)
         return tracker, dedupe, points, skews
 
+    def _track(
+        self,
+        tracker: Tracker,
+        packet: SipPayload,
+        item: tuple[int, Parsed],
+        copies: tuple[tuple[str, int], ...],
+    ) -> None:
+        """``pipeline._feed`` for one message of a shard, numbered by its place in the input."""
+        seq, parsed = item
+        if isinstance(parsed, ParseFailure):
+            tracker.feed_malformed(packet, parsed.reason)
+            self.malformed_seqs.append(seq)
+        else:
+            tracker.feed(packet, parsed, copies=copies, index=seq)
 
-def _track(
-    tracker: Tracker, packet: SipPayload, item: tuple[int, Parsed], copies: tuple[tuple[str, int], ...]
-) -> None:
-    """``pipeline._feed`` for one message of a shard, numbered by its place in the input."""
-    seq, parsed = item
-    if isinstance(parsed, ParseFailure):
-        tracker.feed_malformed(packet, parsed.reason)
-    else:
-        tracker.feed(packet, parsed, copies=copies, index=seq)
+
+class ShardingError(Exception):
+    """A message's Call-ID read alone was not the one parsing gave it (a defect of
+    ``call_id_hint``): its leg could be split between workers, so the run stops."""
 
 
-__all__ = ["MIN_BYTES", "JsonRun", "Sharded", "calls_json", "shard_count", "start"]
+def _owned(reader: CaptureReader, shard: int, shards: int) -> Iterator[tuple[SipPayload, Parsed | None]]:
+    """Every packet of ``reader``, each with its parsed SIP where it is ``shard``'s, else None.
+
+    A message is the shard's whose Call-ID hashes to it (str hashes agree between the workers:
+    forked, they share the hash seed). Where ``call_id_hint`` reads the Call-ID, only its
+    shard parses the message; where it does not, every worker parses it, and one that no parse
+    makes sense of is the first shard's."""
+    hint = call_id_hint
+    packets = iter(reader)
+    while batch := list(itertools.islice(packets, BATCH)):
+        pairs: list[tuple[SipPayload, Parsed | None]] = []
+        for packet in batch:
+            call_id = None if hint is None or packet.truncated else hint(packet.payload)
+            if call_id is None:
+                parsed = parse_or_failure(packet)
+                if isinstance(parsed, ParseFailure):
+                    mine = shard == 0
+                else:
+                    mine = hash(parsed.call_id or "") % shards == shard
+                pairs.append((packet, parsed if mine else None))
+            elif hash(call_id) % shards == shard:
+                parsed = parse_or_failure(packet)
+                if not isinstance(parsed, ParseFailure) and parsed.call_id != call_id:
+                    raise ShardingError(
+                        f"{reader.name}: frame {packet.frame}: the Call-ID read alone ({call_id!r}) is not "
+                        f"the parsed one ({parsed.call_id!r}); run with --jobs 1"
+                    )
+                pairs.append((packet, parsed))
+            else:
+                pairs.append((packet, None))
+        yield from pairs
+
+
+__all__ = ["MIN_BYTES", "JsonRun", "Sharded", "ShardingError", "calls_json", "shard_count", "start"]

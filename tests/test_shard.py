@@ -9,13 +9,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sipflow import shard
+import sipflow.sip.parse as parse_module
+from sipflow import readahead, shard
+from sipflow.capture.types import SipPayload
 from sipflow.cli import main
 from sipflow.correlate import CorrelationOptions
 from sipflow.errors import CaptureError
 from sipflow.pipeline import AnalysisOptions, analyze
+from sipflow.readahead import Parsed, ParseFailure, parse_or_failure
 from sipflow.render.json import iter_dumps
 from tests.conftest import SAMPLES, sample_captures, shared_captures
+from tests.sipmsg import request, response
 
 ROTATED = sorted((SAMPLES / "rotated").glob("part-*.pcap"))
 
@@ -77,6 +81,78 @@ def test_selection_applied_in_the_workers() -> None:
         expected = _one_process([path], AnalysisOptions(jobs=1), **selection)
         assert _sharded([path], AnalysisOptions(jobs=2), **selection) == expected
     assert not json.loads(expected)["calls"]  # none selected: the document all the same
+
+
+def _mixed_capture(tmp_path: Path, count: int = 24) -> str:
+    """Calls whose Call-ID is read alone (plain messages) or only by parsing (a folded header
+    line, bare LFs), and packets that are no message: OPTIONS that ``_failing`` refuses (their
+    Call-ID read alone) and Status-Lines with a CR inside (none read), in turn."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    link = Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b")
+    payloads: list[bytes] = []
+    for k in range(count):
+        invite = request("INVITE", call_id=f"c{k}@h", branch=f"z9hG4bK-{k}", from_tag=f"f{k}")
+        busy = response(invite, 486, "Busy Here", to_tag=f"t{k}")
+        if k % 3 == 1:  # folded: the compiled scan does not read it, every worker parses it
+            invite = invite.replace(b"\r\nMax-Forwards: 70", b"\r\nMax-Forwards:\r\n 70")
+        elif k % 3 == 2:
+            invite, busy = invite.replace(b"\r\n", b"\n"), busy.replace(b"\r\n", b"\n")
+        payloads += [invite, busy]
+        if k % 2:
+            payloads.append(
+                request("OPTIONS", call_id=f"m{k}", branch=f"z9hG4bK-o{k}", extra="X-Broken: 1\r\n")
+            )
+        else:
+            payloads.append(f"SIP/2.0 200\rX\r\nCall-ID: m{k}\r\n\r\n".encode())
+    frames = [
+        link / IP(src="10.0.0.1", dst="10.0.0.3") / UDP(sport=5060, dport=5060) / payload
+        for payload in payloads
+    ]
+    for n, frame in enumerate(frames):
+        frame.time = 1_700_000_000 + n / 10
+    path = tmp_path / "mixed.pcap"
+    wrpcap(str(path), frames)
+    return str(path)
+
+
+def _failing(packet: SipPayload) -> Parsed:
+    """``parse_or_failure``, failing the messages marked X-Broken: a payload that passes the
+    start-line test and the Call-ID read alone but no parse is rare; these stand for it."""
+    if b"X-Broken" in packet.payload:
+        return ParseFailure("broken on purpose", 0)
+    return parse_or_failure(packet)
+
+
+def test_messages_parsed_by_their_worker_and_malformed_ones_kept_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _mixed_capture(tmp_path)
+    monkeypatch.setattr(readahead, "parse_or_failure", _failing)
+    monkeypatch.setattr(shard, "parse_or_failure", _failing)
+    hint = parse_module.call_id_hint
+    if hint is not None:  # the refused OPTIONS go to the workers of both shards, by Call-ID
+        assert hint(request("OPTIONS", call_id="m1")) == "m1"
+        assert hint(b"SIP/2.0 200\rX\r\nCall-ID: m0\r\n\r\n") is None
+        assert len({hash(f"m{k}") % 2 for k in range(1, 24, 2)}) == 2
+    expected = _one_process([path], AnalysisOptions(jobs=1), all_kinds=True)
+    document = json.loads(expected)
+    reasons = [m["reason"] for m in document["malformed"]]
+    assert len(reasons) == 24 and reasons.count("broken on purpose") == 12
+    assert len(document["calls"]) == 24
+    for jobs in (2, 3):
+        assert _sharded([path], AnalysisOptions(jobs=jobs), all_kinds=True) == expected
+
+
+def test_a_call_id_misread_alone_stops_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Were the Call-ID read alone ever not the parsed one, a leg could be split between workers:
+    # the run stops with the frame, not a wrong answer.
+    path = _mixed_capture(tmp_path, count=4)
+    monkeypatch.setattr(shard, "call_id_hint", lambda data: "not-the-call-id")
+    with pytest.raises(shard.ShardingError, match=r"mixed.pcap: frame \d+: the Call-ID read alone"):
+        shard.calls_json([path], AnalysisOptions(jobs=2), min_bytes=0)
 
 
 def test_one_process_where_sharding_does_not_apply(tmp_path: Path) -> None:

@@ -270,6 +270,35 @@ static Py_ssize_t find_crlfcrlf(const char *buf, Py_ssize_t n)
     return -1;
 }
 
+/* The end of the header section of buf[0:n] (its first CRLF CRLF) where scan() can read the
+ * section, else -1. The whole header section: CR only before LF, LF only after CR, and no line
+ * after the first starting with SP or HTAB (folding), nor a CR or LF before the start line. Other
+ * octets are decoded as UTF-8 (invalid ones become U+FFFD) value by value, which gives what
+ * decoding the section at once gives: the cuts (colons, line ends) are ASCII octets, which no
+ * UTF-8 sequence contains. */
+static Py_ssize_t plain_section(const char *buf, Py_ssize_t n)
+{
+    if (n == 0 || buf[0] == '\r' || buf[0] == '\n')
+        return -1;
+    Py_ssize_t head_end = find_crlfcrlf(buf, n);
+    if (head_end < 0)
+        return -1;
+    for (Py_ssize_t i = 0; i < head_end; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c != '\r' && c != '\n')
+            continue;
+        if (c == '\r' && buf[i + 1] == '\n') {
+            /* buf[i + 2] exists: head_end >= i + 1 and buf[head_end..+3] is CRLF CRLF */
+            if (i + 2 < head_end && (buf[i + 2] == ' ' || buf[i + 2] == '\t'))
+                return -1;
+            i++;
+            continue;
+        }
+        return -1;
+    }
+    return head_end;
+}
+
 static PyObject *scan(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -282,28 +311,9 @@ static PyObject *scan(PyObject *self, PyObject *args)
     Py_ssize_t n = view.len;
     PyObject *found = NULL, *first = NULL, *result = NULL;
 
-    if (n == 0 || buf[0] == '\r' || buf[0] == '\n')
-        goto fallback;
-    Py_ssize_t head_end = find_crlfcrlf(buf, n);
+    Py_ssize_t head_end = plain_section(buf, n);
     if (head_end < 0)
         goto fallback;
-    /* The whole header section: CR only before LF, LF only after CR, and no line after the first
-     * starting with SP or HTAB (folding). Other octets are decoded as UTF-8 (invalid ones become
-     * U+FFFD) value by value, which gives what decoding the section at once gives: the cuts
-     * (colons, line ends) are ASCII octets, which no UTF-8 sequence contains. */
-    for (Py_ssize_t i = 0; i < head_end; i++) {
-        unsigned char c = (unsigned char)buf[i];
-        if (c != '\r' && c != '\n')
-            continue;
-        if (c == '\r' && buf[i + 1] == '\n') {
-            /* buf[i + 2] exists: head_end >= i + 1 and buf[head_end..+3] is CRLF CRLF */
-            if (i + 2 < head_end && (buf[i + 2] == ' ' || buf[i + 2] == '\t'))
-                goto fallback;
-            i++;
-            continue;
-        }
-        goto fallback;
-    }
 
     const char *nl = memchr(buf, '\n', (size_t)head_end);
     Py_ssize_t first_len = nl == NULL ? head_end : (nl - buf) - 1;
@@ -706,23 +716,9 @@ static PyObject *parse(PyObject *self, PyObject *arg)
         Py_RETURN_NONE;
     const char *buf = PyBytes_AS_STRING(arg);
     Py_ssize_t n = PyBytes_GET_SIZE(arg);
-    if (n == 0 || buf[0] == '\r' || buf[0] == '\n')
-        Py_RETURN_NONE;
-    Py_ssize_t head_end = find_crlfcrlf(buf, n);
+    Py_ssize_t head_end = plain_section(buf, n);
     if (head_end < 0)
         Py_RETURN_NONE;
-    for (Py_ssize_t i = 0; i < head_end; i++) {
-        unsigned char c = (unsigned char)buf[i];
-        if (c != '\r' && c != '\n')
-            continue;
-        if (c == '\r' && buf[i + 1] == '\n') {
-            if (i + 2 < head_end && (buf[i + 2] == ' ' || buf[i + 2] == '\t'))
-                Py_RETURN_NONE;
-            i++;
-            continue;
-        }
-        Py_RETURN_NONE;
-    }
     const char *nl = memchr(buf, '\n', (size_t)head_end);
     if (nl == NULL)
         Py_RETURN_NONE; /* no header lines: the mandatory ones are missing */
@@ -975,7 +971,72 @@ static PyObject *parse(PyObject *self, PyObject *arg)
     return message;
 }
 
+/* ---- call_id: the Call-ID alone, for sharing out a capture's messages by it ----
+ *
+ * call_id(data) -> str | None
+ *
+ * The Call-ID parse_message(data) gives (when it gives a message), read without parsing the
+ * rest: where scan() reads the header section (plain_section, and every header line a token
+ * name and a colon), the value of its first Call-ID or i header field, blanks stripped, decoded
+ * as scan() decodes it; parse() and the Python code that reads scan()'s result take that same
+ * value. None where the section is another shape or the value is missing or empty: then
+ * nothing is said, and only parsing tells (tests/test_sip_scan.py holds the two together).
+ */
+static PyObject *call_id(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!PyBytes_CheckExact(arg))
+        Py_RETURN_NONE;
+    const char *buf = PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg);
+    Py_ssize_t head_end = plain_section(buf, n);
+    if (head_end < 0)
+        Py_RETURN_NONE;
+    const char *nl = memchr(buf, '\n', (size_t)head_end);
+    Py_ssize_t pos = nl == NULL ? head_end : (nl - buf) + 1;
+    const char *value = NULL, *value_end = NULL;
+    while (pos < head_end) {
+        const char *line = buf + pos;
+        const char *eol = memchr(line, '\r', (size_t)(head_end - pos));
+        Py_ssize_t len = eol == NULL ? head_end - pos : eol - line;
+        const char *colon = memchr(line, ':', (size_t)len);
+        if (colon == NULL || colon == line)
+            Py_RETURN_NONE;
+        Py_ssize_t name_len = colon - line;
+        for (Py_ssize_t k = 0; k < name_len; k++)
+            if (!is_token_char((unsigned char)line[k]))
+                Py_RETURN_NONE;
+        if (value == NULL) {
+            char lower[7];
+            int is_call_id = 0;
+            if (name_len == 1 || name_len == 7) {
+                for (Py_ssize_t k = 0; k < name_len; k++) {
+                    unsigned char c = (unsigned char)line[k];
+                    lower[k] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+                }
+                is_call_id = name_len == 1 ? lower[0] == 'i' : memcmp(lower, "call-id", 7) == 0;
+            }
+            if (is_call_id) {
+                const char *v = colon + 1, *vend = line + len;
+                while (v < vend && (*v == ' ' || *v == '\t'))
+                    v++;
+                while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
+                    vend--;
+                if (v == vend)
+                    Py_RETURN_NONE; /* empty: parse_message says so, with no Call-ID */
+                value = v;
+                value_end = vend;
+            }
+        }
+        pos += len + 2;
+    }
+    if (value == NULL)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(value, value_end - value, "replace");
+}
+
 static PyMethodDef methods[] = {
+    {"call_id", call_id, METH_O, "The Call-ID parse_message would give, read alone, or None (not known)."},
     {"scan", scan, METH_VARARGS, "The header scan of a plain SIP message, or None (see sipflow.sip.parse)."},
     {"parse", parse, METH_O, "The message parse_message gives for a message without a defect, or None."},
     {"configure", configure, METH_VARARGS, "The classes parse() makes: SipRequest, SipResponse, Headers, CSeq."},

@@ -70,10 +70,14 @@ _UNKNOWN: Final = object()
 _Scanned = tuple[str, dict[str, list[str]], bool, int, int, object, object, object, object]
 _scan: Callable[[bytes, dict[str, str], object], _Scanned | None] | None = None
 _parse: Callable[[bytes], SipRequest | SipResponse | None] | None = None
+call_id_hint: Callable[[bytes], str | None] | None = None
+"""The Call-ID ``parse_message(data)`` gives, read alone and cheaply, or None where only
+parsing tells (a header section the compiled scan does not read, no Call-ID or an empty one);
+None itself without the compiled parse. ``sipflow.shard`` shares messages out by it."""
 _compiled = compiled.load("_scan")  # built where a C compiler was at hand at install
 if _compiled is not None:
     _compiled.configure(SipRequest, SipResponse, Headers, CSeq)
-    _scan, _parse = _compiled.scan, _compiled.parse
+    _scan, _parse, call_id_hint = _compiled.scan, _compiled.parse, _compiled.call_id
 COMPILED: Final = _scan is not None
 """Whether the compiled parse (``sipflow/sip/_scan.c``) is in use: built when sipflow was
 installed, if a C compiler was there, and not turned off by ``SIPFLOW_PURE_PYTHON=1``. It
