@@ -7,7 +7,8 @@ them. What crosses Call-IDs is small and goes through this process::
 
     workers: read every file, parse, dedupe and track their shard       ──► latest time
     here:    the capture's end (timers run on it)                      ──► workers
-    workers: legs frozen; each leg's Call-ID, start and correlation facts ──► here
+    workers: legs frozen; each leg's correlation facts, in batches as they are read (taken in
+             here while the workers go on), then each leg's Call-ID and start  ──► here
     here:    correlate_facts, related_from_facts, calls numbered, each call given to the
              worker holding its first leg                              ──► workers
     workers: the legs of calls owned elsewhere, pickled ──► here ──► their owners
@@ -73,6 +74,8 @@ costs more than sharing out the work of a small capture saves."""
 
 _BATCH: Final = 256
 """Rendered calls a worker sends at a time."""
+_FACTS_BATCH: Final = 2048
+"""Legs' correlation facts a worker sends at a time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +167,8 @@ class Sharded:
         self.progress: Progress | None = None
         self.stack = ExitStack()
         self.conns: list[Connection] = []
+        self.facts: list[list[_LegFacts]] = [[] for _ in range(workers)]
+        """Each worker's legs' correlation facts, as they arrive (``index`` its leg's number there)."""
         self.processes: list[multiprocessing.process.BaseProcess] = []
 
     def start(self) -> None:
@@ -219,6 +224,9 @@ class Sharded:
                 if message[0] == "progress":
                     if self.progress is not None:
                         self.progress(message[1], message[2])
+                    continue
+                if message[0] == "facts":
+                    self.facts[waiting[conn]].extend(map(_from_row, message[1]))  # type: ignore[index]
                     continue
                 assert message[0] == tag, message[0]
                 got[waiting.pop(conn)] = message[1]  # type: ignore[call-overload]
@@ -318,11 +326,11 @@ class Sharded:
         starts = [shards[shard].starts[local] for shard, local in where]
         call_ids = [shards[shard].call_ids[local] for shard, local in where]
         facts: list[_LegFacts] = []
-        for shard, s in enumerate(shards):
-            for row in s.facts:
-                f = _from_row(row)
+        for shard, shard_facts in enumerate(self.facts):
+            for f in shard_facts:
                 f.index = position[(shard, f.index)]
-                facts.append(f)
+            facts += shard_facts
+        self.facts = []
         facts.sort(key=lambda f: f.index)
         correlation = self.options.correlation or CorrelationOptions()
         groups = correlate_facts(facts, starts, correlation)
@@ -364,8 +372,6 @@ class _ShardLegs:
     """Each leg's first message's index (its place in the merged input), in leg order."""
     starts: list[float]
     call_ids: list[str]
-    facts: list[_FactRow]
-    """Of the legs with an initial INVITE (``_LegFacts`` as rows), ``index`` the leg's number here."""
     transfers: list[TransferFacts]
     """Of the legs that say something about a transfer."""
     summary: Summary
@@ -436,19 +442,26 @@ class _Worker:
             malformed = list(zip(self.malformed_seqs, model.malformed, strict=True))
             del model
         correlation = self.options.correlation or CorrelationOptions()
-        facts = []
+        # Of the legs with an initial INVITE, their ``_LegFacts`` as rows, ``index`` the leg's
+        # number here: sent in batches, which the coordinator reads while this goes on.
+        facts: list[_FactRow] = []
         transfers = []
         if correlation.enabled:
             for local, leg in enumerate(legs):
                 f = _facts(local, leg, correlation.headers)
                 if f is not None:
                     facts.append(_detached_row(f))
+                    if len(facts) == _FACTS_BATCH:
+                        conn.send(("facts", facts))
+                        facts = []
                 t = transfer_facts(leg)
                 if t.replaces or t.refers:
                     transfers.append(t)
+            if facts:
+                conn.send(("facts", facts))
         conn.send(("legs", _ShardLegs(
             firsts=[leg.messages[0].index for leg in legs], starts=[leg.start for leg in legs],
-            call_ids=[leg.call_id for leg in legs], facts=facts, transfers=transfers, summary=summary,
+            call_ids=[leg.call_id for leg in legs], transfers=transfers, summary=summary,
             malformed=malformed, warnings=warnings,
         )))  # fmt: skip
         del facts, transfers
