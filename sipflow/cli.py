@@ -401,8 +401,12 @@ def _sharded_json(inputs: InputOptions, selection: Selection) -> bool:
     started = shard.start(inputs.files, inputs.analysis_options(), selection=chosen, indent=indent)
     if started is None:
         return False
-    with _progress() as progress:  # once the workers are forked: the bar runs a thread
-        run = started.run(progress)
+    try:
+        with _progress() as progress:  # once the workers are forked: the bar runs a thread
+            run = started.run(progress)
+    except shard.ShardingError as exc:  # nothing written yet: one process gives the answer
+        click.echo(f"sipflow: warning: {clean(str(exc))}; reading it again in one process", err=True)
+        return False
     if run is None:
         return False
     for line in warning_lines(run.analysis):

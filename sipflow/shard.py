@@ -46,6 +46,7 @@ from sipflow.correlate import CorrelationOptions
 from sipflow.correlate.facts import _detached_row, _FactRow, _facts, _from_row, _LegFacts
 from sipflow.correlate.group import correlate_facts
 from sipflow.correlate.transfers import TransferFacts, related_from_facts, transfer_facts
+from sipflow.errors import SipflowError
 from sipflow.merge import Deduplicator
 from sipflow.model.analysis import Analysis, Summary, call_filter
 from sipflow.model.call import Call, CallKind, Leg, Link, build_call
@@ -535,9 +536,10 @@ class _Worker:
             tracker.feed(packet, parsed, copies=copies, index=seq)
 
 
-class ShardingError(Exception):
+class ShardingError(SipflowError):
     """A message's Call-ID read alone was not the one parsing gave it (a defect of
-    ``call_id_hint``): its leg could be split between workers, so the run stops."""
+    ``call_id_hint``): its leg could be split between workers, so the sharded run stops (the
+    CLI then runs in one process)."""
 
 
 def _owned(reader: CaptureReader, shard: int, shards: int) -> Iterator[tuple[SipPayload, Parsed | None]]:

@@ -148,11 +148,16 @@ def test_messages_parsed_by_their_worker_and_malformed_ones_kept_in_order(
 
 def test_a_call_id_misread_alone_stops_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Were the Call-ID read alone ever not the parsed one, a leg could be split between workers:
-    # the run stops with the frame, not a wrong answer.
+    # the sharded run stops with the frame, not a wrong answer, and the CLI reads in one process.
     path = _mixed_capture(tmp_path, count=4)
     monkeypatch.setattr(shard, "call_id_hint", lambda data: "not-the-call-id")
     with pytest.raises(shard.ShardingError, match=r"mixed.pcap: frame \d+: the Call-ID read alone"):
         shard.calls_json([path], AnalysisOptions(jobs=2), min_bytes=0)
+    monkeypatch.setattr(shard, "MIN_BYTES", 0)
+    one = CliRunner().invoke(main, ["calls", path, "--format", "json", "--jobs", "1"])
+    two = CliRunner().invoke(main, ["calls", path, "--format", "json", "--jobs", "2"])
+    assert two.exit_code == 0 and two.stdout == one.stdout and one.exit_code == 0
+    assert "the Call-ID read alone" in two.stderr and "reading it again in one process" in two.stderr
 
 
 def test_one_process_where_sharding_does_not_apply(tmp_path: Path) -> None:
