@@ -261,6 +261,7 @@ class Sharded:
             for destination, blob in blobs.items():
                 imports[destination].append((source, blob))
         self._broadcast([("imports", blobs) for blobs in imports])
+        del exports, imports
         built: list[tuple[int, int, tuple[int, ...]]] = self._gather("built")
         selected = {index for _, _, indexes in built for index in indexes}
         malformed = tuple(m for _, m in heapq.merge(*(s.malformed for s in shards), key=itemgetter(0)))
@@ -473,9 +474,15 @@ class _Worker:
         }
         conn.send(("exports", exports))
         del exports
+        for locals_ in plan.exports.values():
+            for local in locals_:  # its call is built elsewhere: not needed here again
+                legs[local] = None  # type: ignore[call-overload]
         imported: dict[tuple[int, int], Leg] = {}
-        for source, blob in self._expect("imports"):
+        blobs: list[tuple[int, bytes]] = self._expect("imports")
+        while blobs:
+            source, blob = blobs.pop()
             imported.update(((source, local), leg) for local, leg in pickle.loads(blob))
+            del blob
 
         def leg_of(key: tuple[int, int]) -> Leg:
             shard, local = key
