@@ -299,6 +299,41 @@ static Py_ssize_t plain_section(const char *buf, Py_ssize_t n)
     return head_end;
 }
 
+/* The header line at line[0:avail] (avail reaching the end of the header section) as scan()
+ * reads it: *len is its length up to its CR (or the end), and its name is lower-cased into
+ * lower[0:size] where it fits. Returns the name's length, or -1 where the line has no name of
+ * token characters before a colon (scan() then leaves the message to the Python code). */
+static Py_ssize_t header_name(const char *line, Py_ssize_t avail, char *lower, Py_ssize_t size, Py_ssize_t *len)
+{
+    const char *eol = memchr(line, '\r', (size_t)avail);
+    *len = eol == NULL ? avail : eol - line;
+    const char *colon = memchr(line, ':', (size_t)*len);
+    if (colon == NULL || colon == line)
+        return -1;
+    Py_ssize_t name_len = colon - line;
+    int fits = name_len <= size;
+    for (Py_ssize_t k = 0; k < name_len; k++) {
+        unsigned char c = (unsigned char)line[k];
+        if (!is_token_char(c))
+            return -1;
+        if (fits)
+            lower[k] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+    }
+    return name_len;
+}
+
+/* The value of the header line line[0:len] whose name is name_len long, blanks stripped. */
+static void header_value(const char *line, Py_ssize_t name_len, Py_ssize_t len, const char **v, const char **vend)
+{
+    const char *s = line + name_len + 1, *e = line + len;
+    while (s < e && (*s == ' ' || *s == '\t'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    *v = s;
+    *vend = e;
+}
+
 static PyObject *scan(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -329,21 +364,11 @@ static PyObject *scan(PyObject *self, PyObject *args)
     char lower[64];
     while (pos < head_end) {
         const char *line = buf + pos;
-        const char *eol = memchr(line, '\r', (size_t)(head_end - pos));
-        Py_ssize_t len = eol == NULL ? head_end - pos : eol - line;
-        const char *colon = memchr(line, ':', (size_t)len);
-        if (colon == NULL || colon == line)
+        Py_ssize_t len;
+        Py_ssize_t name_len = header_name(line, head_end - pos, lower, (Py_ssize_t)sizeof(lower), &len);
+        if (name_len < 0)
             goto fallback;
-        Py_ssize_t name_len = colon - line;
-        int fits = name_len <= (Py_ssize_t)sizeof(lower);
-        for (Py_ssize_t k = 0; k < name_len; k++) {
-            unsigned char c = (unsigned char)line[k];
-            if (!is_token_char(c))
-                goto fallback;
-            if (fits)
-                lower[k] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
-        }
-        if (fits) {
+        if (name_len <= (Py_ssize_t)sizeof(lower)) {
             PyObject *name = PyUnicode_DecodeASCII(lower, name_len, NULL);
             if (name == NULL)
                 goto error;
@@ -352,11 +377,8 @@ static PyObject *scan(PyObject *self, PyObject *args)
             if (key == NULL && PyErr_Occurred())
                 goto error;
             if (key != NULL) {
-                const char *v = colon + 1, *vend = line + len;
-                while (v < vend && (*v == ' ' || *v == '\t'))
-                    v++;
-                while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
-                    vend--;
+                const char *v, *vend;
+                header_value(line, name_len, len, &v, &vend);
                 if (from_s == NULL && PyUnicode_CompareWithASCIIString(key, "from") == 0) {
                     from_s = v;
                     from_e = vend;
@@ -731,27 +753,14 @@ static PyObject *parse(PyObject *self, PyObject *arg)
     char lower[16];
     while (pos < head_end) {
         const char *line = buf + pos;
-        const char *eol = memchr(line, '\r', (size_t)(head_end - pos));
-        Py_ssize_t len = eol == NULL ? head_end - pos : eol - line;
-        const char *colon = memchr(line, ':', (size_t)len);
-        if (colon == NULL || colon == line)
+        Py_ssize_t len;
+        Py_ssize_t name_len = header_name(line, head_end - pos, lower, (Py_ssize_t)sizeof(lower), &len);
+        if (name_len < 0)
             Py_RETURN_NONE;
-        Py_ssize_t name_len = colon - line;
-        int fits = name_len <= (Py_ssize_t)sizeof(lower);
-        for (Py_ssize_t k = 0; k < name_len; k++) {
-            unsigned char c = (unsigned char)line[k];
-            if (!is_token_char(c))
-                Py_RETURN_NONE;
-            if (fits)
-                lower[k] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
-        }
-        int id = fits ? header_id(lower, name_len) : -1;
+        int id = name_len <= (Py_ssize_t)sizeof(lower) ? header_id(lower, name_len) : -1;
         if (id >= 0) {
-            const char *v = colon + 1, *vend = line + len;
-            while (v < vend && (*v == ' ' || *v == '\t'))
-                v++;
-            while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
-                vend--;
+            const char *v, *vend;
+            header_value(line, name_len, len, &v, &vend);
             if (id == H_OTHER_CHECKED)
                 Py_RETURN_NONE;
             if (id == H_CONTACT) {
@@ -997,36 +1006,16 @@ static PyObject *call_id(PyObject *self, PyObject *arg)
     const char *value = NULL, *value_end = NULL;
     while (pos < head_end) {
         const char *line = buf + pos;
-        const char *eol = memchr(line, '\r', (size_t)(head_end - pos));
-        Py_ssize_t len = eol == NULL ? head_end - pos : eol - line;
-        const char *colon = memchr(line, ':', (size_t)len);
-        if (colon == NULL || colon == line)
+        char lower[7];
+        Py_ssize_t len;
+        Py_ssize_t name_len = header_name(line, head_end - pos, lower, (Py_ssize_t)sizeof(lower), &len);
+        if (name_len < 0)
             Py_RETURN_NONE;
-        Py_ssize_t name_len = colon - line;
-        for (Py_ssize_t k = 0; k < name_len; k++)
-            if (!is_token_char((unsigned char)line[k]))
-                Py_RETURN_NONE;
-        if (value == NULL) {
-            char lower[7];
-            int is_call_id = 0;
-            if (name_len == 1 || name_len == 7) {
-                for (Py_ssize_t k = 0; k < name_len; k++) {
-                    unsigned char c = (unsigned char)line[k];
-                    lower[k] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
-                }
-                is_call_id = name_len == 1 ? lower[0] == 'i' : memcmp(lower, "call-id", 7) == 0;
-            }
-            if (is_call_id) {
-                const char *v = colon + 1, *vend = line + len;
-                while (v < vend && (*v == ' ' || *v == '\t'))
-                    v++;
-                while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
-                    vend--;
-                if (v == vend)
-                    Py_RETURN_NONE; /* empty: parse_message says so, with no Call-ID */
-                value = v;
-                value_end = vend;
-            }
+        if (value == NULL &&
+            ((name_len == 1 && lower[0] == 'i') || (name_len == 7 && memcmp(lower, "call-id", 7) == 0))) {
+            header_value(line, name_len, len, &value, &value_end);
+            if (value == value_end)
+                Py_RETURN_NONE; /* empty: parse_message says so, with no Call-ID */
         }
         pos += len + 2;
     }
