@@ -111,8 +111,8 @@ class CapturePoints:
 
 _T = TypeVar("_T")
 _Pairs = Iterable[tuple[SipPayload, _T]]
-"""A file's packets in order, each with what was made of it (its ``Parsed`` SIP)."""
-"""A file's packets with their parsed SIP (``sipflow.readahead``)."""
+"""A file's packets with what was made of each: its parsed SIP (``sipflow.readahead``), or in a
+shard worker None for another worker's message."""
 
 
 def _merged(
