@@ -244,7 +244,12 @@ class Deduplicator(Generic[T]):
         capture point, simply its payload (the only copies there are of the same bytes, and
         hashing them is cheaper than parsing the key out of them)."""
         now = packet.timestamp
-        out = self._release(now - self.window) if self._held else []
+        held_items = self._held
+        out = (
+            self._release(now - self.window)
+            if held_items and held_items[0].packet.timestamp < now - self.window
+            else []
+        )
         if key is not None:
             candidates = self._by_key.get(key)
             if candidates is not None:
@@ -300,6 +305,6 @@ class Deduplicator(Generic[T]):
                 same.remove(held)
                 if not same:
                     del self._by_key[held.key]
-            copies = tuple((c.file, c.frame) for c in held.copies)
+            copies = tuple((c.file, c.frame) for c in held.copies) if held.copies else ()
             out.append(Merged(packet=held.packet, item=held.item, copies=copies))
         return out

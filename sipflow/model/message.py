@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 
 from sipflow.capture.types import Endpoint, SipPayload, Transport
@@ -80,22 +80,34 @@ class Message:
         dst: Endpoint | None = None,
     ) -> Message:
         """The message of ``packet``; ``src``/``dst``, when given, replace the packet's
-        (equal) endpoints by shared objects."""
-        return cls(
-            index=index,
-            sip=sip,
-            timestamp=packet.timestamp,
-            src=packet.src if src is None else src,
-            dst=packet.dst if dst is None else dst,
-            transport=packet.transport,
-            frame=packet.frame,
-            frames=packet.frames,
-            file=packet.file,
-            retransmission=retransmission,
-            truncated=packet.truncated,
-            copies=copies,
-            matched_by=matched_by,
-        )
+        (equal) endpoints by shared objects. Made with its slots set directly (as ``__init__``
+        would, in a third of the time: the tracker makes one per message)."""
+        msg = _new(cls)
+        _SET_INDEX(msg, index)
+        _SET_SIP(msg, sip)
+        _SET_TIMESTAMP(msg, packet.timestamp)
+        _SET_SRC(msg, packet.src if src is None else src)
+        _SET_DST(msg, packet.dst if dst is None else dst)
+        _SET_TRANSPORT(msg, packet.transport)
+        _SET_FRAME(msg, packet.frame)
+        _SET_FRAMES(msg, packet.frames)
+        _SET_FILE(msg, packet.file)
+        _SET_RETRANSMISSION(msg, retransmission)
+        _SET_TRUNCATED(msg, packet.truncated)
+        _SET_COPIES(msg, copies)
+        _SET_MATCHED_BY(msg, matched_by)
+        return msg
+
+
+_new = object.__new__
+_MESSAGE_SLOTS = ("index", "sip", "timestamp", "src", "dst", "transport", "frame", "frames", "file",
+                  "retransmission", "truncated", "copies", "matched_by")  # fmt: skip
+assert set(_MESSAGE_SLOTS) == {f.name for f in fields(Message)}, "from_payload must set every field"
+(
+    _SET_INDEX, _SET_SIP, _SET_TIMESTAMP, _SET_SRC, _SET_DST, _SET_TRANSPORT, _SET_FRAME, _SET_FRAMES,
+    _SET_FILE, _SET_RETRANSMISSION, _SET_TRUNCATED, _SET_COPIES, _SET_MATCHED_BY,
+) = (getattr(Message, name).__set__ for name in _MESSAGE_SLOTS)  # fmt: skip
+"""The setter of each of ``Message``'s slots, by name (``from_payload`` sets them all)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

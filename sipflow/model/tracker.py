@@ -19,6 +19,10 @@ DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 """Methods whose 1xx/2xx responses with a To tag create a dialog (RFC 3261 §12.1, RFC 6665 §4.1,
 RFC 3515 §2.4.4)."""
 
+_id = tuple.__new__
+"""A ``DialogId`` made as ``_id(DialogId, (call_id, from_tag, to_tag))``: without the named
+tuple's Python-level ``__new__`` (the tracker looks dialogs up for nearly every message)."""
+
 _ENDPOINTS_SHARED = 1 << 16
 """Distinct endpoints shared between messages; beyond that (a flood from random ports) each
 message keeps its own, as sharing would then cost more than it saves."""
@@ -91,7 +95,9 @@ class Tracker:
         ``copies``: (file, frame) of the same message captured in other files. ``index``: the
         message's ``Message.index``, default the count fed before it; given, it must grow from
         message to message (a shard of a capture numbers its messages as the whole does)."""
-        src, dst = self._endpoint(packet.src), self._endpoint(packet.dst)
+        endpoints = self._endpoints
+        src = endpoints.get(packet.src) or self._endpoint(packet.src)
+        dst = endpoints.get(packet.dst) or self._endpoint(packet.dst)
         call_id = sip.call_id or ""
         leg = self._legs.get(call_id)
         candidates = leg.transactions if leg is not None else ()
@@ -143,8 +149,8 @@ class Tracker:
     def _find_dialog(self, call_id: str, tag_a: str | None, tag_b: str | None) -> DialogBuilder | None:
         if tag_a is None or tag_b is None:
             return None
-        return self._dialogs.get(DialogId(call_id, tag_a, tag_b)) or self._dialogs.get(
-            DialogId(call_id, tag_b, tag_a)
+        return self._dialogs.get(_id(DialogId, (call_id, tag_a, tag_b))) or self._dialogs.get(
+            _id(DialogId, (call_id, tag_b, tag_a))
         )
 
     def _attach(self, dialog: DialogBuilder, tx: TransactionBuilder, leg: _LegBuilder) -> None:
@@ -166,11 +172,10 @@ class Tracker:
             creating = tx.method in DIALOG_CREATING and self._initial_tx.get(tx.id, True)
             if creating and from_tag is not None:
                 if to_tag is not None and 100 < sip.status < 300:
-                    dialog = self._dialogs.get(DialogId(call_id, from_tag, to_tag))
+                    dialog_id = _id(DialogId, (call_id, from_tag, to_tag))
+                    dialog = self._dialogs.get(dialog_id)
                     if dialog is None:
-                        dialog = DialogBuilder(
-                            id=DialogId(call_id, from_tag, to_tag), created_by=tx.method, created_at=now
-                        )
+                        dialog = DialogBuilder(id=dialog_id, created_by=tx.method, created_at=now)
                         self._dialogs[dialog.id] = dialog
                     self._attach(dialog, tx, leg)
                     event = DialogEvent.PROVISIONAL if sip.status < 200 else DialogEvent.SUCCESS

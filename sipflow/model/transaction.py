@@ -47,12 +47,16 @@ class TransactionKey(NamedTuple):
     branch for every call would otherwise merge the transactions of different calls."""
 
 
+_key = tuple.__new__
+"""``TransactionKey(*values)`` without the named tuple's Python-level ``__new__`` (one per message)."""
+
+
 def transaction_key(sip: SipRequest | SipResponse, method: str) -> TransactionKey:
     """The key of the transaction ``sip`` belongs to, looked up under ``method``."""
     sent_by = sip.sent_by or ""
     branch = sip.branch
-    if sip.rfc3261_branch:
-        return TransactionKey(branch or "", sent_by, method, sip.call_id or "")
+    if branch is not None and len(branch) > 7 and branch.startswith("z9hG4bK"):  # sip.rfc3261_branch
+        return _key(TransactionKey, (branch, sent_by, method, sip.call_id or ""))
     # RFC 3261 §17.2.3: RFC 2543 requests are matched on Request-URI, tags, Call-ID, CSeq
     # and top Via. Responses carry neither the Request-URI nor (in the request) the To tag,
     # so the observer keys on what both directions share.
