@@ -426,6 +426,33 @@ class SdpDigest:
     addresses: frozenset[str]
     """The connection address of each stream that has one."""
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # Flat: correlation facts cross between processes by the ten thousand (``sipflow.shard``),
+        # and a dataclass's own pickling reads its fields one call at a time.
+        o = self.origin
+        origin = (
+            None
+            if o is None
+            else (o.username, o.session_id, o.session_version, o.nettype, o.addrtype, o.address)
+        )
+        return _restore_digest, (origin, self.media, self.addresses)
+
+
+def _restore_digest(
+    origin: tuple[str, str, str, str, str, str] | None,
+    media: frozenset[tuple[str, int]],
+    addresses: frozenset[str],
+) -> SdpDigest:
+    """The digest ``SdpDigest.__reduce__`` describes."""
+    if origin is None:
+        return SdpDigest(None, media, addresses)
+    username, session_id, session_version, nettype, addrtype, address = origin
+    return SdpDigest(
+        Origin(username=username, session_id=session_id, session_version=session_version, nettype=nettype,
+               addrtype=addrtype, address=address),
+        media, addresses,
+    )  # fmt: skip
+
 
 _DIGEST_LINE_RE: Final = re.compile(r"^([vocm])[ \t]*=(.*)$", re.M)
 """The lines a digest reads (``SDP_LINE_RE`` of kind v, o, c or m) and their values."""
