@@ -345,8 +345,10 @@ class Sharded:
         plans = [_Plan([], defaultdict(list)) for _ in shards]
         owner: dict[int, int] = {}
         for index, (members, links) in enumerate(groups, start=1):
-            ids = {call_ids[m] for m in members}
-            others = tuple(sorted({r for m in members for r in related.get(call_ids[m], ())} - ids))
+            others: tuple[str, ...] = ()
+            if related and any(call_ids[m] in related for m in members):
+                ids = {call_ids[m] for m in members}
+                others = tuple(sorted({r for m in members for r in related.get(call_ids[m], ())} - ids))
             home = where[members[0]][0]
             owner[index] = home
             plans[home].calls.append((index, [where[m] for m in members], links, others))

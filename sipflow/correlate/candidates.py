@@ -9,8 +9,9 @@ that an interval is found by bisection; the other pairs in the window are never 
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
+import operator
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Final
 
 from sipflow.correlate.facts import _LegFacts, _load_sdp, _user_key
 from sipflow.correlate.score import MIRROR_NEAR, SLACK, _anchored
@@ -42,20 +43,28 @@ class _Timeline:
         return self.legs[bisect.bisect_left(self.times, lo) : bisect.bisect_right(self.times, hi)]
 
 
-def _tie_keys(f: _LegFacts) -> Iterator[tuple[str, object]]:
+def _tie_keys(f: _LegFacts) -> list[tuple[str, object]]:
     """What, shared by two legs, identifies them as one call in ``_score`` (beyond timing):
     a caller or callee number (``_user_key``), the From tag, a relayed stream or o= line."""
+    keys: list[tuple[str, object]] = []
     if (key := _user_key(f.to_user)) is not None:
-        yield "to", key
+        keys.append(("to", key))
     if (key := _user_key(f.from_user)) is not None:
-        yield "from", key
+        keys.append(("from", key))
     if f.from_tag is not None:
-        yield "tag", f.from_tag
+        keys.append(("tag", f.from_tag))
     if f.offer is not None:
-        for stream in f.offer_media:
-            yield "media", stream
+        keys.extend(("media", stream) for stream in f.offer_media)
         if f.offer.origin is not None:
-            yield "origin", f.offer.origin
+            keys.append(("origin", f.offer.origin))
+    return keys
+
+
+_SCAN: Final = 8
+"""Legs sharing a key beyond which ``_Outbound.candidates`` bisects them instead of looking at
+each (most keys, a From tag or a stream, belong to one leg)."""
+
+_exit_at: Final = operator.attrgetter("exit_at")
 
 
 class _Outbound:
@@ -67,17 +76,22 @@ class _Outbound:
     def __init__(self, outs: Sequence[_LegFacts], windows: Iterable[tuple[float, float]]) -> None:
         """``outs`` in order of ``exit_at``; only those within one of ``windows`` are indexed."""
         self.all = _Timeline()
-        self.by_key: dict[tuple[str, object], _Timeline] = defaultdict(_Timeline)
+        self.all.times, self.all.legs = [b.exit_at for b in outs], list(outs)
+        self.by_key: dict[tuple[str, object], list[_LegFacts]] = {}
+        """The legs sharing each key, in order of ``exit_at``."""
         self.provisional = _Timeline()
         self.final = _Timeline()
         self.cancel = _Timeline()
         self.bye = _Timeline()
-        for b in outs:
-            self.all.add(b.exit_at, b)
+        by_key = self.by_key
         for b in self._within(windows):
             _load_sdp(b)
             for key in _tie_keys(b):
-                self.by_key[key].add(b.exit_at, b)
+                same = by_key.get(key)
+                if same is None:
+                    by_key[key] = [b]
+                else:
+                    same.append(b)
             if b.offer is None:
                 continue  # not anchored: the SDP test needs both offers
             if b.provisional:
@@ -103,10 +117,17 @@ class _Outbound:
     def candidates(self, a: _LegFacts, lo: float, hi: float) -> list[_LegFacts]:
         """The outbound legs that left in [lo, hi] and may score ``MIN_SCORE`` as ``a``'s."""
         found: dict[int, _LegFacts] = {}
+        by_key = self.by_key
         for key in _tie_keys(a):
-            timeline = self.by_key.get(key)
-            if timeline is not None:
-                for b in timeline.between(lo, hi):
+            legs = by_key.get(key)
+            if legs is None:
+                continue
+            if len(legs) > _SCAN:
+                legs = legs[
+                    bisect.bisect_left(legs, lo, key=_exit_at) : bisect.bisect_right(legs, hi, key=_exit_at)
+                ]
+            for b in legs:
+                if lo <= b.exit_at <= hi:
                     found.setdefault(b.index, b)
         if a.offer is None:
             return list(found.values())

@@ -109,9 +109,18 @@ def correlate_facts(
     start = dict(enumerate(starts))
     for f in facts:
         start[f.index] = f.exit_at
-    groups = []
-    for root in sorted(members, key=lambda r: min(start[i] for i in members[r])):
-        order = sorted(members[root], key=lambda i: (start[i], i))
+
+    def first_start(root: int) -> float:
+        legs = members[root]
+        return start[legs[0]] if len(legs) == 1 else min(start[i] for i in legs)
+
+    groups: list[tuple[tuple[int, ...], tuple[Link, ...]]] = []
+    for root in sorted(members, key=first_start):
+        legs = members[root]
+        if len(legs) == 1 and root not in links_of:
+            groups.append(((root,), ()))  # most legs are a call of their own
+            continue
+        order = sorted(legs, key=lambda i: (start[i], i))
         position = {leg_index: pos for pos, leg_index in enumerate(order)}
         links = tuple(
             Link(
