@@ -30,6 +30,7 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 import traceback
 from collections import defaultdict
@@ -401,10 +402,19 @@ def _work(
     shard: int,
     shards: int,
 ) -> None:
-    """A worker's life (see the module's docstring); any failure is sent, then the end."""
+    """A worker's life (see the module's docstring); any failure is sent, then the end.
+
+    Once all is sent, the process ends at once (``os._exit``), the model it built still held:
+    freeing it object by object would take a second of a large capture's run, while the
+    coordinator waits for the workers to end before it finishes the document."""
     try:
         with gc_paused():
-            _Worker(conn, names, options, shard, shards).run(selection, indent)
+            _held = _Worker(conn, names, options, shard, shards).run(selection, indent)
+            for stream in (sys.stdout, sys.stderr):
+                with suppress(OSError, ValueError):
+                    stream.flush()
+            conn.close()
+            os._exit(0)
     except BaseException as exc:  # handed to the coordinator, raised there
         try:
             pickle.dumps(exc)
@@ -431,7 +441,9 @@ class _Worker:
         assert message[0] == tag, message[0]
         return message[1]
 
-    def run(self, selection: dict[str, Any], indent: int | None) -> None:
+    def run(self, selection: dict[str, Any], indent: int | None) -> object:
+        """The worker's side of the run; returns what it built (``_work`` ends the process
+        without freeing it)."""
         conn = self.conn
         with ExitStack() as stack:
             readers = [stack.enter_context(CaptureReader(name)) for name in self.names]
@@ -505,6 +517,7 @@ class _Worker:
             conn.send(("entries", [entry_text(call, indent=indent) for call in batch]))
             for i in range(start, start + len(batch)):
                 calls[i] = None  # type: ignore[call-overload]  # rendered: let it go
+        return legs, imported
 
     def _read(
         self, readers: list[CaptureReader]
