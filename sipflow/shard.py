@@ -67,7 +67,7 @@ from sipflow.pipeline import (
     summarize,
 )
 from sipflow.readahead import BATCH, Parsed, ParseFailure, parse_or_failure
-from sipflow.render.json import entry_text, iter_document
+from sipflow.render.json import LegText, entry_text, entry_text_of, iter_document, leg_text
 from sipflow.sip.parse import call_id_hint
 
 MIN_BYTES: Final = 16 << 20
@@ -78,6 +78,8 @@ _BATCH: Final = 256
 """Rendered calls a worker sends at a time."""
 _FACTS_BATCH: Final = 2048
 """Legs' correlation facts a worker sends at a time."""
+_AHEAD: Final = 64
+"""Legs whose JSON a worker makes between two looks for the coordinator's plan."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,7 +483,9 @@ class _Worker:
             malformed=malformed, warnings=warnings,
         )))  # fmt: skip
         del facts, transfers
-        plan: _Plan = self._expect("plan")
+        # While the coordinator plans, this core would wait: each leg's JSON is made meanwhile.
+        texts: list[LegText | None] = [None] * len(legs)
+        plan: _Plan = self._expect("plan") if indent is not None else self._render_ahead("plan", legs, texts)
         exports = {
             destination: pickle.dumps([(local, legs[local]) for local in locals_], pickle.HIGHEST_PROTOCOL)
             for destination, locals_ in plan.exports.items()
@@ -502,22 +506,39 @@ class _Worker:
             shard, local = key
             return legs[local] if shard == self.shard else imported[key]
 
+        def entry(call: Call, members: list[tuple[int, int]]) -> str:
+            found = [texts[local] if shard == self.shard else None for shard, local in members]
+            if indent is None and all(text is not None for text in found):
+                return entry_text_of(call, found)  # type: ignore[arg-type]  # none is None
+            return entry_text(call, indent=indent)
+
         matches = call_filter(**selection)
-        calls: list[Call] = []
+        calls: list[tuple[Call, list[tuple[int, int]]]] = []
         counted = items = 0
         for index, members, links, others in plan.calls:
             call = build_call(index, tuple(leg_of(m) for m in members), links, others)
             items += 1
             counted += call.kind is CallKind.CALL
             if matches(call):
-                calls.append(call)
-        conn.send(("built", (counted, items, tuple(call.index for call in calls))))
+                calls.append((call, members))
+        conn.send(("built", (counted, items, tuple(call.index for call, _ in calls))))
         for start in range(0, len(calls), _BATCH):
             batch = calls[start : start + _BATCH]
-            conn.send(("entries", [entry_text(call, indent=indent) for call in batch]))
+            conn.send(("entries", [entry(call, members) for call, members in batch]))
             for i in range(start, start + len(batch)):
                 calls[i] = None  # type: ignore[call-overload]  # rendered: let it go
         return legs, imported
+
+    def _render_ahead(self, tag: str, legs: Sequence[Leg], texts: list[LegText | None]) -> Any:
+        """``_expect(tag)``; until it comes, each leg's ``leg_text`` made into ``texts``, in order."""
+        with suppress(OSError):
+            os.nice(10)  # the coordinator's plan goes first: it is what everyone waits for
+        done = 0
+        while done < len(legs) and not self.conn.poll():
+            for local in range(done, min(done + _AHEAD, len(legs))):
+                texts[local] = leg_text(legs[local])
+            done += _AHEAD
+        return self._expect(tag)
 
     def _read(
         self, readers: list[CaptureReader]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from sipflow.capture.types import SipPayload, Transport
 from sipflow.model.call import CallKind, CallState, build_call
 from sipflow.model.dialog import TRANSITIONS, DialogEvent, DialogState, next_state
+from sipflow.model.message import MatchedBy, Message
 from sipflow.model.tracker import ModelResult
+from sipflow.sip.parse import parse_message
 from tests.sipmsg import ALICE, BOB, PROXY, SDP, Feeder, request, response
 
 T0 = 1_700_000_000.0
@@ -351,3 +354,24 @@ def test_a_branch_reused_by_another_call_is_another_transaction() -> None:
     assert (tx1.call_id, tx1.final_status, tx1.retransmissions) == ("call-1@x", 200, 0)
     assert (tx2.call_id, tx2.final_status) == ("call-2@x", 486) and tx2.ack is not None
     assert not any(m.retransmission for m in result.messages)
+
+
+def test_message_record_made_from_a_packet_equals_the_constructed_one() -> None:
+    """``Message.from_payload`` sets the slots directly: the record is the one ``Message(...)`` makes."""
+    data = request("INVITE", body=SDP)
+    packet = SipPayload(
+        frame=7, frames=(6, 7), timestamp=T0 + 0.5, src=ALICE, dst=BOB, transport=Transport.TCP,
+        payload=data, truncated=True, file="a.pcap", interface=2,
+    )  # fmt: skip
+    sip = parse_message(data)
+    made = Message.from_payload(
+        3, packet, sip, retransmission=True, copies=(("b.pcap", 9),), matched_by=MatchedBy.CSEQ, src=PROXY
+    )
+    assert made == Message(
+        index=3, sip=sip, timestamp=T0 + 0.5, src=PROXY, dst=BOB, transport=Transport.TCP, frame=7,
+        frames=(6, 7), file="a.pcap", retransmission=True, truncated=True, copies=(("b.pcap", 9),),
+        matched_by=MatchedBy.CSEQ,
+    )  # fmt: skip
+    assert Message.from_payload(0, packet, sip).src == ALICE
+    with pytest.raises(AttributeError):
+        made.index = 4  # type: ignore[misc]  # still frozen

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sipflow.pipeline import analyze
-from sipflow.render.json import dumps, iter_dumps
+from sipflow.render.json import dumps, entry_text, entry_text_of, iter_dumps, leg_text
 
-from .conftest import sample_captures
+from .conftest import sample_captures, shared_captures
 
 
 @pytest.mark.parametrize("path", sample_captures(), ids=lambda p: p.name)
@@ -41,3 +41,13 @@ def test_calls_are_encoded_one_at_a_time() -> None:
     assert asked == []
     next(stream)
     assert len(asked) == 1
+
+
+@pytest.mark.parametrize("path", sample_captures() + shared_captures(), ids=lambda p: p.name)
+def test_entry_from_legs_made_ahead_is_the_entry(path: Path) -> None:
+    """``entry_text_of`` (a shard worker's legs' JSON made before their calls are known) gives
+    ``entry_text``'s text for every item, one-leg calls (whose legs take the call's state) and
+    correlated ones alike."""
+    analysis = analyze([path])
+    for call in analysis.select(all_kinds=True):
+        assert entry_text_of(call, [leg_text(leg) for leg in call.legs]) == entry_text(call)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,6 +55,24 @@ def test_digest_agrees_with_the_parse_on_captures(path: Path) -> None:
             assert (full is None) == (digest is None)
             if full is not None:
                 assert digest == _expected_from(full)
+
+
+@pytest.mark.parametrize("path", sample_captures(), ids=lambda p: p.name)
+def test_digest_pickles_to_an_equal_one(path: Path) -> None:
+    """``SdpDigest.__reduce__`` (flat, for the shard workers' correlation facts) gives it back whole."""
+    digests = []
+    with CaptureReader(path) as reader:
+        for packet in reader:
+            try:
+                digest = find_sdp_digest(parse_message(packet.payload))
+            except ParseError:
+                continue
+            if digest is not None:
+                digests.append(digest)
+    digests.append(SdpDigest(origin=None, media=frozenset({("", 4000)}), addresses=frozenset()))
+    back = pickle.loads(pickle.dumps(digests, pickle.HIGHEST_PROTOCOL))
+    assert back == digests
+    assert [type(d.origin) for d in back] == [type(d.origin) for d in digests]
 
 
 _LINES = st.sampled_from(

@@ -54,6 +54,16 @@ def test_same_json_as_one_process(path: Path) -> None:
     assert _sharded([str(path)], AnalysisOptions(jobs=3), all_kinds=True) == expected
 
 
+def test_indented_json_as_one_process() -> None:
+    # Indented, a worker renders each call whole (no legs made ahead).
+    path = str(SAMPLES / "b2bua-load.pcap")
+    analysis = analyze([path], AnalysisOptions(jobs=1))
+    expected = "".join(iter_dumps(analysis, analysis.calls, indent=2))
+    run = shard.calls_json([path], AnalysisOptions(jobs=2), indent=2, min_bytes=0)
+    assert run is not None
+    assert "".join(run.pieces) == expected
+
+
 def test_several_files_merged_and_deduped_as_one_process() -> None:
     # Rotated parts with calls across the cuts, and a capture with two interfaces (skews,
     # copies of one message at two capture points).

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final
 
 from sipflow.media.collector import RtpStream
 from sipflow.model.analysis import Analysis
-from sipflow.model.call import Call, Leg, leg_outcome
+from sipflow.model.call import Call, CallState, Leg, leg_outcome
 from sipflow.model.media import call_dtmf, stream_sdp, streams_by_call
 from sipflow.model.message import MatchedBy
 from sipflow.model.transaction import Transaction
@@ -47,14 +47,19 @@ def transaction_dict(tx: Transaction) -> dict[str, Any]:
 
 def leg_dict(leg: Leg, call: Call | None = None) -> dict[str, Any]:
     """``call``: the leg's call, whose outcome is the leg's own when it is its only leg."""
+    state, final_status = _leg_state(leg, call)
+    return {"call_id": leg.call_id, "state": state.value, "final_status": final_status, **_leg_rest(leg)}
+
+
+def _leg_state(leg: Leg, call: Call | None) -> tuple[CallState, int | None]:
     if call is not None and len(call.legs) == 1 and call.legs[0] is leg:
-        state, final_status = call.state, call.final_status
-    else:
-        state, final_status = leg_outcome(leg)  # the leg's own, besides the call's (caller's view)
+        return call.state, call.final_status
+    return leg_outcome(leg)  # the leg's own, besides the call's (caller's view)
+
+
+def _leg_rest(leg: Leg) -> dict[str, Any]:
+    """``leg_dict`` after ``final_status``: what does not depend on the leg's call."""
     return {
-        "call_id": leg.call_id,
-        "state": state.value,
-        "final_status": final_status,
         "from": _uri(leg, "from"),
         "to": _uri(leg, "to"),
         "hops": [[str(a), str(b)] for a, b in leg.hops],
@@ -68,7 +73,12 @@ def leg_dict(leg: Leg, call: Call | None = None) -> dict[str, Any]:
 
 
 def call_dict(call: Call) -> dict[str, Any]:
-    out: dict[str, Any] = {
+    return {**_call_head(call), "legs": [leg_dict(leg, call) for leg in call.legs], **_call_tail(call)}
+
+
+def _call_head(call: Call) -> dict[str, Any]:
+    """``call_dict`` before ``legs``."""
+    return {
         "id": call.id,
         "index": call.index,
         "kind": call.kind.value,
@@ -80,7 +90,12 @@ def call_dict(call: Call) -> dict[str, Any]:
         "duration_s": call.duration_s,
         "messages": len(call.messages),
         "retransmissions": call.retransmissions,
-        "legs": [leg_dict(leg, call) for leg in call.legs],
+    }
+
+
+def _call_tail(call: Call) -> dict[str, Any]:
+    """``call_dict`` after ``legs``."""
+    out: dict[str, Any] = {
         "correlation": [
             {
                 "legs": list(link.legs),
@@ -96,6 +111,32 @@ def call_dict(call: Call) -> dict[str, Any]:
         # A registration's (or a subscription's) granted expiry, in seconds.
         out["expires_s"] = call.expires_s
     return out
+
+
+LegText = tuple[str, str]
+"""A leg's compact JSON in ``call_dict``, cut around its state and final status (which may be
+its call's): ``leg_text`` makes it before the call is known, ``entry_text_of`` uses it."""
+
+_COMPACT: Final = (",", ":")
+
+
+def leg_text(leg: Leg) -> LegText:
+    """The ``LegText`` of ``leg``."""
+    head = json.dumps({"call_id": leg.call_id}, separators=_COMPACT, ensure_ascii=True)
+    rest = json.dumps(_leg_rest(leg), separators=_COMPACT, ensure_ascii=True)
+    return head[:-1], rest[1:]
+
+
+def entry_text_of(call: Call, legs: Sequence[LegText]) -> str:
+    """``entry_text(call)`` (compact, without flow or media) from its legs' ``leg_text``."""
+    out = [json.dumps(_call_head(call), separators=_COMPACT, ensure_ascii=True)[:-1], ',"legs":[']
+    for i, (leg, (head, rest)) in enumerate(zip(call.legs, legs, strict=True)):
+        state, final_status = _leg_state(leg, call)
+        outcome = f'"state":{json.dumps(state.value)},"final_status":{json.dumps(final_status)}'
+        out.append(f"{',' if i else ''}{head},{outcome},{rest}")
+    out.append("],")
+    out.append(json.dumps(_call_tail(call), separators=_COMPACT, ensure_ascii=True)[1:])
+    return "".join(out)
 
 
 def flow(call: Call) -> list[dict[str, Any]]:
