@@ -10,7 +10,8 @@ them. What crosses Call-IDs is small and goes through this process::
     workers: legs frozen; each leg's correlation facts, in batches as they are read (taken in
              here while the workers go on), then each leg's Call-ID and start  ──► here
     here:    correlate_facts, related_from_facts, calls numbered, each call given to the
-             worker holding its first leg                              ──► workers
+             worker holding its first leg (the workers make their legs' JSON meanwhile,
+             ``render.json.leg_text``)                                 ──► workers
     workers: the legs of calls owned elsewhere, pickled ──► here ──► their owners
     workers: calls built, selected and rendered (``render.json.entry_text``) ──► here, in order
 
