@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from sipflow.capture.types import Endpoint
 from sipflow.model.message import MatchedBy, Message
-from sipflow.sip.message import SipRequest, SipResponse
+from sipflow.sip.message import SipRequest, SipResponse, is_rfc3261_branch
 
 T1 = 0.5
 """RFC 3261 §17.1.1.1: the RTT estimate, 500 ms."""
@@ -55,7 +55,7 @@ def transaction_key(sip: SipRequest | SipResponse, method: str) -> TransactionKe
     """The key of the transaction ``sip`` belongs to, looked up under ``method``."""
     sent_by = sip.sent_by or ""
     branch = sip.branch
-    if branch is not None and len(branch) > 7 and branch.startswith("z9hG4bK"):  # sip.rfc3261_branch
+    if is_rfc3261_branch(branch):  # sip.rfc3261_branch, without the property's call
         return _key(TransactionKey, (branch, sent_by, method, sip.call_id or ""))
     # RFC 3261 §17.2.3: RFC 2543 requests are matched on Request-URI, tags, Call-ID, CSeq
     # and top Via. Responses carry neither the Request-URI nor (in the request) the To tag,
