@@ -45,7 +45,7 @@ from typing import Any, Final
 from sipflow.capture.reader import STDIN, CaptureReader
 from sipflow.capture.types import CaptureWarning, SipPayload
 from sipflow.correlate import CorrelationOptions
-from sipflow.correlate.facts import _detached_row, _FactRow, _facts, _from_row, _LegFacts
+from sipflow.correlate.facts import Sharing, _detached_row, _FactRow, _facts, _from_row, _LegFacts
 from sipflow.correlate.group import correlate_facts
 from sipflow.correlate.transfers import TransferFacts, related_from_facts, transfer_facts
 from sipflow.errors import SipflowError
@@ -466,10 +466,11 @@ class _Worker:
         facts: list[_FactRow] = []
         transfers = []
         if correlation.enabled:
+            sharing = Sharing()
             for local, leg in enumerate(legs):
                 f = _facts(local, leg, correlation.headers)
                 if f is not None:
-                    facts.append(_detached_row(f))
+                    facts.append(_detached_row(f, sharing))
                     if len(facts) == _FACTS_BATCH:
                         conn.send(("facts", facts))
                         facts = []

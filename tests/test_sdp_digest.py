@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sipflow.capture.reader import CaptureReader
+from sipflow.correlate.facts import Sharing
 from sipflow.errors import ParseError
 from sipflow.sip import sdp as sdp_module
 from sipflow.sip.parse import parse_message
@@ -73,6 +74,35 @@ def test_digest_pickles_to_an_equal_one(path: Path) -> None:
     back = pickle.loads(pickle.dumps(digests, pickle.HIGHEST_PROTOCOL))
     assert back == digests
     assert [type(d.origin) for d in back] == [type(d.origin) for d in digests]
+
+
+@pytest.mark.parametrize("path", sample_captures() + shared_captures(), ids=lambda p: p.name)
+def test_sharing_keeps_every_digest_equal_and_shares_its_repeated_values(path: Path) -> None:
+    """``correlate.facts.Sharing`` (applied to the facts a shard worker pickles) changes no
+    digest's value, and equal names and address sets come out as one object, so a pickle of
+    many legs' digests writes each once."""
+    digests = []
+    with CaptureReader(path) as reader:
+        for packet in reader:
+            try:
+                digest = find_sdp_digest(parse_message(packet.payload))
+            except ParseError:
+                continue
+            if digest is not None:
+                digests.append(digest)
+    sharing = Sharing()
+    shared = [sharing.digest(d) for d in digests]
+    assert shared == digests
+    assert sharing.digest(None) is None
+    seen: dict[object, object] = {}
+    for d in shared:
+        assert d is not None
+        assert seen.setdefault(d.addresses, d.addresses) is d.addresses
+        if d.origin is not None:
+            for value in (d.origin.username, d.origin.nettype, d.origin.addrtype, d.origin.address):
+                assert seen.setdefault(value, value) is value
+    back = pickle.loads(pickle.dumps(shared, pickle.HIGHEST_PROTOCOL))
+    assert back == digests
 
 
 _LINES = st.sampled_from(

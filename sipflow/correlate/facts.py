@@ -22,7 +22,7 @@ from sipflow.model.session import SdpRole, iter_sdp_roles
 from sipflow.model.transaction import Transaction
 from sipflow.sip.message import SipRequest, SipResponse, canonical_name
 from sipflow.sip.parse import parse_uri
-from sipflow.sip.sdp import SdpDigest, find_sdp_digest
+from sipflow.sip.sdp import Origin, SdpDigest, find_sdp_digest
 
 _NULL_UUID = "0" * 32
 
@@ -215,11 +215,47 @@ _FactRow = tuple[Any, ...]
 _row_of: Callable[[_LegFacts], _FactRow] = operator.attrgetter(*(f.name for f in fields(_LegFacts)))
 
 
-def _detached_row(f: _LegFacts) -> _FactRow:
+class Sharing:
+    """Equal values of many legs' facts made one object, before they are pickled: a pickle
+    writes an object it has seen once, so the process that loads the facts holds one copy of
+    each address and ``o=`` name of a batch, not one per leg (a third of the loaded facts'
+    memory on a busy trunk's capture, where every call's SDP names the same few hosts)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: dict[object, Any] = {}
+
+    def digest(self, digest: SdpDigest | None) -> SdpDigest | None:
+        if digest is None:
+            return None
+        one = self._values.setdefault
+        o = digest.origin
+        if o is not None:
+            session = o.session_id
+            o = Origin(
+                username=one(o.username, o.username),
+                session_id=session,
+                session_version=session if o.session_version == session else o.session_version,
+                nettype=one(o.nettype, o.nettype),
+                addrtype=one(o.addrtype, o.addrtype),
+                address=one(o.address, o.address),
+            )
+        addresses = one(digest.addresses, digest.addresses)
+        return SdpDigest(o, digest.media, addresses)
+
+
+def _detached_row(f: _LegFacts, sharing: Sharing | None = None) -> _FactRow:
     """``f`` with its SDP loaded and without its leg, as a row: what another process needs of
-    the leg (``_from_row`` makes the facts again)."""
+    the leg (``_from_row`` makes the facts again). With ``sharing``, the SDP's repeated values
+    are made the objects that ``sharing`` gave before."""
     _load_sdp(f)
     f.leg = None
+    if sharing is not None:
+        f.offer = offer = sharing.digest(f.offer)
+        f.answer = answer = sharing.digest(f.answer)
+        f.offer_addresses = offer.addresses if offer is not None else frozenset()
+        f.answer_addresses = answer.addresses if answer is not None else frozenset()
     return _row_of(f)
 
 
