@@ -12,8 +12,12 @@ them. What crosses Call-IDs is small and goes through this process::
     here:    correlate_facts, related_from_facts, calls numbered, each call given to the
              worker holding its first leg (the workers make their legs' JSON meanwhile,
              ``render.json.leg_text``)                                 ──► workers
-    workers: the legs of calls owned elsewhere, pickled ──► here ──► their owners
-    workers: calls built, selected and rendered (``render.json.entry_text``) ──► here, in order
+    workers: of the legs of calls owned elsewhere, their outlines and JSON (``leg_outline``,
+             ``render.json.member_text``; the legs themselves where the selection reads
+             more than a call's outcome), pickled ──► here ──► their owners
+    owners:  calls of legs held in one worker built (``build_call``), the others decided
+             from their outlines (``call_outcome``)
+    workers: calls selected and rendered (``render.json.entry_text``) ──► here, in order
 
 A worker numbers its messages by their place in the merged input (``Tracker.feed(index=)``),
 so legs, calls and malformed packets sort as in one process: the output is the same as
@@ -50,8 +54,18 @@ from sipflow.correlate.group import correlate_facts
 from sipflow.correlate.transfers import TransferFacts, related_from_facts, transfer_facts
 from sipflow.errors import SipflowError
 from sipflow.merge import Deduplicator
-from sipflow.model.analysis import Analysis, Summary, call_filter
-from sipflow.model.call import Call, CallKind, Leg, Link, build_call
+from sipflow.model.analysis import Analysis, Summary, call_filter, outcome_filter
+from sipflow.model.call import (
+    Call,
+    CallKind,
+    CallOutcome,
+    Leg,
+    LegOutline,
+    Link,
+    build_call,
+    call_outcome,
+    leg_outline,
+)
 from sipflow.model.message import Malformed
 from sipflow.model.tracker import Tracker
 from sipflow.pipeline import (
@@ -68,7 +82,15 @@ from sipflow.pipeline import (
     summarize,
 )
 from sipflow.readahead import BATCH, Parsed, ParseFailure, parse_or_failure
-from sipflow.render.json import LegText, entry_text, entry_text_of, iter_document, leg_text
+from sipflow.render.json import (
+    LegText,
+    entry_text,
+    entry_text_of,
+    iter_document,
+    leg_text,
+    member_text,
+    outlined_entry_text,
+)
 from sipflow.sip.parse import call_id_hint
 
 MIN_BYTES: Final = 16 << 20
@@ -488,8 +510,21 @@ class _Worker:
         # While the coordinator plans, this core would wait: each leg's JSON is made meanwhile.
         texts: list[LegText | None] = [None] * len(legs)
         plan: _Plan = self._expect("plan") if indent is not None else self._render_ahead("plan", legs, texts)
+        # A call whose legs are held here and elsewhere is built by the holder of its first
+        # leg. Where the selection needs no more of a call than its outcome (the usual case),
+        # each other holder sends its legs' outlines and JSON, else the legs themselves.
+        outlined = indent is None and _decided_by_outcome(selection)
+
+        def exported(local: int) -> object:
+            leg = legs[local]
+            if not outlined:
+                return leg
+            return leg_outline(leg), member_text(leg, texts[local] or leg_text(leg))
+
         exports = {
-            destination: pickle.dumps([(local, legs[local]) for local in locals_], pickle.HIGHEST_PROTOCOL)
+            destination: pickle.dumps(
+                [(local, exported(local)) for local in locals_], pickle.HIGHEST_PROTOCOL
+            )
             for destination, locals_ in plan.exports.items()
         }
         conn.send(("exports", exports))
@@ -497,7 +532,8 @@ class _Worker:
         for locals_ in plan.exports.values():
             for local in locals_:  # its call is built elsewhere: not needed here again
                 legs[local] = None  # type: ignore[call-overload]
-        imported: dict[tuple[int, int], Leg] = {}
+        imported: dict[tuple[int, int], Any] = {}
+        """A leg of another worker (``outlined``: its outline and JSON), by (worker, number there)."""
         blobs: list[tuple[int, bytes]] = self._expect("imports")
         while blobs:
             source, blob = blobs.pop()
@@ -514,19 +550,46 @@ class _Worker:
                 return entry_text_of(call, found)  # type: ignore[arg-type]  # none is None
             return entry_text(call, indent=indent)
 
+        def outlined_entry(
+            index: int, members: list[tuple[int, int]], links: Any, others: Any
+        ) -> tuple[CallOutcome, list[str]]:
+            outlines: list[LegOutline] = []
+            parts: list[str] = []
+            for shard, local in members:
+                if shard == self.shard:
+                    leg = legs[local]
+                    outlines.append(leg_outline(leg))
+                    parts.append(member_text(leg, texts[local] or leg_text(leg)))
+                else:
+                    outline, part = imported[(shard, local)]
+                    outlines.append(outline)
+                    parts.append(part)
+            return call_outcome(index, leg_of(members[0]), outlines, links, others), parts
+
         matches = call_filter(**selection)
-        calls: list[tuple[Call, list[tuple[int, int]]]] = []
+        decided = outcome_filter(**{k: v for k, v in selection.items() if k in _OUTCOME_KEYS})
+        calls: list[tuple[Call, list[tuple[int, int]]] | tuple[CallOutcome, list[str]]] = []
         counted = items = 0
         for index, members, links, others in plan.calls:
-            call = build_call(index, tuple(leg_of(m) for m in members), links, others)
             items += 1
+            if outlined and any(shard != self.shard for shard, _ in members):
+                outcome, parts = outlined_entry(index, members, links, others)
+                counted += outcome.kind is CallKind.CALL
+                if decided(outcome):
+                    calls.append((outcome, parts))
+                continue
+            call = build_call(index, tuple(leg_of(m) for m in members), links, others)
             counted += call.kind is CallKind.CALL
             if matches(call):
                 calls.append((call, members))
         conn.send(("built", (counted, items, tuple(call.index for call, _ in calls))))
         for start in range(0, len(calls), _BATCH):
             batch = calls[start : start + _BATCH]
-            conn.send(("entries", [entry(call, members) for call, members in batch]))
+            conn.send(("entries", [
+                outlined_entry_text(call, parts) if isinstance(call, CallOutcome)  # type: ignore[arg-type]
+                else entry(call, parts)  # type: ignore[arg-type]
+                for call, parts in batch
+            ]))  # fmt: skip
             for i in range(start, start + len(batch)):
                 calls[i] = None  # type: ignore[call-overload]  # rendered: let it go
         return legs, imported
@@ -585,6 +648,15 @@ class ShardingError(SipflowError):
     """A message's Call-ID read alone was not the one parsing gave it (a defect of
     ``call_id_hint``): its leg could be split between workers, so the sharded run stops (the
     CLI then runs in one process)."""
+
+
+_OUTCOME_KEYS: Final = frozenset(("all_kinds", "call_id", "state", "index", "since", "until", "status"))
+"""The selection's arguments that ``outcome_filter`` takes: what a call's outcome decides."""
+
+
+def _decided_by_outcome(selection: dict[str, Any]) -> bool:
+    """Whether ``call_filter(**selection)`` needs no more of a call than its outcome."""
+    return all(k in _OUTCOME_KEYS or not v for k, v in selection.items())
 
 
 def _owned(reader: CaptureReader, shard: int, shards: int) -> Iterator[tuple[SipPayload, Parsed | None]]:

@@ -87,7 +87,19 @@ def test_b2bua_legs_on_different_workers_make_one_call() -> None:
 
 def test_selection_applied_in_the_workers() -> None:
     path = str(SAMPLES / "b2bua-load.pcap")
-    selections = ({"state": ("completed",)}, {"status": "4xx"}, {"from_": "1"}, {"call_id": "none-such"})
+    # A B leg's Call-ID selects its call; the caller's address needs every leg (handed over
+    # whole), the others only the call's outcome (legs handed over as outlines).
+    b_leg = next(
+        c for c in json.loads(_one_process([path], AnalysisOptions(jobs=1)))["calls"] if len(c["legs"]) > 1
+    )
+    selections = (
+        {"state": ("completed",)},
+        {"status": "4xx"},
+        {"from_": "1"},
+        {"to": "2"},
+        {"call_id": b_leg["legs"][1]["call_id"]},
+        {"call_id": "none-such"},
+    )
     for selection in selections:
         expected = _one_process([path], AnalysisOptions(jobs=1), **selection)
         assert _sharded([path], AnalysisOptions(jobs=2), **selection) == expected

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sipflow.capture.types import CaptureWarning
 from sipflow.media.collector import RtpStream
-from sipflow.model.call import Call, CallKind, CallState
+from sipflow.model.call import Call, CallKind, CallOutcome, CallState
 from sipflow.model.dialog import Dialog
 from sipflow.model.message import Malformed, Message
 from sipflow.model.transaction import Transaction
@@ -167,11 +167,45 @@ def call_filter(
     headers: Iterable[tuple[str, str]] = (),
 ) -> Callable[[Call], bool]:
     """``Analysis.select``'s test of one call (its arguments): true for a call it selects."""
-    states = {CallState(s) for s in state} if state else None
-    statuses = status_matcher(status) if status is not None else None
+    decided = outcome_filter(
+        all_kinds=all_kinds,
+        call_id=call_id,
+        state=state,
+        index=index,
+        since=since,
+        until=until,
+        status=status,
+    )
     wanted = [(name, text.lower()) for name, text in headers]
 
     def matches(call: Call) -> bool:
+        if not decided(call):
+            return False
+        if from_ is not None and not _addr_matches(call, from_, "from"):
+            return False
+        if to is not None and not _addr_matches(call, to, "to"):
+            return False
+        return not wanted or all(_has_header(call, name, text) for name, text in wanted)
+
+    return matches
+
+
+def outcome_filter(
+    *,
+    all_kinds: bool = False,
+    call_id: str | None = None,
+    state: Iterable[str] | None = None,
+    index: int | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    status: str | None = None,
+) -> Callable[[Call | CallOutcome], bool]:
+    """The part of ``call_filter`` that a call's outcome decides (without its legs'
+    addresses and headers): for a ``CallOutcome`` as for a ``Call``."""
+    states = {CallState(s) for s in state} if state else None
+    statuses = status_matcher(status) if status is not None else None
+
+    def matches(call: Call | CallOutcome) -> bool:
         if index is not None:
             if call.index != index:
                 return False
@@ -179,18 +213,12 @@ def call_filter(
             return False
         if call_id is not None and call_id not in call.call_ids:
             return False
-        if from_ is not None and not _addr_matches(call, from_, "from"):
-            return False
-        if to is not None and not _addr_matches(call, to, "to"):
-            return False
         if states is not None and call.state not in states:
             return False
         if since is not None and call.start < since:
             return False
         if until is not None and call.start >= until:
             return False
-        if statuses is not None and not statuses(call.final_status):
-            return False
-        return not wanted or all(_has_header(call, name, text) for name, text in wanted)
+        return statuses is None or statuses(call.final_status)
 
     return matches

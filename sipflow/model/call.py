@@ -9,7 +9,7 @@ The call's state and timings are the caller's view, measured on the caller's hop
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -450,13 +450,141 @@ def build_call(
     index: int, legs: tuple[Leg, ...], correlation: tuple[Link, ...] = (), related: tuple[str, ...] = ()
 ) -> Call:
     """Derive a call's kind, state and timings from its legs (the first is the caller's)."""
-    from sipflow.model.caller import caller_view  # noqa: PLC0415  # caller imports this module
-
-    leg = legs[0]
-    view = caller_view(leg)
-    kind, caller, attempts = view.kind, view.caller, view.attempts
     start = min(m.timestamp for lg in legs for m in lg.messages)
     end = max(m.timestamp for lg in legs for m in lg.messages)
+
+    def bye_after(answer_time: float) -> float | None:
+        for lg in legs:
+            for m in lg.messages:
+                if isinstance(m.sip, SipRequest) and m.sip.method == "BYE" and m.timestamp >= answer_time:
+                    return m.timestamp
+        return None
+
+    kind, state, final_status, final_reason, pdd, setup, duration, expires = _outcome(legs[0], bye_after)
+    return Call(
+        index=index,
+        id=legs[0].call_id,
+        kind=kind,
+        state=state,
+        final_status=final_status,
+        final_reason=final_reason,
+        start=start,
+        end=end,
+        pdd_ms=pdd,
+        setup_ms=setup,
+        duration_s=duration,
+        legs=legs,
+        correlation=correlation,
+        related=related,
+        expires_s=expires,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LegOutline:
+    """What a call's outcome reads of one of its legs besides the caller's (``call_outcome``):
+    what ``sipflow.shard`` hands to the process that builds a call in place of a leg held by
+    another."""
+
+    call_id: str
+    start: float
+    """Its first message's time."""
+    end: float
+    """Its last message's time."""
+    byes: tuple[float, ...]
+    """The times of its BYE requests, in the order captured."""
+    messages: int
+    retransmissions: int
+
+
+def leg_outline(leg: Leg) -> LegOutline:
+    """The ``LegOutline`` of ``leg``."""
+    times = [m.timestamp for m in leg.messages]
+    byes = tuple(m.timestamp for m in leg.messages if isinstance(m.sip, SipRequest) and m.sip.method == "BYE")
+    return LegOutline(leg.call_id, min(times), max(times), byes, len(leg.messages), leg.retransmissions)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallOutcome:
+    """A call as ``build_call`` would make it, without its legs: made from the caller's leg and
+    an outline of each leg (``call_outcome``), so a call whose legs are held by several
+    processes is decided by one of them (``sipflow.shard``)."""
+
+    index: int
+    id: str
+    kind: CallKind
+    state: CallState
+    final_status: int | None
+    final_reason: str | None
+    start: float
+    end: float
+    pdd_ms: float | None
+    setup_ms: float | None
+    duration_s: float | None
+    correlation: tuple[Link, ...]
+    related: tuple[str, ...]
+    expires_s: int | None
+    call_ids: tuple[str, ...]
+    """Of every leg, in the call's order (``Call.call_ids``)."""
+    messages: int
+    """``len(Call.messages)``."""
+    retransmissions: int
+
+
+def call_outcome(
+    index: int,
+    caller: Leg,
+    outlines: Sequence[LegOutline],
+    correlation: tuple[Link, ...] = (),
+    related: tuple[str, ...] = (),
+) -> CallOutcome:
+    """What ``build_call(index, legs, correlation, related)`` says of the call, from its first
+    leg (the caller's, ``caller``) and the outline of each of its legs, that one included, in
+    the call's order."""
+
+    def bye_after(answer_time: float) -> float | None:
+        for outline in outlines:
+            for t in outline.byes:
+                if t >= answer_time:
+                    return t
+        return None
+
+    kind, state, final_status, final_reason, pdd, setup, duration, expires = _outcome(caller, bye_after)
+    return CallOutcome(
+        index=index,
+        id=caller.call_id,
+        kind=kind,
+        state=state,
+        final_status=final_status,
+        final_reason=final_reason,
+        start=min(o.start for o in outlines),
+        end=max(o.end for o in outlines),
+        pdd_ms=pdd,
+        setup_ms=setup,
+        duration_s=duration,
+        correlation=correlation,
+        related=related,
+        expires_s=expires,
+        call_ids=tuple(o.call_id for o in outlines),
+        messages=sum(o.messages for o in outlines),
+        retransmissions=sum(o.retransmissions for o in outlines),
+    )
+
+
+_Outcome = tuple[
+    "CallKind", "CallState", int | None, str | None, float | None, float | None, float | None, int | None
+]
+"""kind, state, final status and reason, PDD, setup time, duration, expiry (``_outcome``)."""
+
+
+def _outcome(leg: Leg, bye_after: Callable[[float], float | None]) -> _Outcome:
+    """A call's kind, state and timings, from its caller's leg ``leg``; ``bye_after(t)``: the
+    time of the first BYE at or after ``t`` of any of its legs, in the call's order and each
+    leg's capture order."""
+    from sipflow.model.caller import caller_view  # noqa: PLC0415  # caller imports this module
+
+    view = caller_view(leg)
+    kind, caller, attempts = view.kind, view.caller, view.attempts
     t0 = view.start
 
     pdd = setup = duration = None
@@ -483,14 +611,9 @@ def build_call(
         answer_time = view.answer_time
         if answer_time is not None:
             setup = _ms(t0, answer_time)
-            byes = [
-                m
-                for lg in legs
-                for m in lg.messages
-                if isinstance(m.sip, SipRequest) and m.sip.method == "BYE" and m.timestamp >= answer_time
-            ]
-            if byes:
-                duration = round(byes[0].timestamp - answer_time, 3)
+            bye = bye_after(answer_time)
+            if bye is not None:
+                duration = round(bye - answer_time, 3)
                 state = CallState.COMPLETED
             else:
                 state = CallState.IN_CALL
@@ -511,24 +634,7 @@ def build_call(
                 state = CallState.RINGING
             else:
                 state = CallState.SETUP
-
-    return Call(
-        index=index,
-        id=leg.call_id,
-        kind=kind,
-        state=state,
-        final_status=final_status,
-        final_reason=final_reason,
-        start=start,
-        end=end,
-        pdd_ms=pdd,
-        setup_ms=setup,
-        duration_s=duration,
-        legs=legs,
-        correlation=correlation,
-        related=related,
-        expires_s=expires,
-    )
+    return kind, state, final_status, final_reason, pdd, setup, duration, expires
 
 
 def leg_outcome(leg: Leg) -> tuple[CallState, int | None]:

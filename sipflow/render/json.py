@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from sipflow.media.collector import RtpStream
 from sipflow.model.analysis import Analysis
-from sipflow.model.call import Call, CallState, Leg, leg_outcome
+from sipflow.model.call import Call, CallOutcome, CallState, Leg, leg_outcome
 from sipflow.model.media import call_dtmf, stream_sdp, streams_by_call
 from sipflow.model.message import MatchedBy
 from sipflow.model.transaction import Transaction
@@ -78,6 +78,10 @@ def call_dict(call: Call) -> dict[str, Any]:
 
 def _call_head(call: Call) -> dict[str, Any]:
     """``call_dict`` before ``legs``."""
+    return _head(call, len(call.messages), call.retransmissions)
+
+
+def _head(call: Call | CallOutcome, messages: int, retransmissions: int) -> dict[str, Any]:
     return {
         "id": call.id,
         "index": call.index,
@@ -88,12 +92,12 @@ def _call_head(call: Call) -> dict[str, Any]:
         "pdd_ms": call.pdd_ms,
         "setup_ms": call.setup_ms,
         "duration_s": call.duration_s,
-        "messages": len(call.messages),
-        "retransmissions": call.retransmissions,
+        "messages": messages,
+        "retransmissions": retransmissions,
     }
 
 
-def _call_tail(call: Call) -> dict[str, Any]:
+def _call_tail(call: Call | CallOutcome) -> dict[str, Any]:
     """``call_dict`` after ``legs``."""
     out: dict[str, Any] = {
         "correlation": [
@@ -129,14 +133,38 @@ def leg_text(leg: Leg) -> LegText:
 
 def entry_text_of(call: Call, legs: Sequence[LegText]) -> str:
     """``entry_text(call)`` (compact, without flow or media) from its legs' ``leg_text``."""
-    out = [json.dumps(_call_head(call), separators=_COMPACT, ensure_ascii=True)[:-1], ',"legs":[']
-    for i, (leg, (head, rest)) in enumerate(zip(call.legs, legs, strict=True)):
+    texts = []
+    for leg, (head, rest) in zip(call.legs, legs, strict=True):
         state, final_status = _leg_state(leg, call)
-        outcome = f'"state":{json.dumps(state.value)},"final_status":{json.dumps(final_status)}'
-        out.append(f"{',' if i else ''}{head},{outcome},{rest}")
-    out.append("],")
-    out.append(json.dumps(_call_tail(call), separators=_COMPACT, ensure_ascii=True)[1:])
-    return "".join(out)
+        texts.append(_leg_joined(head, state, final_status, rest))
+    return _entry_joined(_call_head(call), texts, call)
+
+
+def member_text(leg: Leg, text: LegText) -> str:
+    """The compact JSON of ``leg`` (its ``leg_text``, ``text``) in a call of several legs,
+    where a leg's state is its own."""
+    state, final_status = leg_outcome(leg)
+    return _leg_joined(text[0], state, final_status, text[1])
+
+
+def outlined_entry_text(call: CallOutcome, legs: Sequence[str]) -> str:
+    """``entry_text`` (compact, without flow or media) of a call of several legs from its
+    outcome and each leg's ``member_text``, in the call's order."""
+    return _entry_joined(_head(call, call.messages, call.retransmissions), legs, call)
+
+
+def _leg_joined(head: str, state: CallState, final_status: int | None, rest: str) -> str:
+    return f'{head},"state":{json.dumps(state.value)},"final_status":{json.dumps(final_status)},{rest}'
+
+
+def _entry_joined(head: dict[str, Any], legs: Sequence[str], call: Call | CallOutcome) -> str:
+    return "".join((
+        json.dumps(head, separators=_COMPACT, ensure_ascii=True)[:-1],
+        ',"legs":[',
+        ",".join(legs),
+        "],",
+        json.dumps(_call_tail(call), separators=_COMPACT, ensure_ascii=True)[1:],
+    ))  # fmt: skip
 
 
 def flow(call: Call) -> list[dict[str, Any]]:
