@@ -5,14 +5,18 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sipflow import analyze
 from sipflow.capture.types import Endpoint
 from sipflow.correlate import CorrelationOptions, HeaderRule, correlate
+from sipflow.correlate.facts import _normalize_user
 from sipflow.model.call import Leg
 from tests.conftest import SAMPLES, SHARED_CAPTURES, shared_captures
 from tests.sipmsg import Feeder, request, response
@@ -382,3 +386,22 @@ def test_hunting_keeps_every_outbound_leg_tried() -> None:
     assert [leg.call_id for leg in group.legs] == ["in", "out-1", "out-2"]
     hunting = [link for link in group.links if any("hunting" in e for e in link.evidence)]
     assert [link.legs for link in hunting] == [(0, 2)]
+
+
+def _normalized_as_written(user: str | None) -> str:
+    """``_normalize_user`` as first written, without its fast path for plain numbers."""
+    if not user:
+        return ""
+    user = user.split(";", 1)[0].strip().lower()
+    digits = re.sub(r"\D", "", user)
+    if digits and len(digits) >= len(user.lstrip("+")) - 1:
+        return digits.lstrip("0")
+    lead = re.match(r"\+?(\d{6,})\D", user)
+    return lead.group(1).lstrip("0") if lead else user
+
+
+@given(
+    st.one_of(st.none(), st.text(alphabet="0123456789+;- _aB\u0663\u00b2", max_size=16), st.text(max_size=12))
+)
+def test_users_normalize_as_first_written(user: str | None) -> None:
+    assert _normalize_user(user) == _normalized_as_written(user)

@@ -12,7 +12,7 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Final
 
 from sipflow.correlate.options import HeaderRule
 from sipflow.model.call import CallKind, Leg
@@ -65,8 +65,12 @@ class _LegFacts:
     answer_addresses: frozenset[str] = frozenset()
 
 
+_NOT_DIGIT_RE: Final = re.compile(r"\D")
+_NUMBER_LEAD_RE: Final = re.compile(r"\+?(\d{6,})\D")
+
+
 def _digits(user: str) -> str:
-    return re.sub(r"\D", "", user)
+    return _NOT_DIGIT_RE.sub("", user)
 
 
 def _normalize_user(user: str | None) -> str:
@@ -74,11 +78,13 @@ def _normalize_user(user: str | None) -> str:
     if not user:
         return ""
     user = user.split(";", 1)[0].strip().lower()
+    if user.isascii() and user.isdigit():
+        return user.lstrip("0")  # what the rest gives a plain number, sooner
     digits = _digits(user)
     if digits and len(digits) >= len(user.lstrip("+")) - 1:
         return digits.lstrip("0")
     # A number with a suffix (``12675941249_Uclx8s…``, ``2001-ext``) compares as its number.
-    lead = re.match(r"\+?(\d{6,})\D", user)
+    lead = _NUMBER_LEAD_RE.match(user)
     return lead.group(1).lstrip("0") if lead else user
 
 
