@@ -58,9 +58,8 @@ def test_digest_agrees_with_the_parse_on_captures(path: Path) -> None:
                 assert digest == _expected_from(full)
 
 
-@pytest.mark.parametrize("path", sample_captures(), ids=lambda p: p.name)
-def test_digest_pickles_to_an_equal_one(path: Path) -> None:
-    """``SdpDigest.__reduce__`` (flat, for the shard workers' correlation facts) gives it back whole."""
+def _digests_in(path: Path) -> list[SdpDigest]:
+    """The digest of every message of ``path`` that carries SDP, in order."""
     digests = []
     with CaptureReader(path) as reader:
         for packet in reader:
@@ -70,6 +69,13 @@ def test_digest_pickles_to_an_equal_one(path: Path) -> None:
                 continue
             if digest is not None:
                 digests.append(digest)
+    return digests
+
+
+@pytest.mark.parametrize("path", sample_captures(), ids=lambda p: p.name)
+def test_digest_pickles_to_an_equal_one(path: Path) -> None:
+    """``SdpDigest.__reduce__`` (flat, for the shard workers' correlation facts) gives it back whole."""
+    digests = _digests_in(path)
     digests.append(SdpDigest(origin=None, media=frozenset({("", 4000)}), addresses=frozenset()))
     back = pickle.loads(pickle.dumps(digests, pickle.HIGHEST_PROTOCOL))
     assert back == digests
@@ -81,15 +87,7 @@ def test_sharing_keeps_every_digest_equal_and_shares_its_repeated_values(path: P
     """``correlate.facts.Sharing`` (applied to the facts a shard worker pickles) changes no
     digest's value, and equal names and address sets come out as one object, so a pickle of
     many legs' digests writes each once."""
-    digests = []
-    with CaptureReader(path) as reader:
-        for packet in reader:
-            try:
-                digest = find_sdp_digest(parse_message(packet.payload))
-            except ParseError:
-                continue
-            if digest is not None:
-                digests.append(digest)
+    digests = _digests_in(path)
     sharing = Sharing()
     shared = [sharing.digest(d) for d in digests]
     assert shared == digests
