@@ -488,14 +488,14 @@ class _Worker:
         facts: list[_FactRow] = []
         transfers = []
         if correlation.enabled:
-            sharing = Sharing()
+            sharing = Sharing()  # one per batch: a pickle writes an object once within itself
             for local, leg in enumerate(legs):
                 f = _facts(local, leg, correlation.headers)
                 if f is not None:
                     facts.append(_detached_row(f, sharing))
                     if len(facts) == _FACTS_BATCH:
                         conn.send(("facts", facts))
-                        facts = []
+                        facts, sharing = [], Sharing()
                 t = transfer_facts(leg)
                 if t.replaces or t.refers:
                     transfers.append(t)
