@@ -31,6 +31,7 @@ worker of the Call-ID read alone, else to the first.
 from __future__ import annotations
 
 import heapq
+import inspect
 import itertools
 import multiprocessing
 import os
@@ -39,9 +40,10 @@ import sys
 import threading
 import traceback
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
+from functools import partial
 from multiprocessing.connection import Connection, wait
 from operator import itemgetter
 from typing import Any, Final
@@ -515,11 +517,13 @@ class _Worker:
         # each other holder sends its legs' outlines and JSON, else the legs themselves.
         outlined = indent is None and _decided_by_outcome(selection)
 
-        def exported(local: int) -> object:
+        def outline_of(local: int) -> tuple[LegOutline, str]:
+            """A leg held here, as a call decided from outlines takes it: its outline and JSON."""
             leg = legs[local]
-            if not outlined:
-                return leg
             return leg_outline(leg), member_text(leg, texts[local] or leg_text(leg))
+
+        def exported(local: int) -> object:
+            return outline_of(local) if outlined else legs[local]
 
         exports = {
             destination: pickle.dumps(
@@ -553,22 +557,19 @@ class _Worker:
         def outlined_entry(
             index: int, members: list[tuple[int, int]], links: Any, others: Any
         ) -> tuple[CallOutcome, list[str]]:
-            outlines: list[LegOutline] = []
-            parts: list[str] = []
-            for shard, local in members:
-                if shard == self.shard:
-                    leg = legs[local]
-                    outlines.append(leg_outline(leg))
-                    parts.append(member_text(leg, texts[local] or leg_text(leg)))
-                else:
-                    outline, part = imported[(shard, local)]
-                    outlines.append(outline)
-                    parts.append(part)
-            return call_outcome(index, leg_of(members[0]), outlines, links, others), parts
+            pieces = [
+                outline_of(local) if shard == self.shard else imported[(shard, local)]
+                for shard, local in members
+            ]
+            outlines = [outline for outline, _ in pieces]
+            return call_outcome(index, leg_of(members[0]), outlines, links, others), [
+                part for _, part in pieces
+            ]
 
         matches = call_filter(**selection)
         decided = outcome_filter(**{k: v for k, v in selection.items() if k in _OUTCOME_KEYS})
-        calls: list[tuple[Call, list[tuple[int, int]]] | tuple[CallOutcome, list[str]]] = []
+        calls: list[tuple[int, Callable[[], str]]] = []
+        """The selected calls' indexes, each with what renders it."""
         counted = items = 0
         for index, members, links, others in plan.calls:
             items += 1
@@ -576,20 +577,16 @@ class _Worker:
                 outcome, parts = outlined_entry(index, members, links, others)
                 counted += outcome.kind is CallKind.CALL
                 if decided(outcome):
-                    calls.append((outcome, parts))
+                    calls.append((index, partial(outlined_entry_text, outcome, parts)))
                 continue
             call = build_call(index, tuple(leg_of(m) for m in members), links, others)
             counted += call.kind is CallKind.CALL
             if matches(call):
-                calls.append((call, members))
-        conn.send(("built", (counted, items, tuple(call.index for call, _ in calls))))
+                calls.append((index, partial(entry, call, members)))
+        conn.send(("built", (counted, items, tuple(index for index, _ in calls))))
         for start in range(0, len(calls), _BATCH):
             batch = calls[start : start + _BATCH]
-            conn.send(("entries", [
-                outlined_entry_text(call, parts) if isinstance(call, CallOutcome)  # type: ignore[arg-type]
-                else entry(call, parts)  # type: ignore[arg-type]
-                for call, parts in batch
-            ]))  # fmt: skip
+            conn.send(("entries", [render() for _, render in batch]))
             for i in range(start, start + len(batch)):
                 calls[i] = None  # type: ignore[call-overload]  # rendered: let it go
         return legs, imported
@@ -650,7 +647,7 @@ class ShardingError(SipflowError):
     CLI then runs in one process)."""
 
 
-_OUTCOME_KEYS: Final = frozenset(("all_kinds", "call_id", "state", "index", "since", "until", "status"))
+_OUTCOME_KEYS: Final = frozenset(inspect.signature(outcome_filter).parameters)
 """The selection's arguments that ``outcome_filter`` takes: what a call's outcome decides."""
 
 
