@@ -210,6 +210,11 @@ def _load_sdp(f: _LegFacts) -> None:
             f.answer = description
         if f.offer is not None and f.answer is not None:
             break
+    _spread_sdp(f)
+
+
+def _spread_sdp(f: _LegFacts) -> None:
+    """``offer_media``, ``offer_addresses`` and ``answer_addresses`` from the digests."""
     f.offer_media = f.offer.media if f.offer is not None else frozenset()
     f.offer_addresses = f.offer.addresses if f.offer is not None else frozenset()
     f.answer_addresses = f.answer.addresses if f.answer is not None else frozenset()
@@ -258,10 +263,9 @@ def _detached_row(f: _LegFacts, sharing: Sharing | None = None) -> _FactRow:
     _load_sdp(f)
     f.leg = None
     if sharing is not None:
-        f.offer = offer = sharing.digest(f.offer)
-        f.answer = answer = sharing.digest(f.answer)
-        f.offer_addresses = offer.addresses if offer is not None else frozenset()
-        f.answer_addresses = answer.addresses if answer is not None else frozenset()
+        f.offer = sharing.digest(f.offer)
+        f.answer = sharing.digest(f.answer)
+        _spread_sdp(f)
     return _row_of(f)
 
 
