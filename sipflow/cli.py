@@ -371,14 +371,13 @@ def _load(
     *,
     media: bool = False,
     selection: Selection | None = None,
-    media_optional: bool = False,
 ) -> Analysis:
     """The analysis, its warnings said on stderr; a partial one is remembered (exit 3).
 
-    From an archive (``--db``), only the items ``selection`` may select are read (None: all);
-    an archive holds no RTP, so ``media`` is an error there unless ``media_optional``."""
+    From an archive (``--db``), only the items ``selection`` may select are read (None: all),
+    with the RTP streams measured when it was indexed."""
     if inputs.db is not None:
-        return _load_archive(inputs.db, media=media and not media_optional, selection=selection)
+        return _load_archive(inputs.db, media=media, selection=selection)
     with _progress() as progress:
         options = inputs.analysis_options()
         if media:
@@ -422,10 +421,8 @@ def _sharded_json(inputs: InputOptions, selection: Selection) -> bool:
 def _load_archive(db: str, *, media: bool, selection: Selection | None) -> Analysis:
     from sipflow.archive import Query, load  # noqa: PLC0415
 
-    if media:
-        raise UsageError(f"{db}: an archive keeps the SIP, not the RTP: measure media from the capture files")
     query = Query(**{f.name: getattr(selection, f.name) for f in fields(Selection)}) if selection else None
-    analysis = load(db, query)
+    analysis = load(db, query, media=media)
     for line in warning_lines(analysis):
         click.echo(f"sipflow: warning: {line}", err=True)
     if analysis.summary.partial:
@@ -874,9 +871,7 @@ def check(
     expectations = load_expectations(expect_path) if expect_path is not None else None
     # The media rules read the RTP, which costs a few µs per RTP packet: not when all are off.
     needs_media = expectations is not None and expectations.needs_media
-    analysis = _load(
-        inputs, media=needs_media or not config.disabled >= MEDIA_RULES, media_optional=not needs_media
-    )
+    analysis = _load(inputs, media=needs_media or not config.disabled >= MEDIA_RULES)
     report = CheckReport(
         files=analysis.files,
         rules=tuple(rule for rule in RULES if rule.id not in config.disabled),

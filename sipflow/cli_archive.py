@@ -118,11 +118,12 @@ def index(
 ) -> None:
     """Read CAPTURE... (files, folders searched for captures, glob patterns; gzip'd too) into
     the archive ARCHIVE: every SIP packet, and the calls, legs, transactions, dialogs,
-    correlation and check findings made of them (the tables are in README). Run it again on
+    correlation and check findings made of them, and each file's RTP streams measured (the
+    tables are in README). Run it again on
     the same folder: only new or changed files are read, and the calls they continue (a call
     across two rotated files is one call) are analysed again. A file that cannot be read is
     reported and skipped (exit 3). Then query with `sipflow calls --db ARCHIVE`, `ladder`,
-    `export`, `check`, `stats` with --db, or `sipflow sql`.
+    `export`, `check`, `stats`, `media` with --db (--media too), or `sipflow sql`.
 
     \b
     Example:

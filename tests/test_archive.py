@@ -46,6 +46,10 @@ def _same(db: Path, files: Sequence[Path | str]) -> None:
     for a, b in zip(got["calls"], want["calls"], strict=True):
         assert a == b, f"call {b['index']} differs"
     assert got == want
+    # The RTP streams measured when the files were indexed: each value as measured now.
+    measured = load(str(db), media=True)
+    assert measured.media_measured
+    assert measured.media == analyze(sorted(str(f) for f in files), media=True).media
 
 
 def _split(capture: Path, folder: Path, packets: int) -> list[Path]:
@@ -181,14 +185,16 @@ def test_a_second_run_reads_only_new_or_changed_files(tmp_path: Path) -> None:
     _same(db, parts)
 
 
-def test_a_file_still_being_written_is_completed_on_the_next_run(tmp_path: Path) -> None:
-    source = (SAMPLES / "three-calls.pcap").read_bytes()
+@pytest.mark.parametrize("sample", ["three-calls.pcap", "media-dtmf.pcap"])
+def test_a_file_still_being_written_is_completed_on_the_next_run(sample: str, tmp_path: Path) -> None:
+    source = (SAMPLES / sample).read_bytes()
     growing = tmp_path / "live.pcap"
     growing.write_bytes(source[: len(source) * 2 // 3 + 5])  # cut inside a record
     db = tmp_path / "a.duckdb"
     first = index([str(growing)], str(db), jobs=1)
     assert first.indexed == (str(growing),) and first.warnings  # the cut record is reported
     assert load(str(db)).summary.partial
+    _same(db, [growing])  # the streams so far too
     growing.write_bytes(source)
     second = index([str(growing)], str(db), jobs=1)
     assert second.indexed == (str(growing),)
@@ -278,6 +284,60 @@ def test_cli_calls_from_the_archive_equal_calls_from_the_files(tmp_path: Path) -
         assert from_db.exit_code == from_files.exit_code, (args, from_db.output)
         assert from_db.output == from_files.output, args
         assert from_db.output.strip()
+
+
+def test_cli_media_from_the_archive_equals_media_from_the_files(tmp_path: Path) -> None:
+    # Two SIPp calls an hour apart in one file, their RTP replayed from the same pcap (the same
+    # SSRC to the same address and port: one stream each way, as tshark lists them); both
+    # calls described that address, so the first call owns the streams: a query for the second
+    # must not give it them ("first call that describes it" is for streams before any SDP).
+    editcap, mergecap = shutil.which("editcap"), shutil.which("mergecap")
+    if editcap is None or mergecap is None:
+        pytest.skip("editcap and mergecap not installed (apt-get install wireshark-common)")
+    first, later = SAMPLES / "media-two-way.pcap", SAMPLES / "media-dtmf.pcap"
+    shift = analyze([str(first)]).summary.last_time - analyze([str(later)]).summary.first_time + 3600
+    shifted, both = tmp_path / "shifted.pcap", tmp_path / "b-both.pcap"
+    subprocess.run([editcap, "-t", str(shift), str(later), str(shifted)], check=True)
+    subprocess.run([mergecap, "-w", str(both), str(first), str(shifted)], check=True)
+    files = sorted(
+        [str(both), str(SAMPLES / "media-loss-jitter.pcap"), str(SAMPLES / "faulty-one-way-audio.pcap")]
+    )
+    db = str(tmp_path / "a.duckdb")
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", *files, "--db", db, "--jobs", "1"]).exit_code == 0
+    whole = analyze(files, media=True)
+    dtmf = next(c for c in whole.calls if "dtmf" in c.id)
+    two_way = next(c for c in whole.calls if "two-way" in c.id)
+    for args in (
+        ["media", "--format", "json"],
+        ["media"],
+        ["calls", "--format", "json", "--media"],
+        ["calls", "--format", "json", "--media", "--call-id", dtmf.id],
+        ["calls", "--format", "json", "--media", "--call-id", two_way.id],
+        ["calls", "--format", "json", "--media", "--header", "Call-ID=dtmf"],
+        ["calls", "--media", "--sort", "mos"],
+        ["ladder", "--call", str(dtmf.index), "--media", "--plain", "--width", "120"],
+        ["stats", "--format", "json", "--media"],
+        ["check", "--format", "json"],
+    ):
+        from_files = runner.invoke(main, [*args, *files])
+        from_db = runner.invoke(main, [*args, "--db", db])
+        assert from_db.exit_code == from_files.exit_code, (args, from_db.output)
+        assert from_db.output == from_files.output, args
+    doc = json.loads(runner.invoke(main, ["calls", "--format", "json", "--media", "--db", db]).output)
+    owned = {c["index"]: len(c["media"]) for c in doc["calls"]}
+    assert owned[two_way.index] == 2 and owned[dtmf.index] == 0
+    # The view stream_calls links as model.media does, in SQL.
+    from sipflow.model.media import calls_of_streams
+
+    _, rows = sql(
+        db,
+        """SELECT c.call_index FROM media_streams s JOIN files f USING (file_id)
+           LEFT JOIN stream_calls USING (file_id, seq) LEFT JOIN calls c USING (call_key)
+           ORDER BY s.first_time, f.path, s.seq""",
+    )
+    want = [c.index if c is not None else None for c in calls_of_streams(whole.calls, whole.media)]
+    assert [r[0] for r in rows] == want and None not in want
 
 
 def test_cli_export_from_the_archive(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """What the analysis made of some packets, as rows of the derived tables (``schema.DERIVED``):
-messages, transactions, dialogs, legs, calls, correlation and findings, keyed by ``call_key``.
+messages, transactions, dialogs, legs, calls, correlation, findings and the addresses the calls'
+SDP described (``sdp_addresses``), keyed by ``call_key``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sipflow.archive.files import time_ns
 from sipflow.model.call import Call, Leg, leg_outcome
+from sipflow.model.media import described_addresses
 from sipflow.sip.message import SipRequest
 
 if TYPE_CHECKING:
@@ -141,6 +143,8 @@ def call_rows(
         )
     for n, leg in enumerate(call.legs):
         _leg_rows(rows, call, leg, n, key, locate, interface_of, multi, position_base)
+    for (address, port), message in described_addresses(call):
+        rows.add("sdp_addresses", call_key=key, address=address, port=port, timestamp=message.timestamp)
 
 
 def _leg_rows(

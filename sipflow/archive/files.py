@@ -19,6 +19,8 @@ from sipflow.errors import CaptureError, UsageError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from sipflow.media.collector import StreamCollector
+
 HEAD_BYTES: Final = 1 << 16
 """Octets at the start of a file that its content hash covers (with its size and mtime, what
 tells a file already indexed from a new one under the same name)."""
@@ -87,14 +89,15 @@ def fingerprint(path: str) -> Fingerprint:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FileCapture:
-    """One file read: its SIP-bearing packets as rows of ``packets`` (``file_id`` left out),
-    and what the reader learnt about it. Plain data: it pickles (a worker's or a Dask task's
-    result)."""
+    """One file read: its SIP-bearing packets as rows of ``packets`` and its RTP streams as rows
+    of ``media_streams`` (``file_id`` left out of both), and what the reader learnt about it.
+    Plain data: it pickles (a worker's or a Dask task's result)."""
 
     path: str
     """As discovered (the name in messages and warnings)."""
     fingerprint: Fingerprint
     packets: pa.Table | None = None
+    streams: pa.Table | None = None
     format: str = ""
     interfaces: tuple[str, ...] = ("",)
     seen_interfaces: tuple[int, ...] = (0,)
@@ -144,8 +147,10 @@ def time_ns(timestamp: float) -> int:
     return round(timestamp * 1e9)
 
 
-def _packet_columns(packets: Iterator[Any]) -> dict[str, list[Any]]:
-    from sipflow.readahead import ParseFailure, parse_or_failure  # noqa: PLC0415
+def _packet_columns(packets: Iterator[Any], media: StreamCollector) -> dict[str, list[Any]]:
+    """The ``packets`` columns of a file's payloads, each message's session description told to
+    ``media`` (the reader's sink) as it is read, as ``analyze(media=True)`` reads a file."""
+    from sipflow.readahead import ParseFailure, parse_and_describe  # noqa: PLC0415
 
     columns: dict[str, list[Any]] = {name: [] for name in PACKET_COLUMNS}
     (
@@ -169,7 +174,7 @@ def _packet_columns(packets: Iterator[Any]) -> dict[str, list[Any]]:
     ) = columns.values()
     compress = zlib.compress
     for n, packet in enumerate(packets):
-        parsed = parse_or_failure(packet)
+        parsed = parse_and_describe(packet, media)
         seq.append(n)
         frame.append(packet.frame)
         frames.append(list(packet.frames))
@@ -225,7 +230,9 @@ def read_capture(path: str) -> FileCapture:
     that cannot be read comes back with ``error`` set, damage inside one as ``warnings``."""
     import pyarrow as pa  # noqa: PLC0415
 
+    from sipflow.archive.media import stream_table  # noqa: PLC0415
     from sipflow.capture.reader import CaptureReader  # noqa: PLC0415
+    from sipflow.media.collector import StreamCollector  # noqa: PLC0415
 
     start = time.perf_counter()
     try:
@@ -235,13 +242,15 @@ def read_capture(path: str) -> FileCapture:
             path=path, fingerprint=Fingerprint(0, 0, ""), error=f"{path}: {exc.strerror or exc}"
         )
     try:
-        with CaptureReader(path) as reader:
-            columns = _packet_columns(iter(reader))
+        media = StreamCollector()
+        with CaptureReader(path, sink=media) as reader:
+            columns = _packet_columns(iter(reader), media)
             stats = reader.stats
             return FileCapture(
                 path=path,
                 fingerprint=print_,
                 packets=pa.table(columns, schema=packet_schema()),
+                streams=stream_table(media.streams()),
                 format=reader.format,
                 interfaces=tuple(reader.interfaces),
                 seen_interfaces=tuple(sorted(reader.seen_interfaces)),

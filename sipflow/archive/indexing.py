@@ -2,7 +2,7 @@
 
 1. Find the captures; those whose size, mtime and head hash the archive knows are skipped.
 2. Read the others (``scale.run_reads``: here, a process pool or Dask); each file's packets
-   go in with its row in a transaction of its own, marked not yet reduced.
+   and RTP streams go in with its row in a transaction of its own, marked not yet reduced.
 3. The reduction: the Call-IDs of the packets not reduced yet (and of files replaced), the
    calls near them in time (timers and correlation look a few seconds either way; a file
    appended to moves the capture's end) and every leg of the calls these touch are analysed
@@ -188,6 +188,7 @@ def _store_file(con: duckdb.DuckDBPyConnection, capture: FileCapture, file_id: i
     import pyarrow.compute as pc  # noqa: PLC0415
 
     from sipflow.archive.files import PACKET_COLUMNS  # noqa: PLC0415
+    from sipflow.archive.media import STREAM_COLUMNS  # noqa: PLC0415
 
     table = capture.packets
     assert table is not None
@@ -203,6 +204,7 @@ def _store_file(con: duckdb.DuckDBPyConnection, capture: FileCapture, file_id: i
             [file_id],
         )
         con.execute("DELETE FROM packets WHERE file_id = ?", [file_id])
+        con.execute("DELETE FROM media_streams WHERE file_id = ?", [file_id])
         con.execute("DELETE FROM files WHERE file_id = ?", [file_id])
         fp = capture.fingerprint
         con.execute(
@@ -232,6 +234,11 @@ def _store_file(con: duckdb.DuckDBPyConnection, capture: FileCapture, file_id: i
             ],
         )
         insert_arrow(con, "packets", table, ("file_id", *PACKET_COLUMNS))
+        if capture.streams is not None:
+            streams = capture.streams
+            ids = pa.array([file_id] * streams.num_rows, pa.int32())
+            streams = streams.add_column(0, "file_id", ids)
+            insert_arrow(con, "media_streams", streams, ("file_id", *STREAM_COLUMNS))
         con.commit()
     except BaseException:
         con.rollback()

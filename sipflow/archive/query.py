@@ -6,7 +6,9 @@ the chosen calls' stored messages back and feeds them, call by call in their ana
 to a ``Tracker`` ending at the archive's capture end: a Call-ID's transactions, dialogs and leg
 depend on its messages alone, so they come out as the whole analysis made them. The legs go
 together into calls as the index stored them (its correlation, its numbers), never correlated
-again. Filters SQL cannot test (header text) are left to ``Analysis.select`` after.
+again. Filters SQL cannot test (header text) are left to ``Analysis.select`` after. With
+``media``, the streams of the chosen calls (linked in SQL as ``model.media`` links them among
+every call: ``archive.media.owner_sql``) and those no SDP describes come back as measured.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import json
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from sipflow.archive.derived import point_name
+from sipflow.archive.media import SELECT_STREAM, owner_sql, restore_stream
 from sipflow.archive.store import StoredCapture, StoredFile, connect, stored_files
 from sipflow.capture.types import CaptureWarning, restore_sip_payload
 from sipflow.model.analysis import Analysis, Summary, status_matcher
@@ -29,6 +32,8 @@ from sipflow.readahead import parse_packet
 
 if TYPE_CHECKING:
     import duckdb
+
+    from sipflow.media.collector import RtpStream
 
 _NS = 1_000_000_000
 
@@ -98,19 +103,20 @@ def _where(query: Query) -> tuple[str, list[Any]]:
     return (" AND ".join(clauses) or "true"), params
 
 
-def load(db: str, query: Query | None = None) -> Analysis:
+def load(db: str, query: Query | None = None, *, media: bool = False) -> Analysis:
     """The analysis of the archive ``db`` holding the items ``query`` selects (all items, of
     every kind, when None) and, as analysing all its files would, its summary, malformed
-    packets and warnings. Raises ``UsageError`` for a missing archive, ``ArchiveError`` for
-    a file that is not one."""
+    packets and warnings. With ``media``, as ``analyze(media=True)``: the RTP streams of those
+    items, and those no SDP of the archive describes. Raises ``UsageError`` for a missing
+    archive, ``ArchiveError`` for a file that is not one."""
     con = connect(db, create=False, read_only=True)
     try:
-        return _load(con, query or Query(all_kinds=True))
+        return _load(con, query or Query(all_kinds=True), media)
     finally:
         con.close()
 
 
-def _load(con: duckdb.DuckDBPyConnection, query: Query) -> Analysis:
+def _load(con: duckdb.DuckDBPyConnection, query: Query, media: bool) -> Analysis:
     where, params = _where(query)
     call_rows = con.execute(
         f"""SELECT call_key, call_index, call_ids, related FROM calls c WHERE {where} ORDER BY call_index""",
@@ -190,6 +196,7 @@ def _load(con: duckdb.DuckDBPyConnection, query: Query) -> Analysis:
     for key, call_index, _ids, related in call_rows:
         legs = tuple(legs_by_id[call_id] for call_id in leg_order[key])
         calls.append(build_call(call_index, legs, tuple(links[key]), tuple(related)))
+    owned = _streams(con, keys, files) if media else []
     analysis = Analysis(
         files=tuple(f.path for f in files),
         summary=_summary(con, files),
@@ -199,17 +206,44 @@ def _load(con: duckdb.DuckDBPyConnection, query: Query) -> Analysis:
         transactions=model.transactions,
         dialogs=model.dialogs,
         warnings=_warnings(con),
+        media=tuple(stream for _, stream in owned),
+        media_measured=media,
     )
     if query.headers:
         kept = analysis.select(**{f.name: getattr(query, f.name) for f in fields(query)})
-        analysis = _only(analysis, kept)
+        key_of = {row[1]: row[0] for row in call_rows}
+        kept_keys = {key_of[c.index] for c in kept}
+        # A stream of a call the header filter dropped is that call's, not unlinked.
+        streams = tuple(stream for key, stream in owned if key is None or key in kept_keys)
+        analysis = replace(analysis, calls=tuple(kept), media=streams)
     return analysis
 
 
-def _only(analysis: Analysis, calls: Sequence[Call]) -> Analysis:
-    from dataclasses import replace  # noqa: PLC0415
-
-    return replace(analysis, calls=tuple(calls))
+def _streams(
+    con: duckdb.DuckDBPyConnection, keys: Sequence[int], files: Sequence[StoredFile]
+) -> list[tuple[int | None, RtpStream]]:
+    """The streams of the calls ``keys`` (each with its call's key) and those no SDP of the
+    archive describes (None), in ``Analysis.media``'s order: by first packet, then by file (the
+    archive's order) and by place in the file, as ``analyze`` lists them."""
+    rank = {f.file_id: n for n, f in enumerate(files)}
+    rows = con.execute(
+        f"""WITH chosen AS (SELECT unnest(?::BIGINT[]) AS call_key),
+                 described AS (SELECT DISTINCT address, port FROM sdp_addresses JOIN chosen USING (call_key)),
+                 candidates AS (SELECT m.* FROM media_streams m
+                                JOIN described d ON m.dst_host = d.address AND m.dst_port = d.port),
+                 owners AS ({owner_sql("candidates")})
+            SELECT o.call_key, s.file_id, s.seq, {SELECT_STREAM}
+            FROM owners o JOIN media_streams s USING (file_id, seq)
+            WHERE o.call_key IN (SELECT call_key FROM chosen)
+            UNION ALL
+            SELECT NULL, s.file_id, s.seq, {SELECT_STREAM} FROM media_streams s
+            WHERE NOT EXISTS (SELECT 1 FROM sdp_addresses a
+                              WHERE a.address = s.dst_host AND a.port = s.dst_port)""",
+        [list(keys)],
+    ).fetchall()
+    out = [(row[0], rank[row[1]], row[2], restore_stream(row[3:])) for row in rows]
+    out.sort(key=lambda r: (r[3].first_time, r[1], r[2]))
+    return [(key, stream) for key, _, _, stream in out]
 
 
 def _malformed(con: duckdb.DuckDBPyConnection, files: Sequence[StoredFile]) -> tuple[Malformed, ...]:

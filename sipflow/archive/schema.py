@@ -1,10 +1,12 @@
-"""The archive's tables (DuckDB), schema version 1: documented in README.md ("Archives").
+"""The archive's tables (DuckDB), schema version 2: documented in README.md ("Archives").
 
 ``packets`` is the archive's source of truth: every SIP-bearing payload of every file indexed,
-its bytes compressed. Everything else is derived from it by the analysis and can be derived
-again: ``messages`` (the packets that are messages, once further captures of the same message
-are folded in), ``transactions``, ``dialogs``, ``legs``, ``calls``, ``correlation`` and
-``findings``. Times are integer nanoseconds since the Unix epoch (``*_ns``) beside the float
+its bytes compressed; beside it, ``media_streams``, the RTP streams measured in each file
+(``archive.media``). Everything else is derived from the packets by the analysis and can be
+derived again: ``messages`` (the packets that are messages, once further captures of the same
+message are folded in), ``transactions``, ``dialogs``, ``legs``, ``calls``, ``correlation``,
+``findings`` and ``sdp_addresses`` (what links a stream to its call: the view
+``stream_calls``). Times are integer nanoseconds since the Unix epoch (``*_ns``) beside the float
 seconds the analysis uses (``timestamp``), so that what is read back is bit for bit what was
 analysed.
 """
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 1
+from sipflow.archive.media import owner_sql
+
+SCHEMA_VERSION: Final = 2
 
 TABLES: Final = {
     "schema_version": """
@@ -62,6 +66,43 @@ TABLES: Final = {
         parse_error VARCHAR,
         length INTEGER NOT NULL,
         raw BLOB NOT NULL""",
+    "media_streams": """
+        file_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        src_host VARCHAR NOT NULL,
+        src_port INTEGER NOT NULL,
+        dst_host VARCHAR NOT NULL,
+        dst_port INTEGER NOT NULL,
+        ssrc BIGINT NOT NULL,
+        first_frame BIGINT NOT NULL,
+        last_frame BIGINT NOT NULL,
+        first_ns BIGINT NOT NULL,
+        first_time DOUBLE NOT NULL,
+        last_ns BIGINT NOT NULL,
+        last_time DOUBLE NOT NULL,
+        packets BIGINT NOT NULL,
+        expected BIGINT NOT NULL,
+        lost BIGINT NOT NULL,
+        sequence_errors BIGINT NOT NULL,
+        min_delta_ms DOUBLE,
+        mean_delta_ms DOUBLE,
+        max_delta_ms DOUBLE,
+        min_jitter_ms DOUBLE,
+        mean_jitter_ms DOUBLE,
+        max_jitter_ms DOUBLE,
+        clock_rate INTEGER,
+        payload_types INTEGER[] NOT NULL,
+        codecs VARCHAR[] NOT NULL,
+        mos DOUBLE,
+        r_factor DOUBLE,
+        dtmf STRUCT(digit VARCHAR, frame BIGINT, time DOUBLE, duration_ms DOUBLE, source VARCHAR)[] NOT NULL,
+        rtcp_reports INTEGER,
+        rtcp_last_fraction_lost_pct DOUBLE,
+        rtcp_max_fraction_lost_pct DOUBLE,
+        rtcp_cumulative_lost BIGINT,
+        rtcp_max_jitter_ms DOUBLE,
+        rtcp_mean_round_trip_ms DOUBLE,
+        rtcp_max_round_trip_ms DOUBLE""",
     "messages": """
         file_id INTEGER NOT NULL,
         seq INTEGER NOT NULL,
@@ -171,10 +212,24 @@ TABLES: Final = {
         call_id VARCHAR,
         frames STRUCT(file VARCHAR, frame BIGINT)[] NOT NULL,
         cause VARCHAR""",
+    "sdp_addresses": """
+        call_key BIGINT NOT NULL,
+        address VARCHAR NOT NULL,
+        port INTEGER NOT NULL,
+        timestamp DOUBLE NOT NULL""",
 }
 """Each table's columns, in order."""
 
-DERIVED: Final = ("messages", "transactions", "dialogs", "legs", "calls", "correlation", "findings")
+DERIVED: Final = (
+    "messages",
+    "transactions",
+    "dialogs",
+    "legs",
+    "calls",
+    "correlation",
+    "findings",
+    "sdp_addresses",
+)
 """The tables of what the analysis made of the packets: replaced, call by call, as files come."""
 
 VIEWS: Final = {
@@ -182,6 +237,7 @@ VIEWS: Final = {
         SELECT f.path AS file, p.frame, p.time_ns, p.src_host, p.src_port, p.dst_host, p.dst_port,
                p.transport, p.parse_error AS reason
         FROM packets p JOIN files f USING (file_id) WHERE p.parse_error IS NOT NULL""",
+    "stream_calls": owner_sql("media_streams"),
 }
 
 
@@ -191,6 +247,7 @@ def ddl() -> list[str]:
     out += [
         "CREATE INDEX IF NOT EXISTS packets_call_id ON packets (call_id)",
         "CREATE INDEX IF NOT EXISTS messages_call ON messages (call_key)",
+        "CREATE INDEX IF NOT EXISTS sdp_addresses_call ON sdp_addresses (call_key)",
     ]
     out += [f"CREATE OR REPLACE VIEW {name} AS {query}" for name, query in VIEWS.items()]
     return out
