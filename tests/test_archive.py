@@ -242,6 +242,8 @@ def test_an_interrupted_reduction_is_done_by_the_next_run(
 
 def test_a_pool_writes_the_archive_one_process_writes(tmp_path: Path) -> None:
     parts = _split(SAMPLES / "b2bua-load.pcap", tmp_path / "parts", 500)
+    # RTP streams cut by the rotation: each file's part of a stream is measured where it is read.
+    parts += _split(SAMPLES / "media-dtmf.pcap", tmp_path / "parts" / "media", 200)
     index([str(tmp_path / "parts")], str(tmp_path / "one.duckdb"), jobs=1)
     index([str(tmp_path / "parts")], str(tmp_path / "two.duckdb"), jobs=2)
     assert _tables(tmp_path / "one.duckdb") == _tables(tmp_path / "two.duckdb")
@@ -256,6 +258,7 @@ def test_a_dask_cluster_writes_the_archive_one_process_writes(folder: str, tmp_p
         shutil.copytree(SAMPLES / "rotated", parts)
     else:
         _split(SAMPLES / "b2bua-load.pcap", tmp_path / "parts", 500)
+        _split(SAMPLES / "media-dtmf.pcap", tmp_path / "parts" / "media", 200)
     index([str(tmp_path / "parts")], str(tmp_path / "one.duckdb"), jobs=1)
     report = index([str(tmp_path / "parts")], str(tmp_path / "dask.duckdb"), scheduler="local:2")
     assert not report.failed and len(report.indexed) >= 8
