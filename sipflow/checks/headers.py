@@ -13,7 +13,7 @@ from typing import Final
 from sipflow.checks.finding import Severity
 from sipflow.checks.registry import INVITE_DIALOG, Context, Hit, Registry, status_of
 from sipflow.model.call import Call
-from sipflow.sip.message import SipRequest
+from sipflow.sip.message import SipRequest, canonical_name
 from sipflow.sip.parse import MANDATORY_HEADERS
 
 __all__ = ["REGISTRY"]
@@ -45,7 +45,9 @@ def _missing_header(ctx: Context, call: Call, limits: Mapping[str, float]) -> It
                     names.append("Contact")  # §8.1.1.8
             elif 200 <= sip.status < 300 and sip.cseq is not None and sip.cseq.method == "INVITE":
                 names.append("Contact")  # §13.3.1.4
-            missing = [n for n in names if sip.headers.get(n) is None]
+            # One pass over the header lines for every name (``get`` of each would be one each).
+            found = sip.headers.collect(tuple(names))
+            missing = [n for n in names if canonical_name(n) not in found]
             if missing:
                 listed = ", ".join(missing)
                 plural = "s" if len(missing) > 1 else ""

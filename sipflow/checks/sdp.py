@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 from typing import Final
 
 from sipflow.checks.finding import Severity
@@ -91,7 +92,9 @@ _PRIVATE_NETS: Final = tuple(
 deprecated site-local (RFC 3879)."""
 
 
+@lru_cache(maxsize=4096)
 def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Cached: a capture's messages name the same few hosts (a proxy's, an SBC's) again and again.
     if text is None:
         return None
     try:
@@ -100,21 +103,27 @@ def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
         return None
 
 
+@lru_cache(maxsize=4096)
 def _private(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return any(addr.version == net.version and addr in net for net in _PRIVATE_NETS)
+
+
+@lru_cache(maxsize=4096)
+def _public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return addr.is_global and not _private(addr)
 
 
 def _nat_evidence(message: Message) -> str | None:
     """Why the message looks like it crosses NAT, or None."""
     for host in (message.src.host, message.dst.host):
         addr = _ip(host)
-        if addr is not None and addr.is_global and not _private(addr):
+        if addr is not None and _public(addr):
             return f"sent {'from' if host == message.src.host else 'to'} public address {host}"
     for via in message.sip.vias:
         received = _ip(via.param("received"))
         if received is None or received == _ip(via.host):
             continue
-        if received.is_global and not _private(received):
+        if _public(received):
             return f"a Via says received={received}"
     return None
 
