@@ -248,9 +248,13 @@ def _store_file(con: duckdb.DuckDBPyConnection, capture: FileCapture, file_id: i
 def reduce_pending(con: duckdb.DuckDBPyConnection, correlation: CorrelationOptions | None) -> int:
     """Analyse again what the files not yet reduced touch (module doc, step 3); returns how
     many Call-IDs were. One transaction."""
+    from sipflow.pipeline import gc_paused  # noqa: PLC0415
+
     con.begin()
     try:
-        count = _reduce(con, correlation)
+        # The analysis, the rules and the rows build a large acyclic graph, as ``analyze`` does.
+        with gc_paused():
+            count = _reduce(con, correlation)
         con.commit()
     except BaseException:
         con.rollback()
