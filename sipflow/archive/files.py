@@ -134,6 +134,11 @@ PACKET_COLUMNS: Final = (
     "ip_id",
     "truncated",
     "call_id",
+    "cseq",
+    "cseq_method",
+    "method",
+    "status",
+    "branch",
     "parse_error",
     "length",
     "raw",
@@ -151,6 +156,7 @@ def _packet_columns(packets: Iterator[Any], media: StreamCollector) -> dict[str,
     """The ``packets`` columns of a file's payloads, each message's session description told to
     ``media`` (the reader's sink) as it is read, as ``analyze(media=True)`` reads a file."""
     from sipflow.readahead import ParseFailure, parse_and_describe  # noqa: PLC0415
+    from sipflow.sip.message import SipRequest  # noqa: PLC0415
 
     columns: dict[str, list[Any]] = {name: [] for name in PACKET_COLUMNS}
     (
@@ -168,6 +174,11 @@ def _packet_columns(packets: Iterator[Any], media: StreamCollector) -> dict[str,
         ip_id,
         truncated,
         call_id,
+        cseq,
+        cseq_method,
+        method,
+        status,
+        branch,
         parse_error,
         length,
         raw,
@@ -191,9 +202,26 @@ def _packet_columns(packets: Iterator[Any], media: StreamCollector) -> dict[str,
         if isinstance(parsed, ParseFailure):
             call_id.append(None)
             parse_error.append(parsed.reason)
+            cseq.append(None)
+            cseq_method.append(None)
+            method.append(None)
+            status.append(None)
+            branch.append(None)
         else:
             call_id.append(parsed.call_id or "")
             parse_error.append(None)
+            # With the addresses, what tells copies of a message apart (``merge.duplicate_key``):
+            # the clock skew between capture points is estimated from these, nothing parsed again.
+            number = parsed.cseq
+            cseq.append(number.seq if number is not None else None)
+            cseq_method.append(number.method if number is not None else None)
+            if isinstance(parsed, SipRequest):
+                method.append(parsed.method)
+                status.append(None)
+            else:
+                method.append(None)
+                status.append(parsed.status)
+            branch.append(parsed.branch)
         length.append(len(packet.payload))
         raw.append(compress(packet.payload, RAW_LEVEL))
     return columns
@@ -218,6 +246,11 @@ def packet_schema() -> pa.Schema:
             ("ip_id", pa.int32()),
             ("truncated", pa.bool_()),
             ("call_id", pa.string()),
+            ("cseq", pa.int64()),
+            ("cseq_method", pa.string()),
+            ("method", pa.string()),
+            ("status", pa.int32()),
+            ("branch", pa.string()),
             ("parse_error", pa.string()),
             ("length", pa.int32()),
             ("raw", pa.binary()),

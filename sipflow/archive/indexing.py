@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -392,9 +391,9 @@ def _skews(con: duckdb.DuckDBPyConnection, files: Sequence[StoredFile]) -> dict[
     """Each file's capture points' skews: those of files reduced before as they were set, the
     others' estimated (``merge.estimate_skew``, as ``analyze`` estimates them) from the first
     packets of the files not reduced yet and of those overlapping them in time; stored."""
-    from sipflow.merge import PRESCAN_PACKETS, duplicate_key, estimate_skew  # noqa: PLC0415
+    from sipflow.capture.types import Endpoint  # noqa: PLC0415
+    from sipflow.merge import PRESCAN_PACKETS, DuplicateKey, estimate_skew  # noqa: PLC0415
     from sipflow.pipeline import CapturePoints  # noqa: PLC0415
-    from sipflow.readahead import ParseFailure, parse_or_failure  # noqa: PLC0415
 
     points = CapturePoints([StoredCapture(con, f, scoped=False) for f in files])
     out = {f.file_id: dict(f.skews) for f in files}
@@ -416,16 +415,22 @@ def _skews(con: duckdb.DuckDBPyConnection, files: Sequence[StoredFile]) -> dict[
         return f.last_ns >= lo - _NS and f.first_ns <= hi + _NS
 
     def samples() -> Iterator[tuple[str, Any, float]]:
+        # ``merge.duplicate_key`` of the file's first messages, from the columns stored with them.
         for f in files:
             if not near(f):
                 continue
-            for packet in itertools.islice(StoredCapture(con, f, scoped=False), PRESCAN_PACKETS):
-                parsed = parse_or_failure(packet)
-                if isinstance(parsed, ParseFailure):
-                    continue
-                key = duplicate_key(packet, parsed)
-                if key is not None:
-                    yield points.name(f.path, packet.interface), key, packet.timestamp
+            rows = con.execute(
+                """SELECT interface, timestamp, call_id, cseq, cseq_method, method, status, branch,
+                          src_host, src_port, dst_host, dst_port
+                   FROM (SELECT * FROM packets WHERE file_id = ? AND call_id IS NOT NULL
+                         ORDER BY seq LIMIT ?)
+                   WHERE cseq IS NOT NULL AND call_id <> '' ORDER BY seq""",
+                [f.file_id, PRESCAN_PACKETS],
+            ).fetchall()
+            for iface, ts, call_id, seq, cseq_method, method, status, branch, sh, sp, dh, dp in rows:
+                src, dst = Endpoint(sh, sp), Endpoint(dh, dp)
+                key = DuplicateKey(call_id, seq, cseq_method, method, status, branch, src, dst)
+                yield points.name(f.path, iface), key, ts
 
     names = points.names
     if all(n in fixed for n in names[1:]):
