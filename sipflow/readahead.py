@@ -28,7 +28,6 @@ from sipflow.errors import CaptureError, ParseError
 from sipflow.media.collector import RtpStream, StreamCollector
 from sipflow.sip.message import SipRequest, SipResponse, restore_message
 from sipflow.sip.parse import parse_message, parse_truncated
-from sipflow.sip.sdp import find_sdp
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +82,11 @@ def read_parsed(
 
 
 def parse_and_describe(packet: SipPayload, media: StreamCollector) -> Parsed:
-    """``parse_or_failure``, and the message's session description told to ``media``."""
+    """``parse_or_failure``, and the message's session description told to ``media``
+    (``StreamCollector.offer``: read in full only if a stream to it starts)."""
     parsed = parse_or_failure(packet)
     if not isinstance(parsed, ParseFailure) and parsed.body:
-        description = find_sdp(parsed)
-        if description is not None:
-            media.describe(description)
+        media.offer(parsed)
     return parsed
 
 

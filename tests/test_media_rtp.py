@@ -282,3 +282,32 @@ def test_calls_media_puts_each_stream_in_its_call() -> None:
     assert table[0].split()[-6:] == ["RTP", "Codec", "Loss", "Jitter", "MOS", "Call-ID"]
     row = table[1].split()
     assert "PCMA" in row and "0.0%" in row
+
+
+def _streams_read(path: Path, lazily: bool) -> list[object]:
+    """The file's streams, each SDP told to the collector as read (``describe``) or offered to
+    be read when a stream to it starts (``offer``, what ``analyze`` does)."""
+    from sipflow.readahead import ParseFailure, parse_or_failure
+    from sipflow.sip.sdp import find_sdp
+
+    collector = StreamCollector()
+    with CaptureReader(str(path), sink=collector) as reader:
+        for packet in reader:
+            parsed = parse_or_failure(packet)
+            if isinstance(parsed, ParseFailure) or not parsed.body:
+                continue
+            if lazily:
+                collector.offer(parsed)
+            elif (description := find_sdp(parsed)) is not None:
+                collector.describe(description)
+    return list(collector.streams())
+
+
+@pytest.mark.parametrize("pending_max", [1 << 16, 1])
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_sdp_read_when_a_stream_starts_binds_as_sdp_read_at_once(
+    path: Path, pending_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pending_max 1: every offer beyond the first reads them all at once (the bound on memory).
+    monkeypatch.setattr("sipflow.media.collector._PENDING_MAX", pending_max)
+    assert _streams_read(path, lazily=True) == _streams_read(path, lazily=False)

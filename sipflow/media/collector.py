@@ -11,7 +11,10 @@ The clock rate of a dynamic payload type comes from the SDP of the stream's rece
 §5.1: the payload type numbers of a stream are those its receiver listed): told the session
 descriptions as they are captured (:meth:`StreamCollector.describe`), the collector gives a
 stream the ``a=rtpmap`` clock rates of the last description of its destination address and
-port, as tshark does with the conversations SDP sets up.
+port, as tshark does with the conversations SDP sets up. Told the messages instead
+(:meth:`StreamCollector.offer`), it reads only which addresses each description names (the
+compiled digest) and parses one in full when a stream to one of them starts: a capture of
+signalling alone parses no SDP for its media.
 
 The packets of a stream's telephone-event payload types (RFC 4733, ``a=rtpmap:N
 telephone-event/8000``) also go to an :class:`~sipflow.media.dtmf.EventTracker`, made on the
@@ -24,7 +27,7 @@ reports of a stream's destination host said of its SSRC is :attr:`RtpStream.rtcp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sipflow.capture.detect import RTCP, RTP
 from sipflow.capture.fastpath import FASTPATH
@@ -34,11 +37,16 @@ from sipflow.media.dtmf import DtmfDigit, EventTracker, rtp_payload
 from sipflow.media.payload_types import COMFORT_NOISE, STATIC
 from sipflow.media.rtcp import RtcpFigures, RtcpTracker
 from sipflow.media.rtp import RtpHeader, StreamFigures, StreamMeter, clock_rate, parse_header
-from sipflow.sip.sdp import SessionDescription
+from sipflow.sip.sdp import Media, SessionDescription, find_sdp, find_sdp_digest
+
+if TYPE_CHECKING:
+    from sipflow.sip.message import SipRequest, SipResponse
 
 _RTP: Final = RTP
 _RTCP: Final = RTCP
 _COMFORT_NOISE: Final = bytes(pt in COMFORT_NOISE for pt in range(128))
+_PENDING_MAX: Final = 1 << 16
+"""Addresses with a description not read yet (``StreamCollector.offer``) before all are read."""
 
 StreamKey = tuple[bytes, int, bytes, int, int]
 """(source address octets, source port, destination address octets, destination port, SSRC)."""
@@ -158,27 +166,60 @@ class StreamCollector:
         self.events = events
         self._described: dict[tuple[str, int], tuple[dict[int, int], frozenset[int], dict[int, str]]] = {}
         """(address, port) of an m= line → its dynamic payload types' clock rates, events, names."""
+        self._pending: dict[tuple[str, int], SipRequest | SipResponse] = {}
+        """(address, port) → the last message whose SDP described it, not read yet (``offer``):
+        newer than what ``_described`` holds for it."""
 
     def describe(self, description: SessionDescription) -> None:
         """A session description just captured: its m= lines' payload type bindings hold for
         the streams to their addresses from now on (RFC 4566 §5.14, §6 ``a=rtpmap``)."""
         for media in description.media:
-            if not media.port or media.connection is None:
+            if media.port and media.connection is not None:
+                key = (media.connection, media.port)
+                self._pending.pop(key, None)  # older than this one
+                self._described[key] = self._binding(media)
+
+    def offer(self, message: SipRequest | SipResponse) -> None:
+        """A message just captured: what ``describe`` does with the session description it
+        carries (if any), the description parsed only when a stream to one of its addresses
+        starts (its digest names them: ``sip.sdp.find_sdp_digest``, the ``(address, port)``
+        pairs ``describe`` binds)."""
+        digest = find_sdp_digest(message)
+        if digest is None:
+            return
+        pending = self._pending
+        for key in digest.media:
+            if key[0]:
+                pending[key] = message
+        if len(pending) > _PENDING_MAX:  # read them all now: the same bindings, bounded memory
+            for key in list(pending):
+                self._resolve(key)
+
+    def _resolve(self, key: tuple[str, int]) -> None:
+        """The pending description of ``key`` read (``describe`` of its m= lines for ``key``)."""
+        description = find_sdp(self._pending.pop(key))
+        if description is None:  # not so: the digest raises where the parse does
+            return
+        for media in description.media:
+            if (media.connection, media.port) == key:
+                self._described[key] = self._binding(media)
+
+    def _binding(self, media: Media) -> tuple[dict[int, int], frozenset[int], dict[int, str]]:
+        """The clock rates, telephone-event types and encoding names an m= line binds."""
+        rates = dict(self.clock_rates)
+        events = set(self.events)
+        names: dict[int, str] = {}
+        for codec in media.codecs:
+            if not codec.payload_type.isdigit():
                 continue
-            rates = dict(self.clock_rates)
-            events = set(self.events)
-            names: dict[int, str] = {}
-            for codec in media.codecs:
-                if not codec.payload_type.isdigit():
-                    continue
-                pt = int(codec.payload_type)
-                if codec.name:
-                    names[pt] = codec.name
-                if pt >= 96 and codec.clock_rate:
-                    rates[pt] = codec.clock_rate
-                    if (codec.name or "").lower() == "telephone-event":
-                        events.add(pt)
-            self._described[(media.connection, media.port)] = (rates, frozenset(events), names)
+            pt = int(codec.payload_type)
+            if codec.name:
+                names[pt] = codec.name
+            if pt >= 96 and codec.clock_rate:
+                rates[pt] = codec.clock_rate
+                if (codec.name or "").lower() == "telephone-event":
+                    events.add(pt)
+        return rates, frozenset(events), names
 
     def datagram(
         self,
@@ -221,7 +262,10 @@ class StreamCollector:
         """A new stream: the receiver's description of its address and port binds the payload
         types; with the fast path, an IPv4 stream's later packets are measured in C."""
         src, sport, dst, dport, ssrc = key
-        found = self._described.get((format_address(dst), dport))
+        receiver = (format_address(dst), dport)
+        if receiver in self._pending:
+            self._resolve(receiver)
+        found = self._described.get(receiver)
         rates, events, names = found if found is not None else (self.clock_rates, self.events, {})
         table = self.fast_streams
         meter: Any
