@@ -145,7 +145,12 @@ THIRD_PARTY_ONLY_IN = {
     "textual": _BROWSE_UI,
     "graphviz": ("sipflow.render.graphviz",),
     "duckdb": ("sipflow.archive.store", "sipflow.archive.indexing", "sipflow.archive.query"),
-    "pyarrow": ("sipflow.archive.files", "sipflow.archive.derived", "sipflow.archive.indexing"),
+    "pyarrow": (
+        "sipflow.archive.files",
+        "sipflow.archive.derived",
+        "sipflow.archive.indexing",
+        "sipflow.archive.media",
+    ),
     "distributed": ("sipflow.archive.scale",),
     "dask": ("sipflow.archive.scale",),
 }
