@@ -30,45 +30,6 @@ from sipflow.media.rtp import StreamFigures
 if TYPE_CHECKING:
     import pyarrow as pa
 
-STREAM_COLUMNS: Final = (
-    "seq",
-    "src_host",
-    "src_port",
-    "dst_host",
-    "dst_port",
-    "ssrc",
-    "first_frame",
-    "last_frame",
-    "first_ns",
-    "first_time",
-    "last_ns",
-    "last_time",
-    "packets",
-    "expected",
-    "lost",
-    "sequence_errors",
-    "min_delta_ms",
-    "mean_delta_ms",
-    "max_delta_ms",
-    "min_jitter_ms",
-    "mean_jitter_ms",
-    "max_jitter_ms",
-    "clock_rate",
-    "payload_types",
-    "codecs",
-    "mos",
-    "r_factor",
-    "dtmf",
-    "rtcp_reports",
-    "rtcp_last_fraction_lost_pct",
-    "rtcp_max_fraction_lost_pct",
-    "rtcp_cumulative_lost",
-    "rtcp_max_jitter_ms",
-    "rtcp_mean_round_trip_ms",
-    "rtcp_max_round_trip_ms",
-)
-"""The columns of ``media_streams`` a file's read fills, in the table's order after ``file_id``."""
-
 _FIGURES: Final = (
     "packets",
     "expected",
@@ -91,6 +52,29 @@ _RTCP: Final = (
     "mean_round_trip_ms",
     "max_round_trip_ms",
 )
+STREAM_COLUMNS: Final = (
+    "seq",
+    "src_host",
+    "src_port",
+    "dst_host",
+    "dst_port",
+    "ssrc",
+    "first_frame",
+    "last_frame",
+    "first_ns",
+    "first_time",
+    "last_ns",
+    "last_time",
+    *_FIGURES,
+    "payload_types",
+    "codecs",
+    "mos",
+    "r_factor",
+    "dtmf",
+    *(f"rtcp_{name}" for name in _RTCP),
+)
+"""The columns of ``media_streams`` a file's read fills, in the table's order after ``file_id``."""
+
 _DTMF: Final = ("digit", "frame", "time", "duration_ms", "source")
 
 
