@@ -9,7 +9,7 @@ as ``sipflow media a.pcap b.pcap`` lists it. Every value of an ``RtpStream`` has
 
 The call of a stream is the call with the latest description of the stream's destination
 before the stream's first packet, else the first call that describes it
-(``model.media.calls_of_streams``): ``owner_sql`` says it in SQL over the derived table
+(``model.media.calls_of_streams``): ``schema.owner_sql`` says it in SQL over the derived table
 ``sdp_addresses``, one row per address and port a call's SDP described, so that a query for
 some calls reads only their streams and links each as the analysis of every call would.
 """
@@ -175,24 +175,3 @@ def restore_stream(row: Sequence[Any]) -> RtpStream:
         dtmf=tuple(DtmfDigit(**d) for d in dtmf),
         rtcp=RtcpFigures(**dict(zip(_RTCP, rtcp, strict=True))) if rtcp[0] is not None else None,
     )
-
-
-def owner_sql(streams: str) -> str:
-    """The query of each stream's call: ``file_id, seq, call_key`` for every stream of
-    ``streams`` (a table or a parenthesized query with ``media_streams``' columns) that an SDP
-    of the archive describes; ``model.media.calls_of_streams``'s rule, with the calls' order
-    (``call_index``) breaking ties of time."""
-    return f"""
-        SELECT file_id, seq, call_key FROM (
-            SELECT s.file_id, s.seq, a.call_key, c.call_index, a.timestamp,
-                   a.timestamp <= s.first_time AS before
-            FROM {streams} s
-            JOIN sdp_addresses a ON a.address = s.dst_host AND a.port = s.dst_port
-            JOIN calls c ON c.call_key = a.call_key
-        )
-        QUALIFY row_number() OVER (
-            PARTITION BY file_id, seq
-            ORDER BY before DESC,
-                     CASE WHEN before THEN timestamp END DESC, CASE WHEN before THEN call_index END DESC,
-                     timestamp, call_index
-        ) = 1"""

@@ -8,7 +8,7 @@ depend on its messages alone, so they come out as the whole analysis made them. 
 together into calls as the index stored them (its correlation, its numbers), never correlated
 again. Filters SQL cannot test (header text) are left to ``Analysis.select`` after. With
 ``media``, the streams of the chosen calls (linked in SQL as ``model.media`` links them among
-every call: ``archive.media.owner_sql``) and those no SDP describes come back as measured.
+every call: ``archive.schema.owner_sql``) and those no SDP describes come back as measured.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from sipflow.archive.derived import point_name
-from sipflow.archive.media import SELECT_STREAM, owner_sql, restore_stream
+from sipflow.archive.media import SELECT_STREAM, restore_stream
+from sipflow.archive.schema import owner_sql
 from sipflow.archive.store import StoredCapture, StoredFile, connect, stored_files
 from sipflow.capture.types import CaptureWarning, restore_sip_payload
 from sipflow.model.analysis import Analysis, Summary, status_matcher

@@ -15,9 +15,29 @@ from __future__ import annotations
 
 from typing import Final
 
-from sipflow.archive.media import owner_sql
-
 SCHEMA_VERSION: Final = 2
+
+
+def owner_sql(streams: str) -> str:
+    """The query of each stream's call: ``file_id, seq, call_key`` for every stream of
+    ``streams`` (a table or a parenthesized query with ``media_streams``' columns) that an SDP
+    of the archive describes; ``model.media.calls_of_streams``'s rule, with the calls' order
+    (``call_index``) breaking ties of time."""
+    return f"""
+        SELECT file_id, seq, call_key FROM (
+            SELECT s.file_id, s.seq, a.call_key, c.call_index, a.timestamp,
+                   a.timestamp <= s.first_time AS before
+            FROM {streams} s
+            JOIN sdp_addresses a ON a.address = s.dst_host AND a.port = s.dst_port
+            JOIN calls c ON c.call_key = a.call_key
+        )
+        QUALIFY row_number() OVER (
+            PARTITION BY file_id, seq
+            ORDER BY before DESC,
+                     CASE WHEN before THEN timestamp END DESC, CASE WHEN before THEN call_index END DESC,
+                     timestamp, call_index
+        ) = 1"""
+
 
 TABLES: Final = {
     "schema_version": """
