@@ -562,9 +562,7 @@ class _Worker:
                 for shard, local in members
             ]
             outlines = [outline for outline, _ in pieces]
-            return call_outcome(index, leg_of(members[0]), outlines, links, others), [
-                part for _, part in pieces
-            ]
+            return call_outcome(index, outlines, links, others), [part for _, part in pieces]
 
         matches = call_filter(**selection)
         decided = outcome_filter(**{k: v for k, v in selection.items() if k in _OUTCOME_KEYS})

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sipflow.model.analysis import call_filter, outcome_filter
-from sipflow.model.call import CallOutcome, call_outcome, leg_outline
+from sipflow.model.call import CallOutcome, call_outcome, leg_outcome, leg_outline, outline_outcome
 from sipflow.pipeline import analyze
 from sipflow.render.json import (
     dumps,
@@ -66,10 +66,11 @@ def test_entry_from_legs_made_ahead_is_the_entry(path: Path) -> None:
 
 @pytest.mark.parametrize("path", sample_captures() + shared_captures(), ids=lambda p: p.name)
 def test_entry_from_an_outcome_and_outlines_is_the_entry(path: Path) -> None:
-    """A shard worker builds a call whose legs are held by several workers from its caller's
-    leg and each leg's outline (``call_outcome``) and renders it from that outcome and each
-    leg's ``member_text``: the same outcome as ``build_call``, the same text as ``entry_text``,
-    and the same choice by every selection the outcome decides (``outcome_filter``)."""
+    """A shard worker builds a call whose legs are held by several workers from each leg's
+    outline (``call_outcome``) and renders it from that outcome and each leg's
+    ``member_text``: the same outcome as ``build_call``, the same text as ``entry_text``, and
+    the same choice by every selection the outcome decides (``outcome_filter``). A leg's own
+    outcome from its outline alone is ``leg_outcome``'s."""
     analysis = analyze([path])
     selections = [
         {},
@@ -81,12 +82,14 @@ def test_entry_from_an_outcome_and_outlines_is_the_entry(path: Path) -> None:
     ]
     for call in analysis.select(all_kinds=True):
         outlines = [leg_outline(leg) for leg in call.legs]
-        outcome = call_outcome(call.index, call.legs[0], outlines, call.correlation, call.related)
+        outcome = call_outcome(call.index, outlines, call.correlation, call.related)
         for name in (f.name for f in fields(CallOutcome)):
             expected = {"messages": len(call.messages), "retransmissions": call.retransmissions}.get(name)
             assert getattr(outcome, name) == (getattr(call, name) if expected is None else expected), name
         for selection in selections:
             assert outcome_filter(**selection)(outcome) == call_filter(**selection)(call), selection
+        for leg, outline in zip(call.legs, outlines, strict=True):
+            assert outline_outcome(outline) == leg_outcome(leg)
         if len(call.legs) > 1:
             parts = [member_text(leg, leg_text(leg)) for leg in call.legs]
             assert outlined_entry_text(outcome, parts) == entry_text(call)

@@ -460,7 +460,9 @@ def build_call(
                     return m.timestamp
         return None
 
-    kind, state, final_status, final_reason, pdd, setup, duration, expires = _outcome(legs[0], bye_after)
+    kind, state, final_status, final_reason, pdd, setup, duration, expires = _decided(
+        caller_outline(legs[0]), bye_after
+    )
     return Call(
         index=index,
         id=legs[0].call_id,
@@ -480,11 +482,112 @@ def build_call(
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallerOutline:
+    """What a call's outcome reads of its caller's leg: all of it but the BYE that ends an
+    answered call, which may come in another leg (``caller_outline``, ``call_outcome``)."""
+
+    kind: CallKind
+    state: CallState
+    """The call's state unless it was answered (then BYEs decide it)."""
+    final_status: int | None
+    final_reason: str | None
+    pdd_ms: float | None
+    setup_ms: float | None
+    answer_time: float | None
+    """When the call was answered (its first 2xx to an initial INVITE), or None."""
+    expires_s: int | None
+
+
+def caller_outline(leg: Leg) -> CallerOutline:
+    """The ``CallerOutline`` of ``leg`` as the first leg of a call."""
+    from sipflow.model.caller import caller_view  # noqa: PLC0415  # caller imports this module
+
+    view = caller_view(leg)
+    kind, caller, attempts = view.kind, view.caller, view.attempts
+    t0 = view.start
+
+    pdd = setup = None
+    final_status: int | None = None
+    final_reason: str | None = None
+    state = CallState.SETUP
+
+    # A call is answered if any attempt was; anything else is judged by its last attempt
+    # (a REGISTER refreshed many times is as good as its latest answer).
+    last_attempt = view.last
+    expires: int | None = None
+    if kind is CallKind.CALL:
+        decisive = view.decisive
+    else:
+        state, decisive, expires = _item_outcome(kind, leg, last_attempt, caller)
+    if decisive is not None and decisive.final is not None:
+        fin = decisive.final
+        final_status = decisive.final_status
+        final_reason = getattr(fin.sip, "reason", None)
+
+    answer_time = None
+    if kind is CallKind.CALL:
+        ringing = view.first_provisional
+        if ringing is not None:
+            pdd = _ms(t0, ringing.timestamp)
+        answer_time = view.answer_time
+        if answer_time is not None:
+            setup = _ms(t0, answer_time)
+            state = CallState.IN_CALL
+        else:
+            last = attempts[-1] if attempts else None
+            cancelled = last is not None and _cancelled_first(last, leg, caller)
+            if last is None:
+                state = CallState.SETUP
+            elif cancelled:
+                # The caller gave up first: whatever refusal followed (487, or the 408 or 480
+                # some servers send instead), the call was cancelled, as sngrep says.
+                state = CallState.CANCELLED
+            elif last.final_status is not None:
+                state = CallState.FAILED if _is_failure(last.final_status) else CallState.REJECTED
+            elif last.timed_out:
+                state = CallState.FAILED
+            elif ringing is not None:
+                state = CallState.RINGING
+            else:
+                state = CallState.SETUP
+    return CallerOutline(
+        kind=kind,
+        state=state,
+        final_status=final_status,
+        final_reason=final_reason,
+        pdd_ms=pdd,
+        setup_ms=setup,
+        answer_time=answer_time,
+        expires_s=expires,
+    )
+
+
+_Outcome = tuple[
+    "CallKind", "CallState", int | None, str | None, float | None, float | None, float | None, int | None
+]
+"""kind, state, final status and reason, PDD, setup time, duration, expiry (``_decided``)."""
+
+
+def _decided(caller: CallerOutline, bye_after: Callable[[float], float | None]) -> _Outcome:
+    """A call's kind, state and timings, from its caller's leg's outline; ``bye_after(t)``:
+    the time of the first BYE at or after ``t`` of any of its legs, in the call's order and
+    each leg's capture order."""
+    state, duration = caller.state, None
+    if caller.answer_time is not None:
+        bye = bye_after(caller.answer_time)
+        if bye is not None:
+            duration = round(bye - caller.answer_time, 3)
+            state = CallState.COMPLETED
+    return (caller.kind, state, caller.final_status, caller.final_reason, caller.pdd_ms, caller.setup_ms,
+            duration, caller.expires_s)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class LegOutline:
-    """What a call's outcome reads of one of its legs besides the caller's (``call_outcome``):
-    what ``sipflow.shard`` hands to the process that builds a call in place of a leg held by
-    another."""
+    """What a call's outcome reads of one of its legs (``call_outcome``): what
+    ``sipflow.shard`` keeps of a leg, or hands to the process that builds a call in place of
+    a leg held by another."""
 
     call_id: str
     start: float
@@ -495,20 +598,24 @@ class LegOutline:
     """The times of its BYE requests, in the order captured."""
     messages: int
     retransmissions: int
+    caller: CallerOutline
+    """What the call's outcome reads of it where it is the call's first leg."""
 
 
 def leg_outline(leg: Leg) -> LegOutline:
     """The ``LegOutline`` of ``leg``."""
     times = [m.timestamp for m in leg.messages]
     byes = tuple(m.timestamp for m in leg.messages if isinstance(m.sip, SipRequest) and m.sip.method == "BYE")
-    return LegOutline(leg.call_id, min(times), max(times), byes, len(leg.messages), leg.retransmissions)
+    return LegOutline(
+        leg.call_id, min(times), max(times), byes, len(leg.messages), leg.retransmissions, caller_outline(leg)
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallOutcome:
-    """A call as ``build_call`` would make it, without its legs: made from the caller's leg and
-    an outline of each leg (``call_outcome``), so a call whose legs are held by several
-    processes is decided by one of them (``sipflow.shard``)."""
+    """A call as ``build_call`` would make it, without its legs: made from an outline of each
+    leg (``call_outcome``), so a call whose legs are held by several processes is decided by
+    one of them (``sipflow.shard``)."""
 
     index: int
     id: str
@@ -533,14 +640,12 @@ class CallOutcome:
 
 def call_outcome(
     index: int,
-    caller: Leg,
     outlines: Sequence[LegOutline],
     correlation: tuple[Link, ...] = (),
     related: tuple[str, ...] = (),
 ) -> CallOutcome:
-    """What ``build_call(index, legs, correlation, related)`` says of the call, from its first
-    leg (the caller's, ``caller``) and the outline of each of its legs, that one included, in
-    the call's order."""
+    """What ``build_call(index, legs, correlation, related)`` says of the call, from the
+    outline of each of its legs, in the call's order (the first is the caller's)."""
 
     def bye_after(answer_time: float) -> float | None:
         for outline in outlines:
@@ -549,10 +654,12 @@ def call_outcome(
                     return t
         return None
 
-    kind, state, final_status, final_reason, pdd, setup, duration, expires = _outcome(caller, bye_after)
+    kind, state, final_status, final_reason, pdd, setup, duration, expires = _decided(
+        outlines[0].caller, bye_after
+    )
     return CallOutcome(
         index=index,
-        id=caller.call_id,
+        id=outlines[0].call_id,
         kind=kind,
         state=state,
         final_status=final_status,
@@ -571,70 +678,10 @@ def call_outcome(
     )
 
 
-_Outcome = tuple[
-    "CallKind", "CallState", int | None, str | None, float | None, float | None, float | None, int | None
-]
-"""kind, state, final status and reason, PDD, setup time, duration, expiry (``_outcome``)."""
-
-
-def _outcome(leg: Leg, bye_after: Callable[[float], float | None]) -> _Outcome:
-    """A call's kind, state and timings, from its caller's leg ``leg``; ``bye_after(t)``: the
-    time of the first BYE at or after ``t`` of any of its legs, in the call's order and each
-    leg's capture order."""
-    from sipflow.model.caller import caller_view  # noqa: PLC0415  # caller imports this module
-
-    view = caller_view(leg)
-    kind, caller, attempts = view.kind, view.caller, view.attempts
-    t0 = view.start
-
-    pdd = setup = duration = None
-    final_status: int | None = None
-    final_reason: str | None = None
-
-    # A call is answered if any attempt was; anything else is judged by its last attempt
-    # (a REGISTER refreshed many times is as good as its latest answer).
-    last_attempt = view.last
-    expires: int | None = None
-    if kind is CallKind.CALL:
-        decisive = view.decisive
-    else:
-        state, decisive, expires = _item_outcome(kind, leg, last_attempt, caller)
-    if decisive is not None and decisive.final is not None:
-        fin = decisive.final
-        final_status = decisive.final_status
-        final_reason = getattr(fin.sip, "reason", None)
-
-    if kind is CallKind.CALL:
-        ringing = view.first_provisional
-        if ringing is not None:
-            pdd = _ms(t0, ringing.timestamp)
-        answer_time = view.answer_time
-        if answer_time is not None:
-            setup = _ms(t0, answer_time)
-            bye = bye_after(answer_time)
-            if bye is not None:
-                duration = round(bye - answer_time, 3)
-                state = CallState.COMPLETED
-            else:
-                state = CallState.IN_CALL
-        else:
-            last = attempts[-1] if attempts else None
-            cancelled = last is not None and _cancelled_first(last, leg, caller)
-            if last is None:
-                state = CallState.SETUP
-            elif cancelled:
-                # The caller gave up first: whatever refusal followed (487, or the 408 or 480
-                # some servers send instead), the call was cancelled, as sngrep says.
-                state = CallState.CANCELLED
-            elif last.final_status is not None:
-                state = CallState.FAILED if _is_failure(last.final_status) else CallState.REJECTED
-            elif last.timed_out:
-                state = CallState.FAILED
-            elif ringing is not None:
-                state = CallState.RINGING
-            else:
-                state = CallState.SETUP
-    return kind, state, final_status, final_reason, pdd, setup, duration, expires
+def outline_outcome(outline: LegOutline) -> tuple[CallState, int | None]:
+    """``leg_outcome`` of the leg ``outline`` outlines."""
+    alone = call_outcome(0, (outline,))
+    return alone.state, alone.final_status
 
 
 def leg_outcome(leg: Leg) -> tuple[CallState, int | None]:
