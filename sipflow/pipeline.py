@@ -685,23 +685,23 @@ def summarize(
     """The ``Summary`` of a run: its readers' counts and ``model``'s (of every Call-ID, or of
     one shard's: ``sipflow.shard`` sums those), with ``calls`` counted."""
     stats = CaptureStats.total(r.stats for r in readers)
-    times = [m.timestamp for m in model.messages]
+    tally = model.tally
     return Summary(
         files=names,
         packets=stats.frames,
-        sip_messages=len(model.messages),
+        sip_messages=tally.messages,
         malformed=len(model.malformed),
         non_sip_packets=stats.non_sip_packets,
         non_sip=stats.non_sip,
         unsupported=stats.unsupported,
-        retransmissions=sum(1 for m in model.messages if m.retransmission),
+        retransmissions=tally.retransmissions,
         calls=sum(1 for c in calls if c.kind is CallKind.CALL),
         items=len(calls),
         partial=partial or stats.truncated or untracked > 0,
         incomplete_files=tuple(r.name for r in readers if r.stats.truncated),
         untracked=untracked,
-        first_time=min(times) if times else None,
-        last_time=max(times) if times else None,
+        first_time=tally.first_time,
+        last_time=tally.last_time,
         duplicates=dedupe.duplicates,
         doubled=dedupe.doubled,
         skew=skews,

@@ -7,12 +7,13 @@ packet's capture time, never the wall clock (timers run on ``capture_end``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from sipflow.capture.types import Endpoint, SipPayload
 from sipflow.model.call import Leg, initial_transactions, leg_hops, leg_kind
-from sipflow.model.dialog import Dialog, DialogBuilder, DialogEvent, DialogId
+from sipflow.model.dialog import Dialog, DialogBuilder, DialogEvent, DialogId, DialogState
 from sipflow.model.message import Malformed, Message
-from sipflow.model.transaction import Transaction, TransactionBuilder, TransactionTable
+from sipflow.model.transaction import TIMER_B, TIMER_F, Transaction, TransactionBuilder, TransactionTable
 from sipflow.sip.message import SipRequest, SipResponse
 
 DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
@@ -22,6 +23,11 @@ RFC 3515 §2.4.4)."""
 _id = tuple.__new__
 """A ``DialogId`` made as ``_id(DialogId, (call_id, from_tag, to_tag))``: without the named
 tuple's Python-level ``__new__`` (the tracker looks dialogs up for nearly every message)."""
+
+QUIET: Final = max(TIMER_B, TIMER_F)
+"""Capture time after its last message before ``Tracker.retire`` may let a leg go: by then
+every transaction of it that is still open has timed out (timers B and F), so freezing it now
+gives what freezing it at the capture's end would, if nothing more comes for its Call-ID."""
 
 _ENDPOINTS_SHARED = 1 << 16
 """Distinct endpoints shared between messages; beyond that (a flood from random ports) each
@@ -37,6 +43,37 @@ class _LegBuilder:
     dialogs: list[DialogId] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What a ``Summary`` counts of the messages fed: how many, their retransmissions, the
+    first and last capture time (None without messages)."""
+
+    messages: int = 0
+    retransmissions: int = 0
+    first_time: float | None = None
+    last_time: float | None = None
+
+    def __add__(self, other: Tally) -> Tally:
+        firsts = [t for t in (self.first_time, other.first_time) if t is not None]
+        lasts = [t for t in (self.last_time, other.last_time) if t is not None]
+        return Tally(
+            self.messages + other.messages,
+            self.retransmissions + other.retransmissions,
+            min(firsts) if firsts else None,
+            max(lasts) if lasts else None,
+        )
+
+    @classmethod
+    def of(cls, messages: tuple[Message, ...] | list[Message]) -> Tally:
+        times = [m.timestamp for m in messages]
+        return cls(
+            len(messages),
+            sum(1 for m in messages if m.retransmission),
+            min(times) if times else None,
+            max(times) if times else None,
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelResult:
     """What the tracker hands out when the capture ends."""
@@ -47,13 +84,24 @@ class ModelResult:
     """Every transaction, indexed by its id."""
     dialogs: tuple[Dialog, ...]
     legs: tuple[Leg, ...]
-    """One leg per Call-ID, in order of first message."""
+    """One leg per Call-ID, in order of first message (of a ``retiring`` tracker: those it
+    still held)."""
+    tally: Tally
+    """Of every message fed, those of retired legs included."""
 
 
 class Tracker:
-    """Builds the protocol model from SIP messages fed in capture-time order."""
+    """Builds the protocol model from SIP messages fed in capture-time order.
 
-    def __init__(self) -> None:
+    A ``retiring`` tracker keeps no list of every message: ``retire`` hands out the legs that
+    are over and forgets them, so what it holds is bounded by the calls up at once, and
+    ``finish`` gives the rest (its ``messages`` and ``transactions`` are then those of the
+    legs it still held; ``tally`` counts them all). It is fed each message's ``index``."""
+
+    def __init__(self, *, retiring: bool = False) -> None:
+        self._retiring = retiring
+        self._tally = Tally()
+        """Of the legs retired (``retire``): what ``finish`` adds to the tally of the rest."""
         self._table = TransactionTable()
         self._messages: list[Message] = []
         self._malformed: list[Malformed] = []
@@ -63,6 +111,7 @@ class Tracker:
         self._initial_tx: dict[int, bool] = {}
         self._endpoints: dict[Endpoint, Endpoint] = {}
         self._last_time = 0.0
+        self._retired: set[str] = set()
 
     @property
     def messages(self) -> list[Message]:
@@ -108,7 +157,7 @@ class Tracker:
         else:
             tx, retrans, matched_by = self._table.match_response(sip, src, dst, candidates)
         msg = Message.from_payload(
-            len(self._messages) if index is None else index,
+            len(self._messages) if index is None else index,  # retiring: always given
             packet,
             sip,
             retransmission=retrans,
@@ -117,7 +166,8 @@ class Tracker:
             src=src,
             dst=dst,
         )
-        self._messages.append(msg)
+        if not self._retiring:
+            self._messages.append(msg)
         tx.messages.append(msg)
         self._last_time = max(self._last_time, packet.timestamp)
 
@@ -212,6 +262,100 @@ class Tracker:
 
     # -----------------------------------------------------------------------------------
 
+    def retire(self, *, quiet: float = QUIET) -> list[Leg]:
+        """The legs that are over, frozen, in order of first message; the tracker forgets
+        them (``retiring`` only). A leg is over when its last message came ``quiet`` seconds
+        (at least ``QUIET``) before the latest time fed, each of its dialogs is terminated and
+        each INVITE of it that had a provisional response has a final one; a leg of
+        registrations (refreshed on the same Call-ID) and that of messages without a Call-ID
+        are kept. Should a message of a retired leg's Call-ID come after all, feeding it would
+        start a new leg: the caller asks ``has_retired`` first (``sipflow.shard`` builds such a
+        Call-ID again in a second pass)."""
+        assert self._retiring, "retire() needs Tracker(retiring=True)"
+        assert quiet >= QUIET, "a leg retired sooner could still change at the capture's end"
+        cutoff = self._last_time - quiet
+        builders = self._table.builders
+        dialogs = self._dialogs
+        done = [
+            leg
+            for leg in self._legs.values()
+            if leg.messages[-1].timestamp <= cutoff and leg.call_id and self._over(leg, builders, dialogs)
+        ]
+        if not done:
+            return []
+        end = self._last_time
+        out = []
+        for leg in done:
+            txs = {}
+            for i in leg.transactions:
+                tx = builders[i]
+                assert tx is not None
+                txs[i] = tx.build(end)
+            frozen_dialogs = {d: dialogs[d].build() for d in leg.dialogs}
+            out.append(self._freeze_leg(leg, txs, frozen_dialogs))
+            self._tally += Tally.of(leg.messages)
+            self._forget(leg)
+        return out
+
+    def has_retired(self, call_id: str | None) -> bool:
+        """Whether the leg of this Call-ID was retired (``retire``)."""
+        return (call_id or "") in self._retired
+
+    @staticmethod
+    def _over(
+        leg: _LegBuilder,
+        builders: list[TransactionBuilder | None],
+        dialogs: dict[DialogId, DialogBuilder],
+    ) -> bool:
+        for d in leg.dialogs:
+            if dialogs[d].state is not DialogState.TERMINATED:
+                return False
+        for i in leg.transactions:
+            tx = builders[i]
+            assert tx is not None
+            if tx.method == "REGISTER":
+                return False
+            if tx.final_status is None and tx.method == "INVITE" and tx.seen_responses:
+                return False  # proceeding: it may still be answered
+        return True
+
+    def _forget(self, leg: _LegBuilder) -> None:
+        self._retired.add(leg.call_id)
+        del self._legs[leg.call_id]
+        for d in leg.dialogs:
+            self._dialogs.pop(d, None)
+        for i in leg.transactions:
+            self._table.release(i)
+            self._tx_dialogs.pop(i, None)
+            self._initial_tx.pop(i, None)
+
+    def _freeze_leg(
+        self, builder: _LegBuilder, transactions: dict[int, Transaction] | tuple[Transaction, ...],
+        dialogs: dict[DialogId, Dialog],
+    ) -> Leg:  # fmt: skip
+        txs = tuple(transactions[i] for i in builder.transactions)
+        skeleton = Leg(
+            call_id=builder.call_id,
+            from_=None,
+            to=None,
+            hops=(),
+            dialogs=tuple(dialogs[d] for d in builder.dialogs),
+            transactions=txs,
+            messages=tuple(builder.messages),
+        )
+        initial = initial_transactions(skeleton, leg_kind(skeleton))
+        first = next((tx.request for tx in initial if tx.request is not None), None)
+        head = first.sip if first is not None else builder.messages[0].sip
+        return Leg(
+            call_id=builder.call_id,
+            from_=head.from_,
+            to=head.to,
+            hops=leg_hops(initial),
+            dialogs=skeleton.dialogs,
+            transactions=txs,
+            messages=skeleton.messages,
+        )
+
     def finish(self, capture_end: float | None = None, *, release: bool = False) -> ModelResult:
         """Freeze everything; ``capture_end`` (default: last packet time) drives the timers.
 
@@ -220,43 +364,32 @@ class Tracker:
         spent. Without it, the tracker can be fed further and finished again."""
         end = self._last_time if capture_end is None else capture_end
         transactions = self._table.freeze(end, release=release)
+        by_id: dict[int, Transaction] | tuple[Transaction, ...] = (
+            {tx.id: tx for tx in transactions} if self._retiring else transactions
+        )
         dialogs = {dialog_id: b.build() for dialog_id, b in self._dialogs.items()}
         builders = list(self._legs.values())
         if release:
             self._dialogs, self._tx_dialogs, self._initial_tx, self._endpoints = {}, {}, {}, {}
             self._legs = {}
         legs = []
+        held: list[Message] = []
         builders.reverse()
         while builders:
             builder = builders.pop()
-            txs = tuple(transactions[i] for i in builder.transactions)
-            skeleton = Leg(
-                call_id=builder.call_id,
-                from_=None,
-                to=None,
-                hops=(),
-                dialogs=tuple(dialogs[d] for d in builder.dialogs),
-                transactions=txs,
-                messages=tuple(builder.messages),
-            )
-            initial = initial_transactions(skeleton, leg_kind(skeleton))
-            first = next((tx.request for tx in initial if tx.request is not None), None)
-            head = first.sip if first is not None else builder.messages[0].sip
-            legs.append(
-                Leg(
-                    call_id=builder.call_id,
-                    from_=head.from_,
-                    to=head.to,
-                    hops=leg_hops(initial),
-                    dialogs=skeleton.dialogs,
-                    transactions=txs,
-                    messages=skeleton.messages,
-                )
-            )
+            if self._retiring:
+                held += builder.messages
+            legs.append(self._freeze_leg(builder, by_id, dialogs))
+        messages = tuple(self._messages)
+        tally = Tally.of(messages) if not self._retiring else self._tally + Tally.of(held)
+        if self._retiring:
+            held.sort(key=lambda m: m.index)
+            messages = tuple(held)
         return ModelResult(
-            messages=tuple(self._messages),
+            messages=messages,
             malformed=tuple(self._malformed),
             transactions=transactions,
             dialogs=tuple(dialogs.values()),
             legs=tuple(legs),
+            tally=tally,
         )

@@ -210,7 +210,8 @@ class TransactionTable:
     """
 
     def __init__(self) -> None:
-        self.builders: list[TransactionBuilder] = []
+        self.builders: list[TransactionBuilder | None] = []
+        """By id; None where the transaction was let go (``release``)."""
         self._by_key: dict[TransactionKey, TransactionBuilder] = {}
 
     def _new(
@@ -221,17 +222,29 @@ class TransactionTable:
         self._by_key[key] = tx
         return tx
 
+    def release(self, tx_id: int) -> None:
+        """Let the transaction ``tx_id`` go: no message is matched to it any more, and
+        ``freeze`` leaves it out (the tracker retires the legs that are over)."""
+        tx = self.builders[tx_id]
+        if tx is not None:
+            self.builders[tx_id] = None
+            if self._by_key.get(tx.key) is tx:
+                del self._by_key[tx.key]
+
     def freeze(self, capture_end: float, *, release: bool = False) -> tuple[Transaction, ...]:
-        """Every transaction, frozen. With ``release``, the table is empty afterwards: each
-        builder is let go once frozen."""
+        """Every transaction held, frozen, in order of id (indexed by it, unless some were
+        let go: ``release``). With ``release``, the table is empty afterwards: each builder
+        is let go once frozen."""
         if not release:
-            return tuple(b.build(capture_end) for b in self.builders)
+            return tuple(b.build(capture_end) for b in self.builders if b is not None)
         builders, self.builders = self.builders, []
         self._by_key = {}
         builders.reverse()
         out = []
         while builders:
-            out.append(builders.pop().build(capture_end))
+            b = builders.pop()
+            if b is not None:
+                out.append(b.build(capture_end))
         return tuple(out)
 
     def match_request(
@@ -323,7 +336,7 @@ class TransactionTable:
             if looked >= FALLBACK_LOOKBACK:
                 break
             tx = builders[tx_id]
-            if tx.method != method or not tx.has_request:
+            if tx is None or tx.method != method or not tx.has_request:
                 continue
             first = tx.messages[0].sip.cseq if tx.messages else None
             if first is None or first.seq != cseq.seq:
