@@ -26,7 +26,7 @@ from sipflow.media.collector import RtpStream, StreamCollector
 from sipflow.merge import PRESCAN_PACKETS, Deduplicator, DuplicateKey, Merged, duplicate_key, estimate_skew
 from sipflow.model.analysis import Analysis, CapturePoint, Summary
 from sipflow.model.call import Call, CallKind, Leg, build_call
-from sipflow.model.tracker import ModelResult, Tracker
+from sipflow.model.tracker import ModelResult, Tally, Tracker
 from sipflow.readahead import (
     Parsed,
     ParseFailure,
@@ -681,11 +681,13 @@ def summarize(
     calls: Sequence[Call],
     partial: bool = False,
     untracked: int = 0,
+    tally: Tally | None = None,
 ) -> Summary:
     """The ``Summary`` of a run: its readers' counts and ``model``'s (of every Call-ID, or of
-    one shard's: ``sipflow.shard`` sums those), with ``calls`` counted."""
+    one shard's: ``sipflow.shard`` sums those), with ``calls`` counted; ``tally`` in place of
+    the model's."""
     stats = CaptureStats.total(r.stats for r in readers)
-    tally = model.tally
+    tally = model.tally if tally is None else tally
     return Summary(
         files=names,
         packets=stats.frames,

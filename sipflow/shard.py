@@ -69,7 +69,7 @@ from sipflow.model.call import (
     leg_outline,
 )
 from sipflow.model.message import Malformed
-from sipflow.model.tracker import Tracker
+from sipflow.model.tracker import Tally, Tracker
 from sipflow.pipeline import (
     _PROGRESS_EVERY,
     AnalysisOptions,
@@ -85,13 +85,17 @@ from sipflow.pipeline import (
 )
 from sipflow.readahead import BATCH, Parsed, ParseFailure, parse_or_failure
 from sipflow.render.json import (
+    EntryCut,
     LegText,
     entry_text,
     entry_text_of,
     iter_document,
     leg_text,
     member_text,
+    outline_member_text,
     outlined_entry_text,
+    single_entry_cut,
+    single_entry_text,
 )
 from sipflow.sip.parse import call_id_hint
 
@@ -105,6 +109,8 @@ _FACTS_BATCH: Final = 2048
 """Legs' correlation facts a worker sends at a time."""
 _AHEAD: Final = 64
 """Legs whose JSON a worker makes between two looks for the coordinator's plan."""
+_RETIRE_EVERY: Final = 4096
+"""Messages a worker tracks between two looks for legs that are over (``Tracker.retire``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +203,11 @@ class Sharded:
         self.stack = ExitStack()
         self.conns: list[Connection] = []
         self.facts: list[list[_LegFacts]] = [[] for _ in range(workers)]
-        """Each worker's legs' correlation facts, as they arrive (``index`` its leg's number there)."""
+        """Each worker's legs' correlation facts, as they arrive (``index`` the place of the
+        leg's first message in the merged input)."""
         self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.retracted = 0
+        """Legs the workers retired and built again (a message came after; ``run_retiring``)."""
 
     def start(self) -> None:
         context = multiprocessing.get_context("fork")
@@ -256,6 +265,11 @@ class Sharded:
                     continue
                 if message[0] == "facts":
                     self.facts[waiting[conn]].extend(map(_from_row, message[1]))  # type: ignore[index]
+                    continue
+                if message[0] == "retract":  # legs built again (``_Worker.run_retiring``)
+                    shard, gone = waiting[conn], set(message[1])  # type: ignore[index]
+                    self.facts[shard] = [f for f in self.facts[shard] if f.index not in gone]
+                    self.retracted += len(gone)
                     continue
                 assert message[0] == tag, message[0]
                 got[waiting.pop(conn)] = message[1]  # type: ignore[call-overload]
@@ -352,7 +366,7 @@ class Sharded:
             ((first, shard, local) for shard, s in enumerate(shards) for local, first in enumerate(s.firsts)),
         )
         where = [(shard, local) for _, shard, local in order]
-        position = {key: index for index, key in enumerate(where)}
+        position = {(shard, first): index for index, (first, shard, _) in enumerate(order)}
         starts = [shards[shard].starts[local] for shard, local in where]
         call_ids = [shards[shard].call_ids[local] for shard, local in where]
         facts: list[_LegFacts] = []
@@ -413,6 +427,17 @@ class _ShardLegs:
     warnings: tuple[CaptureWarning, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A leg as ``_Worker.run_retiring`` keeps it once built: what the calls read of it."""
+
+    start: float
+    """``Leg.start``."""
+    outline: LegOutline
+    text: LegText
+    """Its ``leg_text``."""
+
+
 def _stop(process: multiprocessing.process.BaseProcess) -> None:
     process.join(timeout=5)
     if process.is_alive():
@@ -460,6 +485,11 @@ class _Worker:
         self.shard, self.shards = shard, shards
         self.malformed_seqs: list[int] = []
         """The place in the merged input of each malformed packet tracked, in order."""
+        self.keep: Callable[[Leg], None] | None = None
+        """Where the legs retired while reading go (``run_retiring``); None: none retired."""
+        self.reopened: set[str] = set()
+        """Call-IDs with a message after their leg was retired (``run_retiring``)."""
+        self._untill_retire = _RETIRE_EVERY
 
     def _expect(self, tag: str) -> Any:
         message = self.conn.recv()
@@ -471,6 +501,8 @@ class _Worker:
     def run(self, selection: dict[str, Any], indent: int | None) -> object:
         """The worker's side of the run; returns what it built (``_work`` ends the process
         without freeing it)."""
+        if indent is None and _decided_by_outcome(selection):
+            return self.run_retiring(selection)
         conn = self.conn
         with ExitStack() as stack:
             readers = [stack.enter_context(CaptureReader(name)) for name in self.names]
@@ -485,14 +517,14 @@ class _Worker:
             malformed = list(zip(self.malformed_seqs, model.malformed, strict=True))
             del model
         correlation = self.options.correlation or CorrelationOptions()
-        # Of the legs with an initial INVITE, their ``_LegFacts`` as rows, ``index`` the leg's
-        # number here: sent in batches, which the coordinator reads while this goes on.
+        # Of the legs with an initial INVITE, their ``_LegFacts`` as rows, ``index`` the place
+        # of the leg's first message: sent in batches, read by the coordinator meanwhile.
         facts: list[_FactRow] = []
         transfers = []
         if correlation.enabled:
             sharing = Sharing()  # one per batch: a pickle writes an object once within itself
-            for local, leg in enumerate(legs):
-                f = _facts(local, leg, correlation.headers)
+            for leg in legs:
+                f = _facts(leg.messages[0].index, leg, correlation.headers)
                 if f is not None:
                     facts.append(_detached_row(f, sharing))
                     if len(facts) == _FACTS_BATCH:
@@ -589,6 +621,171 @@ class _Worker:
                 calls[i] = None  # type: ignore[call-overload]  # rendered: let it go
         return legs, imported
 
+    def run_retiring(self, selection: dict[str, Any]) -> object:
+        """``run`` where every call is decided from its legs' outlines (the selection needs no
+        more, the JSON is compact): a leg that is over while the input is still read is
+        retired (``Tracker.retire``) and kept only as what correlation, the call and the JSON
+        read of it (``_Kept``), so the worker holds the calls up at once, not the capture. A
+        Call-ID with a message after its leg was retired is built again from the start, in a
+        second reading of the input that parses only such Call-IDs."""
+        conn = self.conn
+        correlation = self.options.correlation or CorrelationOptions()
+        kept: dict[int, _Kept] = {}
+        """By the place of the leg's first message in the merged input."""
+        transfers: dict[int, TransferFacts] = {}
+        batch: list[_FactRow] = []
+        sharing = Sharing()  # one per batch: a pickle writes an object once within itself
+
+        def send_facts() -> None:
+            nonlocal batch, sharing
+            if batch:
+                conn.send(("facts", batch))
+                batch, sharing = [], Sharing()
+
+        def keep(leg: Leg) -> None:
+            first = leg.messages[0].index
+            if correlation.enabled:
+                f = _facts(first, leg, correlation.headers)
+                if f is not None:
+                    batch.append(_detached_row(f, sharing))
+                    if len(batch) == _FACTS_BATCH:
+                        send_facts()
+                t = transfer_facts(leg)
+                if t.replaces or t.refers:
+                    transfers[first] = t
+            kept[first] = _Kept(leg.start, leg_outline(leg), leg_text(leg))
+
+        with ExitStack() as stack:
+            readers = [stack.enter_context(CaptureReader(name)) for name in self.names]
+            self.keep = keep
+            tracker, dedupe, points, skews = self._read(readers, retiring=True)
+            self.keep = None
+            again: Tracker | None = None
+            if self.reopened:
+                rereaders = [stack.enter_context(CaptureReader(name)) for name in self.names]
+                again = self._read(rereaders, only=frozenset(self.reopened))[0]
+            last = max(tracker.last_time, again.last_time if again is not None else 0.0)
+            conn.send(("fed", (last, len(kept) + tracker.leg_count)))
+            end = self._expect("end")
+            if self.reopened:
+                send_facts()
+                gone = [first for first, k in kept.items() if k.outline.call_id in self.reopened]
+                for first in gone:
+                    del kept[first]
+                    transfers.pop(first, None)
+                conn.send(("retract", gone))
+            model = tracker.finish(end, release=True)
+            del tracker
+            for leg in model.legs:
+                keep(leg)
+            if again is not None:
+                for leg in again.finish(end, release=True).legs:
+                    keep(leg)
+                del again
+            send_facts()
+            outlines = [k.outline for k in kept.values()]
+            tally = Tally(
+                sum(o.messages for o in outlines),
+                sum(o.retransmissions for o in outlines),
+                min((o.start for o in outlines), default=None),
+                max((o.end for o in outlines), default=None),
+            )
+            del outlines
+            summary = summarize(self.names, readers, points, skews, dedupe, model, calls=(), tally=tally)
+            warnings = tuple(w for r in readers for w in r.warnings)
+            malformed = list(zip(self.malformed_seqs, model.malformed, strict=True))
+            del model
+        firsts = sorted(kept)
+        outlines = [kept[first].outline for first in firsts]
+        texts: list[LegText | None] = [kept[first].text for first in firsts]
+        conn.send(("legs", _ShardLegs(
+            firsts=firsts, starts=[kept[first].start for first in firsts],
+            call_ids=[o.call_id for o in outlines],
+            transfers=[transfers[first] for first in firsts if first in transfers], summary=summary,
+            malformed=malformed, warnings=warnings,
+        )))  # fmt: skip
+        kept.clear()
+        transfers.clear()
+        del firsts
+        # While the coordinator plans, this core would wait: each leg's entry as a call of its
+        # own is made meanwhile, but for its number (``single_entry_cut``), in place of its text.
+        cuts: list[EntryCut | None] = [None] * len(outlines)
+        with suppress(OSError):
+            os.nice(10)  # the coordinator's plan goes first: it is what everyone waits for
+        done = 0
+        while done < len(outlines) and not conn.poll():
+            for local in range(done, min(done + _AHEAD, len(outlines))):
+                text = texts[local]
+                assert text is not None
+                cuts[local] = single_entry_cut(call_outcome(0, (outlines[local],)), text)
+                texts[local] = None
+            done += _AHEAD
+        plan: _Plan = self._expect("plan")
+
+        def member(local: int) -> str:
+            """A leg held here, in a call of several legs: its JSON."""
+            cut = cuts[local]
+            if cut is not None:
+                return cut.member
+            text = texts[local]
+            assert text is not None
+            return outline_member_text(outlines[local], text)
+
+        exports = {
+            destination: pickle.dumps(
+                [(local, (outlines[local], member(local))) for local in locals_], pickle.HIGHEST_PROTOCOL
+            )
+            for destination, locals_ in plan.exports.items()
+        }
+        conn.send(("exports", exports))
+        del exports
+        for locals_ in plan.exports.values():
+            for local in locals_:  # its call is built elsewhere: not needed here again
+                texts[local] = cuts[local] = None
+        imported: dict[tuple[int, int], tuple[LegOutline, str]] = {}
+        """A leg of another worker: its outline and JSON, by (worker, number there)."""
+        blobs: list[tuple[int, bytes]] = self._expect("imports")
+        while blobs:
+            source, blob = blobs.pop()
+            imported.update(((source, local), leg) for local, leg in pickle.loads(blob))
+            del blob
+        decided = outcome_filter(**{k: v for k, v in selection.items() if k in _OUTCOME_KEYS})
+        entries: list[str] = []
+        """The selected calls' entries, in order."""
+        selected: list[int] = []
+        counted = items = 0
+        for index, members, links, others in plan.calls:
+            items += 1
+            if len(members) == 1:
+                ((_, local),) = members
+                outcome = call_outcome(index, (outlines[local],), links, others)
+                if decided(outcome):
+                    cut = cuts[local]
+                    if cut is not None and not others:
+                        entries.append(cut.numbered(index))
+                    else:
+                        entries.append(single_entry_text(outcome, member(local)))
+            else:
+                pieces = [
+                    (outlines[local], member(local)) if shard == self.shard else imported.pop((shard, local))
+                    for shard, local in members
+                ]
+                outcome = call_outcome(index, [outline for outline, _ in pieces], links, others)
+                if decided(outcome):
+                    entries.append(outlined_entry_text(outcome, [part for _, part in pieces]))
+            for shard, local in members:
+                if shard == self.shard:
+                    texts[local] = cuts[local] = None  # rendered, or not selected
+            counted += outcome.kind is CallKind.CALL
+            if decided(outcome):
+                selected.append(index)
+        conn.send(("built", (counted, items, tuple(selected))))
+        for start in range(0, len(entries), _BATCH):
+            conn.send(("entries", entries[start : start + _BATCH]))
+            for i in range(start, min(start + _BATCH, len(entries))):
+                entries[i] = ""  # sent: let it go
+        return None
+
     def _render_ahead(self, tag: str, legs: Sequence[Leg], texts: list[LegText | None]) -> Any:
         """``_expect(tag)``; until it comes, each leg's ``leg_text`` made into ``texts``, in order."""
         with suppress(OSError):
@@ -601,18 +798,23 @@ class _Worker:
         return self._expect(tag)
 
     def _read(
-        self, readers: list[CaptureReader]
+        self, readers: list[CaptureReader], *, retiring: bool = False, only: frozenset[str] | None = None
     ) -> tuple[Tracker, Deduplicator[tuple[int, Parsed]], CapturePoints, dict[str, float]]:
-        """Every message of the input read and parsed; this shard's deduped and tracked."""
+        """Every message of the input read and parsed; this shard's deduped and tracked.
+
+        ``retiring``: the legs that are over are handed to ``self.keep`` as the input is read,
+        and the messages of a Call-ID retired are left out (``self.reopened`` has it). ``only``:
+        of the shard's messages, those of these Call-IDs, and no malformed packet (the second
+        reading of ``run_retiring``)."""
         points = CapturePoints(readers)
         skews = _skews(points, _given_skews(points, self.options.skew))
         dedupe: Deduplicator[tuple[int, Parsed]] = Deduplicator(points=points.pairs)
         keyed = len(points.names) > 1
-        tracker = Tracker()
+        tracker = Tracker(retiring=retiring)
         shard, shards = self.shard, self.shards
         total = sum(r.size for r in readers)
-        report = self.conn.send if shard == 0 else None
-        sources = [(r.name, _owned(r, shard, shards)) for r in readers]
+        report = self.conn.send if shard == 0 and only is None else None
+        sources = [(r.name, _owned(r, shard, shards, only)) for r in readers]
         for seq, (packet, item) in enumerate(_merged(sources, points, skews)):
             if item is not None:
                 for merged in dedupe.push(packet, (seq, item), dedupe_key(packet, item, keyed)):
@@ -635,8 +837,20 @@ class _Worker:
         if isinstance(parsed, ParseFailure):
             tracker.feed_malformed(packet, parsed.reason)
             self.malformed_seqs.append(seq)
-        else:
+            return
+        keep = self.keep
+        if keep is None:
             tracker.feed(packet, parsed, copies=copies, index=seq)
+            return
+        if tracker.has_retired(parsed.call_id):
+            self.reopened.add(parsed.call_id or "")
+            return
+        tracker.feed(packet, parsed, copies=copies, index=seq)
+        self._untill_retire -= 1
+        if not self._untill_retire:
+            self._untill_retire = _RETIRE_EVERY
+            for leg in tracker.retire():
+                keep(leg)
 
 
 class ShardingError(SipflowError):
@@ -654,8 +868,11 @@ def _decided_by_outcome(selection: dict[str, Any]) -> bool:
     return all(k in _OUTCOME_KEYS or not v for k, v in selection.items())
 
 
-def _owned(reader: CaptureReader, shard: int, shards: int) -> Iterator[tuple[SipPayload, Parsed | None]]:
-    """Every packet of ``reader``, each with its parsed SIP where it is ``shard``'s, else None.
+def _owned(
+    reader: CaptureReader, shard: int, shards: int, only: frozenset[str] | None = None
+) -> Iterator[tuple[SipPayload, Parsed | None]]:
+    """Every packet of ``reader``, each with its parsed SIP where it is ``shard``'s, else None;
+    with ``only``, where it is also one of these Call-IDs' (and never a malformed one).
 
     A message is the shard's whose Call-ID hashes to it (str hashes agree between the workers:
     forked, they share the hash seed). Where ``call_id_hint`` reads the Call-ID, only its
@@ -670,11 +887,12 @@ def _owned(reader: CaptureReader, shard: int, shards: int) -> Iterator[tuple[Sip
             if call_id is None:
                 parsed = parse_or_failure(packet)
                 if isinstance(parsed, ParseFailure):
-                    mine = shard == 0
+                    mine = shard == 0 and only is None
                 else:
                     mine = hash(parsed.call_id or "") % shards == shard
+                    mine = mine and (only is None or (parsed.call_id or "") in only)
                 pairs.append((packet, parsed if mine else None))
-            elif hash(call_id) % shards == shard:
+            elif hash(call_id) % shards == shard and (only is None or call_id in only):
                 parsed = parse_or_failure(packet)
                 if not isinstance(parsed, ParseFailure) and parsed.call_id != call_id:
                     raise ShardingError(

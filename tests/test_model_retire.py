@@ -125,4 +125,4 @@ def test_calls_over_are_retired_and_a_late_message_is_told() -> None:
     assert len(retired_at) >= 2  # the first two replays; the third is still held at the end
     assert told == {pairs[0][1].call_id}
     with pytest.raises(AssertionError):
-        tracker.retire(quiet=QUIET / 2)
+        list(tracker.retire(quiet=QUIET / 2))

@@ -18,7 +18,10 @@ from sipflow.render.json import (
     iter_dumps,
     leg_text,
     member_text,
+    outline_member_text,
     outlined_entry_text,
+    single_entry_cut,
+    single_entry_text,
 )
 
 from .conftest import sample_captures, shared_captures
@@ -90,6 +93,15 @@ def test_entry_from_an_outcome_and_outlines_is_the_entry(path: Path) -> None:
             assert outcome_filter(**selection)(outcome) == call_filter(**selection)(call), selection
         for leg, outline in zip(call.legs, outlines, strict=True):
             assert outline_outcome(outline) == leg_outcome(leg)
+        for leg, outline in zip(call.legs, outlines, strict=True):
+            assert outline_member_text(outline, leg_text(leg)) == member_text(leg, leg_text(leg))
+        if len(call.legs) == 1:
+            (leg,) = call.legs
+            assert single_entry_text(outcome, leg_text(leg)) == entry_text(call)
+            if not call.related:  # cut before the call has its number, numbered after
+                cut = single_entry_cut(call_outcome(0, outlines), leg_text(leg))
+                assert cut.numbered(call.index) == entry_text(call)
+                assert single_entry_text(outcome, cut.member) == entry_text(call)
         if len(call.legs) > 1:
             parts = [member_text(leg, leg_text(leg)) for leg in call.legs]
             assert outlined_entry_text(outcome, parts) == entry_text(call)

@@ -248,3 +248,73 @@ def test_cli_jobs_gives_the_same_output(monkeypatch: pytest.MonkeyPatch) -> None
     assert two.output == one.output == default.output
     # --jobs 1: one process; 2 and the default (one per core, where there are several): shards.
     assert used == [False, True, shard.shard_count(None) > 1]
+
+
+def _long_capture(tmp_path: Path, count: int = 30, late: tuple[int, ...] = (0, 3, 7, 8)) -> str:
+    """Calls 20 s apart, each over 10 s after it began (the leg retired once quiet), some
+    ringing or talking longer than ``QUIET`` first; ``late``: a Call-ID that has a message
+    again a minute after its call (its leg built again); packets that are no message, and
+    OPTIONS every 2 s."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    link = Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b")
+    a, b = ("10.0.0.1", 5060), ("10.0.0.3", 5060)
+    timed: list[tuple[float, tuple[str, int], tuple[str, int], bytes]] = []
+    for k in range(count):
+        t = 20.0 * k
+        call_id, tag = f"c{k}@h", f"t{k}"
+        invite = request("INVITE", call_id=call_id, branch=f"z9hG4bK-i{k}", from_tag=f"f{k}")
+        talk = 10.0 if k % 4 else 50.0  # every fourth talks longer than QUIET
+        ring = 40.0 if k % 5 == 2 else 1.0  # some ring longer than QUIET
+        timed += [(t, a, b, invite), (t + 0.5, b, a, response(invite, 180, "Ringing", to_tag=tag))]
+        if k % 6 == 5:  # refused
+            timed.append((t + ring, b, a, response(invite, 486, "Busy Here", to_tag=tag)))
+            timed.append((t + ring + 0.1, a, b, request("ACK", call_id=call_id, branch=f"z9hG4bK-i{k}",
+                                                        from_tag=f"f{k}", to_tag=tag)))  # fmt: skip
+        else:
+            timed.append((t + ring, b, a, response(invite, 200, "OK", to_tag=tag)))
+            ack = request("ACK", call_id=call_id, branch=f"z9hG4bK-a{k}", from_tag=f"f{k}", to_tag=tag)
+            bye = request(
+                "BYE", call_id=call_id, branch=f"z9hG4bK-b{k}", from_tag=f"f{k}", to_tag=tag, cseq=2
+            )
+            timed += [(t + ring + 0.1, a, b, ack), (t + ring + talk, a, b, bye),
+                      (t + ring + talk + 0.1, b, a, response(bye, 200, "OK"))]  # fmt: skip
+        if k in late:
+            again = request("OPTIONS", call_id=call_id, branch=f"z9hG4bK-o{k}", from_tag=f"g{k}", cseq=7)
+            timed += [(t + 120.0, a, b, again), (t + 120.1, b, a, response(again, 200, "OK"))]
+        if k % 7 == 3:
+            timed.append((t + 3.0, a, b, f"SIP/2.0 200\rX\r\nCall-ID: m{k}\r\n\r\n".encode()))
+    for n in range(int(20 * count / 2)):  # pings, each its own Call-ID: every worker's time goes on
+        ping = request("OPTIONS", call_id=f"p{n}@h", branch=f"z9hG4bK-p{n}", from_tag=f"p{n}")
+        timed += [(2.0 * n + 0.3, a, b, ping), (2.0 * n + 0.4, b, a, response(ping, 200, "OK"))]
+    timed.sort(key=lambda item: item[0])
+    frames = []
+    for t, (src, sport), (dst, dport), payload in timed:
+        frame = link / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / payload
+        frame.time = 1_700_000_000 + t
+        frames.append(frame)
+    path = tmp_path / "long.pcap"
+    wrpcap(str(path), frames)
+    return str(path)
+
+
+def test_legs_retired_while_reading_and_built_again_give_the_json_of_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Legs over are retired while the input is read (after every message here), and a Call-ID
+    # with a message after its leg was retired is built again from a second reading: the
+    # output is still that of one process, for every selection the outcome decides.
+    path = _long_capture(tmp_path)
+    monkeypatch.setattr(shard, "_RETIRE_EVERY", 1)
+    for selection in ({}, {"all_kinds": True}, {"state": ["completed"]}, {"status": "4xx"}):
+        expected = _one_process([path], AnalysisOptions(jobs=1), **selection)
+        assert len(json.loads(expected)["calls"]) > 3
+        for jobs in (2, 3):
+            started = shard.start([path], AnalysisOptions(jobs=jobs), selection=dict(selection), min_bytes=0)
+            assert started is not None
+            run = started.run()
+            assert run is not None
+            assert "".join(run.pieces) == expected, (selection, jobs)
+            assert started.retracted == 4  # the late Call-IDs' legs, retired then built again

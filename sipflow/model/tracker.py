@@ -6,6 +6,7 @@ packet's capture time, never the wall clock (timers run on ``capture_end``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -262,7 +263,7 @@ class Tracker:
 
     # -----------------------------------------------------------------------------------
 
-    def retire(self, *, quiet: float = QUIET) -> list[Leg]:
+    def retire(self, *, quiet: float = QUIET) -> Iterator[Leg]:
         """The legs that are over, frozen, in order of first message; the tracker forgets
         them (``retiring`` only). A leg is over when its last message came ``quiet`` seconds
         (at least ``QUIET``) before the latest time fed, each of its dialogs is terminated and
@@ -270,7 +271,11 @@ class Tracker:
         registrations (refreshed on the same Call-ID) and that of messages without a Call-ID
         are kept. Should a message of a retired leg's Call-ID come after all, feeding it would
         start a new leg: the caller asks ``has_retired`` first (``sipflow.shard`` builds such a
-        Call-ID again in a second pass)."""
+        Call-ID again in a second pass).
+
+        A generator: each leg is let go here before the next is frozen, so one the caller drops
+        is freed while its objects are still in the processor's caches. Take it to the end
+        before feeding again."""
         assert self._retiring, "retire() needs Tracker(retiring=True)"
         assert quiet >= QUIET, "a leg retired sooner could still change at the capture's end"
         cutoff = self._last_time - quiet
@@ -281,21 +286,22 @@ class Tracker:
             for leg in self._legs.values()
             if leg.messages[-1].timestamp <= cutoff and leg.call_id and self._over(leg, builders, dialogs)
         ]
-        if not done:
-            return []
         end = self._last_time
-        out = []
-        for leg in done:
+        done.reverse()
+        while done:
+            leg = done.pop()
             txs = {}
             for i in leg.transactions:
                 tx = builders[i]
                 assert tx is not None
                 txs[i] = tx.build(end)
             frozen_dialogs = {d: dialogs[d].build() for d in leg.dialogs}
-            out.append(self._freeze_leg(leg, txs, frozen_dialogs))
+            frozen = self._freeze_leg(leg, txs, frozen_dialogs)
             self._tally += Tally.of(leg.messages)
             self._forget(leg)
-        return out
+            del leg, txs, frozen_dialogs
+            yield frozen
+            del frozen
 
     def has_retired(self, call_id: str | None) -> bool:
         """Whether the leg of this Call-ID was retired (``retire``)."""

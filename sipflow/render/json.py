@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from sipflow.media.collector import RtpStream
 from sipflow.model.analysis import Analysis
-from sipflow.model.call import Call, CallOutcome, CallState, Leg, leg_outcome
+from sipflow.model.call import Call, CallOutcome, CallState, Leg, LegOutline, leg_outcome, outline_outcome
 from sipflow.model.media import call_dtmf, stream_sdp, streams_by_call
 from sipflow.model.message import MatchedBy
 from sipflow.model.transaction import Transaction
@@ -145,6 +146,57 @@ def member_text(leg: Leg, text: LegText) -> str:
     where a leg's state is its own."""
     state, final_status = leg_outcome(leg)
     return _leg_joined(text[0], state, final_status, text[1])
+
+
+def outline_member_text(outline: LegOutline, text: LegText) -> str:
+    """``member_text`` of the leg that ``outline`` outlines, from its outline and ``leg_text``."""
+    state, final_status = outline_outcome(outline)
+    return _leg_joined(text[0], state, final_status, text[1])
+
+
+def single_entry_text(call: CallOutcome, text: LegText | str) -> str:
+    """``entry_text`` (compact, without flow or media) of a call of one leg from its outcome
+    and the leg's ``leg_text`` (or the leg's JSON in it, ``EntryCut.member``): the leg takes
+    the call's state, as in ``entry_text_of``."""
+    if not isinstance(text, str):
+        text = _leg_joined(text[0], call.state, call.final_status, text[1])
+    return _entry_joined(_head(call, call.messages, call.retransmissions), [text], call)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryCut:
+    """A call's entry of one leg made before the call has its number: ``numbered(n)`` is its
+    entry as call ``n`` with no related Call-IDs (``single_entry_cut``)."""
+
+    before: str
+    """Up to the value of ``index``."""
+    after: str
+    """After it."""
+    start: int
+    """Where the leg's JSON begins in ``after``."""
+    end: int
+
+    def numbered(self, index: int) -> str:
+        return f"{self.before}{index}{self.after}"
+
+    @property
+    def member(self) -> str:
+        """The leg's JSON in it (the leg's state being the call's, as a call of one leg)."""
+        return self.after[self.start : self.end]
+
+
+def single_entry_cut(call: CallOutcome, text: LegText) -> EntryCut:
+    """``single_entry_text(call, text)`` cut around the call's index, for ``call`` (of one leg,
+    without links or related Call-IDs) numbered anything."""
+    member = _leg_joined(text[0], call.state, call.final_status, text[1])
+    head = _head(call, call.messages, call.retransmissions)
+    before = '{"id":' + _compact(call.id) + ',"index":'
+    whole = _entry_joined(head, [member], call)
+    number = str(call.index)
+    assert whole.startswith(before + number + ","), whole[:200]
+    after = whole[len(before) + len(number) :]
+    start = after.index(',"legs":[') + len(',"legs":[')
+    return EntryCut(before, after, start, start + len(member))
 
 
 def outlined_entry_text(call: CallOutcome, legs: Sequence[str]) -> str:
