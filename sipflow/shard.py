@@ -206,6 +206,8 @@ class Sharded:
         """Each worker's legs' correlation facts, as they arrive (``index`` the place of the
         leg's first message in the merged input)."""
         self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.sharing = Sharing()
+        """One object for the equal values of all the facts taken in (``Sharing.adopt``)."""
         self.retracted = 0
         """Legs the workers retired and built again (a message came after; ``run_retiring``)."""
 
@@ -264,7 +266,10 @@ class Sharded:
                         self.progress(message[1], message[2])
                     continue
                 if message[0] == "facts":
-                    self.facts[waiting[conn]].extend(map(_from_row, message[1]))  # type: ignore[index]
+                    facts = list(map(_from_row, message[1]))
+                    for f in facts:
+                        self.sharing.adopt(f)
+                    self.facts[waiting[conn]] += facts  # type: ignore[index]
                     continue
                 if message[0] == "retract":  # legs built again (``_Worker.run_retiring``)
                     shard, gone = waiting[conn], set(message[1])  # type: ignore[index]
@@ -374,7 +379,7 @@ class Sharded:
             for f in shard_facts:
                 f.index = position[(shard, f.index)]
             facts += shard_facts
-        self.facts = []
+        self.facts, self.sharing = [], Sharing()
         facts.sort(key=lambda f: f.index)
         correlation = self.options.correlation or CorrelationOptions()
         groups = correlate_facts(facts, starts, correlation)

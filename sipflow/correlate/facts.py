@@ -49,6 +49,7 @@ class _LegFacts:
     """Whether ``offer`` and ``answer`` were looked up (lazily: only candidate pairs need them)."""
     offer: SdpDigest | None
     answer: SdpDigest | None
+    """Of detached facts (``_detached_row`` with ``Sharing``), only its addresses."""
     provisional: tuple[float, ...]
     """Times of the first 18x of each caller-side attempt's hops, sorted."""
     final_at: float | None
@@ -255,6 +256,27 @@ class Sharing:
         addresses = one(digest.addresses, digest.addresses)
         return SdpDigest(o, digest.media, addresses)
 
+    def adopt(self, f: _LegFacts) -> None:
+        """``f``'s repeated values (hosts, addresses, ``o=`` names, answers) made the objects
+        this ``Sharing`` gave before: what the process that loads the facts of many batches
+        does with each (the batches share nothing with each other)."""
+        one = self._values.setdefault
+        f.entry = one(f.entry, f.entry)
+        f.exit = one(f.exit, f.exit)
+        f.offer = self.digest(f.offer)
+        f.answer = self.answer(f.answer)
+        _spread_sdp(f)
+
+    def answer(self, digest: SdpDigest | None) -> SdpDigest | None:
+        """Of an answer, what correlation reads (that there is one, and its addresses:
+        ``score._anchored``), one object for all the answers naming the same addresses: the
+        answer's ``o=`` line and streams are left out (unique to each call, they were most of
+        the loaded facts' memory on a busy SBC's capture)."""
+        if digest is None:
+            return None
+        addresses = digest.addresses
+        return self._values.setdefault(("answer", addresses), SdpDigest(None, frozenset(), addresses))  # type: ignore[no-any-return]
+
 
 def _detached_row(f: _LegFacts, sharing: Sharing | None = None) -> _FactRow:
     """``f`` with its SDP loaded and without its leg, as a row: what another process needs of
@@ -264,9 +286,16 @@ def _detached_row(f: _LegFacts, sharing: Sharing | None = None) -> _FactRow:
     f.leg = None
     if sharing is not None:
         f.offer = sharing.digest(f.offer)
-        f.answer = sharing.digest(f.answer)
+        f.answer = sharing.answer(f.answer)
         _spread_sdp(f)
+        if not f.claims:
+            f.claims = _NO_CLAIMS  # one object in a pickle, not an empty dict a leg
     return _row_of(f)
+
+
+_NO_CLAIMS: Final[dict[str, str]] = {}
+"""The ``claims`` of detached facts that have none (never written to: the facts of another
+process are only read)."""
 
 
 def _from_row(row: _FactRow) -> _LegFacts:
