@@ -371,14 +371,17 @@ class Sharded:
             ((first, shard, local) for shard, s in enumerate(shards) for local, first in enumerate(s.firsts)),
         )
         where = [(shard, local) for _, shard, local in order]
-        position = {(shard, first): index for index, (first, shard, _) in enumerate(order)}
+        # A first message is one shard's: its place in the input names the leg among all.
+        position = {first: index for index, (first, _, _) in enumerate(order)}
+        del order
         starts = [shards[shard].starts[local] for shard, local in where]
         call_ids = [shards[shard].call_ids[local] for shard, local in where]
         facts: list[_LegFacts] = []
-        for shard, shard_facts in enumerate(self.facts):
+        for shard_facts in self.facts:
             for f in shard_facts:
-                f.index = position[(shard, f.index)]
+                f.index = position[f.index]
             facts += shard_facts
+        del position
         self.facts, self.sharing = [], Sharing()
         facts.sort(key=lambda f: f.index)
         correlation = self.options.correlation or CorrelationOptions()

@@ -100,25 +100,32 @@ def correlate_facts(
         if key not in best or link.confidence > best[key].confidence:
             best[key] = link
         uf.union(link.a, link.b)
-    members: dict[int, list[int]] = defaultdict(list)
-    for i in range(count):
-        members[uf.find(i)].append(i)
+    del raw
     links_of: dict[int, list[_RawLink]] = defaultdict(list)
     for link in best.values():
         links_of[uf.find(link.a)].append(link)
-    start = dict(enumerate(starts))
+    del best
+    # Most legs are a call of their own: only the groups of several legs get a list.
+    members: dict[int, list[int]] = {root: [] for root in links_of}
+    for i in range(count):
+        root = uf.find(i)
+        if root in members:
+            members[root].append(i)
+    start = list(starts)
     for f in facts:
         start[f.index] = f.exit_at
 
     def first_start(root: int) -> float:
-        legs = members[root]
-        return start[legs[0]] if len(legs) == 1 else min(start[i] for i in legs)
+        legs = members.get(root)
+        return start[root] if legs is None else min(start[i] for i in legs)
 
+    roots = [i for i in range(count) if uf.parent[i] == i]
+    roots.sort(key=first_start)
     groups: list[tuple[tuple[int, ...], tuple[Link, ...]]] = []
-    for root in sorted(members, key=first_start):
-        legs = members[root]
-        if len(legs) == 1 and root not in links_of:
-            groups.append(((root,), ()))  # most legs are a call of their own
+    for root in roots:
+        legs = members.get(root)
+        if legs is None:
+            groups.append(((root,), ()))  # a call of its own
             continue
         order = sorted(legs, key=lambda i: (start[i], i))
         position = {leg_index: pos for pos, leg_index in enumerate(order)}
