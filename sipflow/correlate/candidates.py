@@ -77,8 +77,10 @@ class _Outbound:
         """``outs`` in order of ``exit_at``; only those within one of ``windows`` are indexed."""
         self.all = _Timeline()
         self.all.times, self.all.legs = [b.exit_at for b in outs], list(outs)
-        self.by_key: dict[tuple[str, object], list[_LegFacts]] = {}
-        """The legs sharing each key, in order of ``exit_at``."""
+        self.by_key: dict[str, dict[object, _LegFacts | list[_LegFacts]]] = {}
+        """By kind of key (``_tie_keys``), the legs sharing each value, in order of ``exit_at``:
+        one leg alone where no other shares it (most values, a From tag or a stream, are one
+        leg's; an index of a busy host's every outbound leg is then a third the size)."""
         self.provisional = _Timeline()
         self.final = _Timeline()
         self.cancel = _Timeline()
@@ -86,12 +88,17 @@ class _Outbound:
         by_key = self.by_key
         for b in self._within(windows):
             _load_sdp(b)
-            for key in _tie_keys(b):
-                same = by_key.get(key)
+            for kind, value in _tie_keys(b):
+                values = by_key.get(kind)
+                if values is None:
+                    values = by_key[kind] = {}
+                same = values.get(value)
                 if same is None:
-                    by_key[key] = [b]
-                else:
+                    values[value] = b
+                elif isinstance(same, list):
                     same.append(b)
+                else:
+                    values[value] = [same, b]
             if b.offer is None:
                 continue  # not anchored: the SDP test needs both offers
             if b.provisional:
@@ -118,10 +125,16 @@ class _Outbound:
         """The outbound legs that left in [lo, hi] and may score ``MIN_SCORE`` as ``a``'s."""
         found: dict[int, _LegFacts] = {}
         by_key = self.by_key
-        for key in _tie_keys(a):
-            legs = by_key.get(key)
-            if legs is None:
+        for kind, value in _tie_keys(a):
+            values = by_key.get(kind)
+            same = values.get(value) if values is not None else None
+            if same is None:
                 continue
+            if not isinstance(same, list):
+                if lo <= same.exit_at <= hi:
+                    found.setdefault(same.index, same)
+                continue
+            legs = same
             if len(legs) > _SCAN:
                 legs = legs[
                     bisect.bisect_left(legs, lo, key=_exit_at) : bisect.bisect_right(legs, hi, key=_exit_at)
