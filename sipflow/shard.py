@@ -5,19 +5,29 @@ Every leg is built from the messages of its own Call-ID (``model.tracker``), so 
 keeps only the Call-IDs hashing to its shard builds exactly the legs the whole capture has of
 them. What crosses Call-IDs is small and goes through this process::
 
-    workers: read every file, parse, dedupe and track their shard       ──► latest time
+    workers: read every file, parse, dedupe and track their shard; each leg that is over is
+             retired meanwhile (``Tracker.retire``): its correlation facts, in batches (taken in
+             here while the workers go on), and its outline and JSON kept  ──► latest time
     here:    the capture's end (timers run on it)                      ──► workers
-    workers: legs frozen; each leg's correlation facts, in batches as they are read (taken in
-             here while the workers go on), then each leg's Call-ID and start  ──► here
+    workers: the other legs frozen, their facts sent, then each leg's Call-ID and start  ──► here
     here:    correlate_facts, related_from_facts, calls numbered, each call given to the
              worker holding its first leg (the workers make their legs' JSON meanwhile,
-             ``render.json.leg_text``)                                 ──► workers
+             ``render.json.leg_text``; retiring, each leg's entry as a call of its own but for
+             its number, ``render.json.EntryCut``)                     ──► workers
     workers: of the legs of calls owned elsewhere, their outlines and JSON (``leg_outline``,
              ``render.json.member_text``; the legs themselves where the selection reads
              more than a call's outcome), pickled ──► here ──► their owners
     owners:  calls of legs held in one worker built (``build_call``), the others decided
              from their outlines (``call_outcome``)
     workers: calls selected and rendered (``render.json.entry_text``) ──► here, in order
+
+Where the selection needs no more of a call than its outcome and the JSON is compact (the
+default; ``_Worker.run_retiring``), a worker keeps of a leg once it is over only its
+``LegOutline`` and its JSON, so it holds the calls up at once rather than the capture; a
+message that comes for a Call-ID after its leg was retired (a registration refreshed on it, a
+late retransmission) has that Call-ID built again from the start by a second reading of the
+input, and its facts sent before are withdrawn. Otherwise (``--from``, ``--to``, ``--header``,
+indented JSON) the workers hold their legs whole, as one process does.
 
 A worker numbers its messages by their place in the merged input (``Tracker.feed(index=)``),
 so legs, calls and malformed packets sort as in one process: the output is the same as
@@ -497,7 +507,7 @@ class _Worker:
         """Where the legs retired while reading go (``run_retiring``); None: none retired."""
         self.reopened: set[str] = set()
         """Call-IDs with a message after their leg was retired (``run_retiring``)."""
-        self._untill_retire = _RETIRE_EVERY
+        self._until_retire = _RETIRE_EVERY
 
     def _expect(self, tag: str) -> Any:
         message = self.conn.recv()
@@ -854,9 +864,9 @@ class _Worker:
             self.reopened.add(parsed.call_id or "")
             return
         tracker.feed(packet, parsed, copies=copies, index=seq)
-        self._untill_retire -= 1
-        if not self._untill_retire:
-            self._untill_retire = _RETIRE_EVERY
+        self._until_retire -= 1
+        if not self._until_retire:
+            self._until_retire = _RETIRE_EVERY
             for leg in tracker.retire():
                 keep(leg)
 
