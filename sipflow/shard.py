@@ -912,7 +912,10 @@ def _owned(
                 pairs.append((packet, parsed if mine else None))
             elif hash(call_id) % shards == shard and (only is None or call_id in only):
                 parsed = parse_or_failure(packet)
-                if not isinstance(parsed, ParseFailure) and parsed.call_id != call_id:
+                if isinstance(parsed, ParseFailure):
+                    pairs.append((packet, parsed if only is None else None))
+                    continue
+                if parsed.call_id != call_id:
                     raise ShardingError(
                         f"{reader.name}: frame {packet.frame}: the Call-ID read alone ({call_id!r}) is not "
                         f"the parsed one ({parsed.call_id!r}); run with --jobs 1"

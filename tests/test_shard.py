@@ -284,6 +284,9 @@ def _long_capture(tmp_path: Path, count: int = 30, late: tuple[int, ...] = (0, 3
         if k in late:
             again = request("OPTIONS", call_id=call_id, branch=f"z9hG4bK-o{k}", from_tag=f"g{k}", cseq=7)
             timed += [(t + 120.0, a, b, again), (t + 120.1, b, a, response(again, 200, "OK"))]
+            # Refused by ``_failing``: malformed, its Call-ID read alone that of a leg built again.
+            broken = request("OPTIONS", call_id=call_id, branch=f"z9hG4bK-x{k}", extra="X-Broken: 1\r\n")
+            timed.append((t + 125.0, a, b, broken))
         if k % 7 == 3:
             timed.append((t + 3.0, a, b, f"SIP/2.0 200\rX\r\nCall-ID: m{k}\r\n\r\n".encode()))
     for n in range(int(20 * count / 2)):  # pings, each its own Call-ID: every worker's time goes on
@@ -308,9 +311,13 @@ def test_legs_retired_while_reading_and_built_again_give_the_json_of_one_process
     # output is still that of one process, for every selection the outcome decides.
     path = _long_capture(tmp_path)
     monkeypatch.setattr(shard, "_RETIRE_EVERY", 1)
+    monkeypatch.setattr(readahead, "parse_or_failure", _failing)
+    monkeypatch.setattr(shard, "parse_or_failure", _failing)
     for selection in ({}, {"all_kinds": True}, {"state": ["completed"]}, {"status": "4xx"}):
         expected = _one_process([path], AnalysisOptions(jobs=1), **selection)
-        assert len(json.loads(expected)["calls"]) > 3
+        document = json.loads(expected)
+        assert len(document["calls"]) > 3
+        assert [m["reason"] for m in document["malformed"]].count("broken on purpose") == 4
         for jobs in (2, 3):
             started = shard.start([path], AnalysisOptions(jobs=jobs), selection=dict(selection), min_bytes=0)
             assert started is not None

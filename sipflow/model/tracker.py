@@ -273,9 +273,8 @@ class Tracker:
         start a new leg: the caller asks ``has_retired`` first (``sipflow.shard`` builds such a
         Call-ID again in a second pass).
 
-        A generator: each leg is let go here before the next is frozen, so one the caller drops
-        is freed while its objects are still in the processor's caches. Take it to the end
-        before feeding again."""
+        A generator: the legs are frozen and handed out one at a time (no list of them all is
+        held). Take it to the end before feeding again."""
         assert self._retiring, "retire() needs Tracker(retiring=True)"
         assert quiet >= QUIET, "a leg retired sooner could still change at the capture's end"
         cutoff = self._last_time - quiet
@@ -284,7 +283,11 @@ class Tracker:
         done = [
             leg
             for leg in self._legs.values()
-            if leg.messages[-1].timestamp <= cutoff and leg.call_id and self._over(leg, builders, dialogs)
+            if leg.messages[-1].timestamp <= cutoff
+            and leg.call_id
+            and self._over(leg, builders, dialogs)
+            # Captured out of order, a message before the last may be the latest.
+            and max(m.timestamp for m in leg.messages) <= cutoff
         ]
         end = self._last_time
         done.reverse()
