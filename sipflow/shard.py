@@ -312,6 +312,12 @@ class Sharded:
         shards: list[_ShardLegs] = self._gather("legs")
         plans, owner = self._plan(shards)
         self._broadcast([("plan", plan) for plan in plans])
+        del plans
+        for s in shards:  # read by the plan only: let them go before the calls come
+            s.firsts.clear()
+            s.starts.clear()
+            s.call_ids.clear()
+            s.transfers.clear()
         exports = self._gather("exports")
         imports: list[list[tuple[int, bytes]]] = [[] for _ in self.conns]
         for source, blobs in enumerate(exports):
@@ -374,7 +380,7 @@ class Sharded:
                 buffer.extend(reversed(message[1]))
             yield buffer.pop()
 
-    def _plan(self, shards: Sequence[_ShardLegs]) -> tuple[list[_Plan], dict[int, int]]:
+    def _plan(self, shards: Sequence[_ShardLegs]) -> tuple[list[_Plan], list[int]]:
         """The calls, correlated from every shard's facts: which worker builds each, and the
         legs each worker hands to another."""
         order = sorted(
@@ -402,15 +408,23 @@ class Sharded:
                 [t for s in shards for t in s.transfers], set(call_ids),
                 lambda: ((f.exit_at, f.to_user, f.call_id) for f in facts),
             )  # fmt: skip
+        # The plans are made in the facts' room, each call's group let go once planned.
+        facts.clear()
+        del starts
         plans = [_Plan([], defaultdict(list)) for _ in shards]
-        owner: dict[int, int] = {}
-        for index, (members, links) in enumerate(groups, start=1):
+        owner = [-1]
+        """The worker that builds each call, by call index (from 1)."""
+        groups.reverse()
+        index = 0
+        while groups:
+            members, links = groups.pop()
+            index += 1
             others: tuple[str, ...] = ()
             if related and any(call_ids[m] in related for m in members):
                 ids = {call_ids[m] for m in members}
                 others = tuple(sorted({r for m in members for r in related.get(call_ids[m], ())} - ids))
             home = where[members[0]][0]
-            owner[index] = home
+            owner.append(home)
             plans[home].calls.append((index, [where[m] for m in members], links, others))
             for m in members:
                 shard, local = where[m]

@@ -73,8 +73,11 @@ class _Outbound:
     ``_tie_keys`` value, and those whose only tie can be anchored media, which also need a
     mirrored event within ``MIRROR_NEAR`` (see there)."""
 
-    def __init__(self, outs: Sequence[_LegFacts], windows: Iterable[tuple[float, float]]) -> None:
-        """``outs`` in order of ``exit_at``; only those within one of ``windows`` are indexed."""
+    def __init__(
+        self, outs: Sequence[_LegFacts], arrivals: Iterable[float], before: float, after: float
+    ) -> None:
+        """``outs`` in order of ``exit_at``; only those within the window of one of
+        ``arrivals`` are indexed (``before`` it to ``after`` it)."""
         self.all = _Timeline()
         self.all.times, self.all.legs = [b.exit_at for b in outs], list(outs)
         self.by_key: dict[str, dict[object, _LegFacts | list[_LegFacts]]] = {}
@@ -86,7 +89,7 @@ class _Outbound:
         self.cancel = _Timeline()
         self.bye = _Timeline()
         by_key = self.by_key
-        for b in self._within(windows):
+        for b in self._within(arrivals, before, after):
             _load_sdp(b)
             for kind, value in _tie_keys(b):
                 values = by_key.get(kind)
@@ -112,11 +115,12 @@ class _Outbound:
         for timeline in (self.provisional, self.final, self.cancel, self.bye):
             timeline.sort()
 
-    def _within(self, windows: Iterable[tuple[float, float]]) -> Iterator[_LegFacts]:
-        """The outbound legs within any of ``windows``, each once, in time order."""
+    def _within(self, arrivals: Iterable[float], before: float, after: float) -> Iterator[_LegFacts]:
+        """The outbound legs within the window of any of ``arrivals``, each once, in time order."""
         times, legs = self.all.times, self.all.legs
         done = 0
-        for lo, hi in sorted(windows):
+        for arrival in sorted(arrivals):
+            lo, hi = arrival - before, arrival + after
             start = max(done, bisect.bisect_left(times, lo))
             done = max(done, bisect.bisect_right(times, hi))
             yield from legs[start:done]

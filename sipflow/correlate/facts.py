@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
@@ -48,8 +48,10 @@ class _LegFacts:
     sdp_loaded: bool
     """Whether ``offer`` and ``answer`` were looked up (lazily: only candidate pairs need them)."""
     offer: SdpDigest | None
+    """Of detached facts (``_detached_row`` with ``Sharing``), without its streams: those are
+    in ``offer_media``."""
     answer: SdpDigest | None
-    """Of detached facts (``_detached_row`` with ``Sharing``), only its addresses."""
+    """Of detached facts, only its addresses."""
     provisional: tuple[float, ...]
     """Times of the first 18x of each caller-side attempt's hops, sorted."""
     final_at: float | None
@@ -60,8 +62,9 @@ class _LegFacts:
     """Header rule name → the Call-ID it names."""
     icid: str | None = None
     session_ids: tuple[str, ...] = ()
-    offer_media: frozenset[tuple[str, int]] = frozenset()
-    """(address, port) of each stream of ``offer`` (once loaded)."""
+    offer_media: Collection[tuple[str, int]] = frozenset()
+    """(address, port) of each stream of ``offer`` (once loaded): the digest's set, or, of
+    detached facts, a sorted tuple (a set of one is four times the size)."""
     offer_addresses: frozenset[str] = frozenset()
     answer_addresses: frozenset[str] = frozenset()
 
@@ -254,7 +257,7 @@ class Sharing:
                 address=one(o.address, o.address),
             )
         addresses = one(digest.addresses, digest.addresses)
-        return SdpDigest(o, digest.media, addresses)
+        return SdpDigest(o, _NO_MEDIA, addresses)
 
     def adopt(self, f: _LegFacts) -> None:
         """``f``'s repeated values (hosts, addresses, ``o=`` names, answers) made the objects
@@ -265,7 +268,9 @@ class Sharing:
         f.exit = one(f.exit, f.exit)
         f.offer = self.digest(f.offer)
         f.answer = self.answer(f.answer)
-        _spread_sdp(f)
+        f.offer_media = tuple((one(a, a), port) for a, port in f.offer_media)
+        f.offer_addresses = f.offer.addresses if f.offer is not None else frozenset()
+        f.answer_addresses = f.answer.addresses if f.answer is not None else frozenset()
 
     def answer(self, digest: SdpDigest | None) -> SdpDigest | None:
         """Of an answer, what correlation reads (that there is one, and its addresses:
@@ -285,13 +290,17 @@ def _detached_row(f: _LegFacts, sharing: Sharing | None = None) -> _FactRow:
     _load_sdp(f)
     f.leg = None
     if sharing is not None:
+        media = tuple(sorted(f.offer_media))
         f.offer = sharing.digest(f.offer)
         f.answer = sharing.answer(f.answer)
         _spread_sdp(f)
+        f.offer_media = media
         if not f.claims:
             f.claims = _NO_CLAIMS  # one object in a pickle, not an empty dict a leg
     return _row_of(f)
 
+
+_NO_MEDIA: Final[frozenset[tuple[str, int]]] = frozenset()
 
 _NO_CLAIMS: Final[dict[str, str]] = {}
 """The ``claims`` of detached facts that have none (never written to: the facts of another

@@ -39,11 +39,12 @@ def _heuristic_links(
         if not ins:
             continue
         outs.sort(key=lambda f: f.exit_at)
-        windows = {a.index: (a.arrive_at - SLACK, a.arrive_at + window) for a in ins}
-        index = _Outbound(outs, windows.values())
+        # Each inbound leg's window is [arrive_at - SLACK, arrive_at + window]: made as it is
+        # needed, not held for a busy host's every leg at once.
+        index = _Outbound(outs, (a.arrive_at for a in ins), SLACK, window)
         candidates: dict[tuple[int, int], tuple[float, list[str]]] = {}
         for a in ins:
-            lo, hi = windows[a.index]
+            lo, hi = a.arrive_at - SLACK, a.arrive_at + window
             if not index.all.count(lo, hi):
                 continue
             _load_sdp(a)

@@ -120,7 +120,7 @@ def _score(a: _LegFacts, b: _LegFacts, window: float, start: float) -> tuple[flo
     _load_sdp(a)
     _load_sdp(b)
     if a.offer is not None and b.offer is not None:
-        relayed = bool(a.offer_media & b.offer_media)
+        relayed = any(stream in b.offer_media for stream in a.offer_media)
         same_origin = (
             a.offer.origin is not None and b.offer.origin is not None and a.offer.origin == b.offer.origin
         )
