@@ -119,7 +119,7 @@ _FACTS_BATCH: Final = 2048
 """Legs' correlation facts a worker sends at a time."""
 _AHEAD: Final = 64
 """Legs whose JSON a worker makes between two looks for the coordinator's plan."""
-_RETIRE_EVERY: Final = 4096
+_RETIRE_EVERY: Final = 2048
 """Messages a worker tracks between two looks for legs that are over (``Tracker.retire``)."""
 
 
@@ -425,7 +425,7 @@ class Sharded:
                 others = tuple(sorted({r for m in members for r in related.get(call_ids[m], ())} - ids))
             home = where[members[0]][0]
             owner.append(home)
-            plans[home].calls.append((index, [where[m] for m in members], links, others))
+            plans[home].calls.append((index, tuple([where[m] for m in members]), links, others))
             for m in members:
                 shard, local = where[m]
                 if shard != home:
@@ -438,7 +438,7 @@ class _Plan:
     """What one worker is to do: the calls it builds (index, its legs as (shard, leg number),
     links, related Call-IDs) and, by worker, the numbers of its legs that worker needs."""
 
-    calls: list[tuple[int, list[tuple[int, int]], tuple[Link, ...], tuple[str, ...]]]
+    calls: list[tuple[int, tuple[tuple[int, int], ...], tuple[Link, ...], tuple[str, ...]]]
     exports: dict[int, list[int]]
 
 
@@ -612,14 +612,14 @@ class _Worker:
             shard, local = key
             return legs[local] if shard == self.shard else imported[key]
 
-        def entry(call: Call, members: list[tuple[int, int]]) -> str:
+        def entry(call: Call, members: Sequence[tuple[int, int]]) -> str:
             found = [texts[local] if shard == self.shard else None for shard, local in members]
             if indent is None and all(text is not None for text in found):
                 return entry_text_of(call, found)  # type: ignore[arg-type]  # none is None
             return entry_text(call, indent=indent)
 
         def outlined_entry(
-            index: int, members: list[tuple[int, int]], links: Any, others: Any
+            index: int, members: Sequence[tuple[int, int]], links: Any, others: Any
         ) -> tuple[CallOutcome, list[str]]:
             pieces = [
                 outline_of(local) if shard == self.shard else imported[(shard, local)]
