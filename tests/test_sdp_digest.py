@@ -101,6 +101,12 @@ def test_sharing_keeps_every_digest_equal_and_shares_its_repeated_values(path: P
                 assert seen.setdefault(value, value) is value
     back = pickle.loads(pickle.dumps(shared, pickle.HIGHEST_PROTOCOL))
     assert back == digests
+    # Of an answer, what correlation reads: its addresses, one object for equal ones.
+    answers = [sharing.answer(d) for d in digests]
+    for d, answer in zip(digests, answers, strict=True):
+        assert answer is not None and d is not None and answer.addresses == d.addresses
+        assert answer is sharing.answer(d)
+    assert sharing.answer(None) is None
 
 
 _LINES = st.sampled_from(

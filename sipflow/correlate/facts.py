@@ -257,7 +257,7 @@ class Sharing:
                 address=one(o.address, o.address),
             )
         addresses = one(digest.addresses, digest.addresses)
-        return SdpDigest(o, _NO_MEDIA, addresses)
+        return SdpDigest(o, digest.media, addresses)
 
     def adopt(self, f: _LegFacts) -> None:
         """``f``'s repeated values (hosts, addresses, ``o=`` names, answers) made the objects
@@ -291,7 +291,10 @@ def _detached_row(f: _LegFacts, sharing: Sharing | None = None) -> _FactRow:
     f.leg = None
     if sharing is not None:
         media = tuple(sorted(f.offer_media))
-        f.offer = sharing.digest(f.offer)
+        offer = sharing.digest(f.offer)
+        # The offer's streams travel as ``offer_media`` alone: a tuple, where a set of one is
+        # four times the size.
+        f.offer = SdpDigest(offer.origin, _NO_MEDIA, offer.addresses) if offer is not None else None
         f.answer = sharing.answer(f.answer)
         _spread_sdp(f)
         f.offer_media = media
