@@ -575,7 +575,13 @@ class _Worker:
         del facts, transfers
         # While the coordinator plans, this core would wait: each leg's JSON is made meanwhile.
         texts: list[LegText | None] = [None] * len(legs)
-        plan: _Plan = self._expect("plan") if indent is not None else self._render_ahead("plan", legs, texts)
+
+        def text_of(local: int) -> None:
+            texts[local] = leg_text(legs[local])
+
+        plan: _Plan = (
+            self._expect("plan") if indent is not None else self._render_ahead("plan", len(legs), text_of)
+        )
         # A call whose legs are held here and elsewhere is built by the holder of its first
         # leg. Where the selection needs no more of a call than its outcome (the usual case),
         # each other holder sends its legs' outlines and JSON, else the legs themselves.
@@ -742,17 +748,14 @@ class _Worker:
         # While the coordinator plans, this core would wait: each leg's entry as a call of its
         # own is made meanwhile, but for its number (``single_entry_cut``), in place of its text.
         cuts: list[EntryCut | None] = [None] * len(outlines)
-        with suppress(OSError):
-            os.nice(10)  # the coordinator's plan goes first: it is what everyone waits for
-        done = 0
-        while done < len(outlines) and not conn.poll():
-            for local in range(done, min(done + _AHEAD, len(outlines))):
-                text = texts[local]
-                assert text is not None
-                cuts[local] = single_entry_cut(call_outcome(0, (outlines[local],)), text)
-                texts[local] = None
-            done += _AHEAD
-        plan: _Plan = self._expect("plan")
+
+        def cut_of(local: int) -> None:
+            text = texts[local]
+            assert text is not None
+            cuts[local] = single_entry_cut(call_outcome(0, (outlines[local],)), text)
+            texts[local] = None
+
+        plan: _Plan = self._render_ahead("plan", len(outlines), cut_of)
 
         def member(local: int) -> str:
             """A leg held here, in a call of several legs: its JSON."""
@@ -818,14 +821,15 @@ class _Worker:
                 entries[i] = ""  # sent: let it go
         return None
 
-    def _render_ahead(self, tag: str, legs: Sequence[Leg], texts: list[LegText | None]) -> Any:
-        """``_expect(tag)``; until it comes, each leg's ``leg_text`` made into ``texts``, in order."""
+    def _render_ahead(self, tag: str, count: int, render: Callable[[int], None]) -> Any:
+        """``_expect(tag)``; until it comes, ``render(local)`` for each leg here, in order (what
+        this core would otherwise wait through)."""
         with suppress(OSError):
             os.nice(10)  # the coordinator's plan goes first: it is what everyone waits for
         done = 0
-        while done < len(legs) and not self.conn.poll():
-            for local in range(done, min(done + _AHEAD, len(legs))):
-                texts[local] = leg_text(legs[local])
+        while done < count and not self.conn.poll():
+            for local in range(done, min(done + _AHEAD, count)):
+                render(local)
             done += _AHEAD
         return self._expect(tag)
 
