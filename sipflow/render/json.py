@@ -189,9 +189,8 @@ def single_entry_cut(call: CallOutcome, text: LegText) -> EntryCut:
     """``single_entry_text(call, text)`` cut around the call's index, for ``call`` (of one leg,
     without links or related Call-IDs) numbered anything."""
     member = _leg_joined(text[0], call.state, call.final_status, text[1])
-    head = _head(call, call.messages, call.retransmissions)
     before = '{"id":' + _compact(call.id) + ',"index":'
-    whole = _entry_joined(head, [member], call)
+    whole = single_entry_text(call, member)
     number = str(call.index)
     assert whole.startswith(before + number + ","), whole[:200]
     after = whole[len(before) + len(number) :]
